@@ -1,0 +1,152 @@
+/**
+ * The archive's `manifest.json`: what was exported, from where, and every file with its size and
+ * SHA-256. It is the contract between the promcase that wrote an archive and every later promcase
+ * that verifies or restores it, so it carries a format version, and readers accept every version up
+ * to their own.
+ *
+ * @module
+ */
+
+import { PromcaseError } from "../errors.ts";
+
+/** Identifies a promcase archive's manifest. */
+export const ARCHIVE_FORMAT = "promcase-archive";
+/**
+ * The manifest format this promcase writes. Raise it when a change would make an older promcase
+ * misread an archive, and keep reading every older version.
+ */
+export const ARCHIVE_FORMAT_VERSION = 1;
+/** Where the manifest sits in the archive (the last entry, since it lists the files' hashes). */
+export const MANIFEST_PATH = "manifest.json";
+/** The prefix under which the archive holds the Prometheus storage dir. */
+export const DATA_PREFIX = "data/";
+/** Manifests larger than this are refused, so a hostile archive cannot exhaust memory. */
+export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+/** One file in the archive. */
+export interface ManifestFile {
+  /** Path inside the archive. */
+  path: string;
+  /** Size in bytes. */
+  size: number;
+  /** Lowercase hex SHA-256 of the content. */
+  sha256: string;
+}
+
+/** A block as shipped, with its meta.json as Prometheus wrote it. */
+export interface ManifestBlock {
+  /** The block's ULID. */
+  ulid: string;
+  /** First millisecond covered. */
+  minTime: number;
+  /** Exclusive end in milliseconds. */
+  maxTime: number;
+  /** Compaction level. */
+  level: number;
+  /** The block's meta.json. */
+  meta: Record<string, unknown>;
+}
+
+/** The head parts as shipped. */
+export interface ManifestHead {
+  /** Whether the head (WAL and friends) is in the archive. */
+  included: boolean;
+  /** Why it is or is not. */
+  reason: string;
+  /** Checkpoint dir name, or null. */
+  checkpoint: string | null;
+  /** WAL segment file names shipped, in order. */
+  walSegments: string[];
+  /** `chunks_head/` file names shipped. */
+  chunksHead: string[];
+  /** `wbl/` segment file names shipped. */
+  wbl: string[];
+}
+
+/** A time window in both forms: milliseconds and RFC 3339. */
+export interface ManifestWindow {
+  /** First millisecond. */
+  fromMs: number;
+  /** Last millisecond (inclusive). */
+  toMs: number;
+  /** `fromMs` in RFC 3339. */
+  from: string;
+  /** `toMs` in RFC 3339. */
+  to: string;
+}
+
+/** The manifest. Fields may be added in later versions; readers ignore what they do not know. */
+export interface Manifest {
+  /** Always {@link ARCHIVE_FORMAT}. */
+  format: typeof ARCHIVE_FORMAT;
+  /** The manifest format version. */
+  formatVersion: number;
+  /** The promcase that wrote the archive. */
+  tool: { name: string; version: string };
+  /** When the archive was written (RFC 3339). */
+  createdAt: string;
+  /** Host name of the machine that exported. */
+  host: string;
+  /** Where the data came from. */
+  source: { kind: "datadir"; dataDir: string };
+  /** The Prometheus that wrote the data, as far as it could be told. */
+  prometheus: { version: string | null; running: boolean };
+  /** The requested window. */
+  window: ManifestWindow;
+  /** The incident time (RFC 3339 and ms). */
+  incident: { at: string; atMs: number };
+  /** How the tar stream is compressed. */
+  compression: string;
+  /** Blocks shipped. */
+  blocks: ManifestBlock[];
+  /** Head parts shipped. */
+  head: ManifestHead;
+  /** Every file in the archive except the manifest itself. */
+  files: ManifestFile[];
+  /** Things the support engineer should know. */
+  warnings: string[];
+}
+
+/**
+ * Parses and checks a manifest. Refuses other formats and versions newer than this promcase
+ * knows; accepts every older version.
+ */
+export function parseManifest(text: string): Manifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new PromcaseError("archive is corrupt: manifest.json is not valid JSON");
+  }
+  const manifest = value as Partial<Manifest>;
+  if (typeof value !== "object" || value === null || manifest.format !== ARCHIVE_FORMAT) {
+    throw new PromcaseError("not a promcase archive: manifest.json has no promcase format marker");
+  }
+  const version = manifest.formatVersion;
+  if (typeof version !== "number" || !Number.isInteger(version) || version < 1) {
+    throw new PromcaseError("archive is corrupt: manifest.json has no valid formatVersion");
+  }
+  if (version > ARCHIVE_FORMAT_VERSION) {
+    throw new PromcaseError(
+      `archive format version ${version} is newer than this promcase reads ` +
+        `(up to ${ARCHIVE_FORMAT_VERSION}): upgrade promcase`,
+    );
+  }
+  if (!Array.isArray(manifest.files)) {
+    throw new PromcaseError("archive is corrupt: manifest.json lists no files");
+  }
+  for (const file of manifest.files) {
+    if (
+      typeof file?.path !== "string" || typeof file.size !== "number" ||
+      typeof file.sha256 !== "string"
+    ) {
+      throw new PromcaseError("archive is corrupt: manifest.json has a malformed file entry");
+    }
+  }
+  return manifest as Manifest;
+}
+
+/** Serializes a manifest the way promcase writes it (two-space indent, trailing newline). */
+export function formatManifest(manifest: Manifest): string {
+  return JSON.stringify(manifest, null, 2) + "\n";
+}

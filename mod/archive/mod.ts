@@ -1,0 +1,14 @@
+/**
+ * The promcase archive: a tar stream (gzip, zstd or plain) holding `data/…` laid out as a
+ * Prometheus storage dir and a `manifest.json` with every file's SHA-256, next to a `.sha256`
+ * sidecar. Knows nothing of Prometheus' formats.
+ *
+ * @module
+ */
+
+export * from "./compression.ts";
+export * from "./manifest.ts";
+export * from "./reader.ts";
+export * from "./restore.ts";
+export * from "./tar.ts";
+export * from "./writer.ts";

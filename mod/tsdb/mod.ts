@@ -1,0 +1,7 @@
+/**
+ * Prometheus' on-disk formats, named after Prometheus' `tsdb/` packages.
+ *
+ * @module
+ */
+
+export * from "./meta.ts";

@@ -1,0 +1,54 @@
+/**
+ * Runs the promcase CLI as a user would (`deno run -A main.ts …`), for tests of exit codes,
+ * stdout and stderr.
+ *
+ * @module
+ */
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** What a CLI run gave. */
+export interface CliResult {
+  /** Exit code. */
+  code: number;
+  /** Standard output. */
+  stdout: string;
+  /** Standard error. */
+  stderr: string;
+}
+
+/** Runs `promcase ARGS` and collects its output. */
+export async function runCli(args: string[], options: { cwd?: string } = {}): Promise<CliResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, ...args],
+    cwd: options.cwd,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Runs the CLI and fails with its stderr unless it exits 0; returns the parsed `--json` output. */
+export async function runCliJson<T = Record<string, unknown>>(
+  args: string[],
+  options: { cwd?: string } = {},
+): Promise<T> {
+  const result = await runCli([...args, "--json"], options);
+  if (result.code !== 0) {
+    throw new Error(`promcase ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+  }
+  return JSON.parse(result.stdout) as T;
+}
+
+/** Asserts the shape every user-facing failure must have: one line on stderr, no stack trace. */
+export function isOneLineError(result: CliResult): boolean {
+  const lines = result.stderr.trim().split("\n");
+  return lines.length === 1 && /^promcase \w+: /.test(lines[0]) &&
+    !/\bat .*:\d+:\d+/.test(result.stderr);
+}

@@ -1,0 +1,185 @@
+// End to end, as the issue asks: a real Prometheus (newest release) with days of backfilled history
+// compacted by the server into blocks of several levels and live self-scraping with native
+// histograms; export a 24h window while it runs; restore; serve it with another release; every raw
+// sample of the window must be identical.
+import assert from "node:assert/strict";
+import { runCliJson } from "./_cli.ts";
+import {
+  backfillOpenMetrics,
+  findPrometheus,
+  generateOpenMetrics,
+  startPrometheus,
+  waitFor,
+} from "./_prometheus.ts";
+
+interface Series {
+  metric: Record<string, string>;
+  values?: [number, string][];
+  histograms?: [number, unknown][];
+}
+
+interface ExportSummary {
+  archive: string;
+  blocks: string[];
+  skippedBlocks: string[];
+  head: { included: boolean };
+  window: { from: string; to: string };
+}
+
+/** Every raw sample in `(from, to]` of every series, keyed by its labels. */
+async function rawSamples(
+  server: { query(expr: string, time: string | number): Promise<unknown> },
+  fromMs: number,
+  toMs: number,
+): Promise<Map<string, Series>> {
+  const rangeMs = toMs - fromMs;
+  const data = await server.query(`{__name__=~".+"}[${rangeMs}ms]`, toMs / 1000) as {
+    resultType: string;
+    result: Series[];
+  };
+  assert.equal(data.resultType, "matrix");
+  const out = new Map<string, Series>();
+  // Prometheus 2.x selects [from, to], 3.x (from, to]: leave the left edge out on both sides.
+  const inside = <T extends [number, unknown]>(points: T[] | undefined) =>
+    points?.filter(([t]) => t * 1000 > fromMs);
+  for (const series of data.result) {
+    const key = JSON.stringify(Object.entries(series.metric).sort());
+    out.set(key, {
+      ...series,
+      values: inside(series.values),
+      histograms: inside(series.histograms),
+    });
+  }
+  return out;
+}
+
+async function blockLevels(dataDir: string): Promise<number[]> {
+  const levels: number[] = [];
+  for await (const entry of Deno.readDir(dataDir)) {
+    if (!entry.isDirectory || !/^[0-9A-Z]{26}$/.test(entry.name)) continue;
+    try {
+      const meta = JSON.parse(await Deno.readTextFile(`${dataDir}/${entry.name}/meta.json`));
+      levels.push(meta.compaction.level);
+    } catch {
+      // Being written or deleted right now.
+    }
+  }
+  return levels;
+}
+
+Deno.test("export of a live Prometheus restores to identical raw samples on another release", async () => {
+  const newest = await findPrometheus("newest");
+  const other = await findPrometheus("middle");
+  assert.notEqual(newest.version, other.version);
+  const work = await Deno.makeTempDir({ prefix: "promcase-e2e-" });
+  try {
+    const dataDir = `${work}/prometheus`;
+    const now = Date.now();
+    // Three days of history, ending before the head's range so that it does not collide with it.
+    await backfillOpenMetrics(
+      newest.promtool,
+      generateOpenMetrics({
+        start: now - 3 * 86_400_000,
+        end: now - 3 * 3_600_000,
+        stepMs: 60_000,
+        series: 4,
+      }),
+      dataDir,
+    );
+    await using source = await startPrometheus({
+      bin: newest.prometheus,
+      dataDir,
+      selfScrapeInterval: "1s",
+      args: ["--enable-feature=native-histograms"],
+    });
+    // The server compacts the backfilled 2h blocks about a minute after start.
+    await waitFor(
+      async () => Math.max(...await blockLevels(dataDir)) >= 3,
+      180_000,
+      "compaction to level 3",
+    );
+    await waitFor(
+      async () => {
+        const data = await source.query(
+          "prometheus_http_request_duration_seconds",
+          Date.now() / 1000,
+        ) as {
+          result: { histogram?: unknown }[];
+        };
+        return data.result.some((s) => s.histogram !== undefined);
+      },
+      60_000,
+      "a native histogram sample",
+    );
+    // Some seconds of live native histograms in the head.
+    await new Promise((resolve) => setTimeout(resolve, 20_000));
+
+    // The incident a few seconds ago, so that every sample up to it is in the WAL already.
+    const at = Date.now() - 5_000;
+    const archive = `${work}/case.tar.gz`;
+    const summary = await runCliJson<ExportSummary>([
+      "export",
+      dataDir,
+      "--at",
+      String(at),
+      "--before",
+      "24h",
+      "-o",
+      archive,
+    ]);
+    assert.ok(summary.head.included, "the window reaches into the head");
+    assert.ok(summary.blocks.length >= 2, "blocks overlap the window");
+    assert.ok(summary.skippedBlocks.length >= 1, "older blocks lie outside the window");
+
+    // Blocks outside the window are not in the archive; the ones inside are (GNU tar as oracle).
+    const listing = new TextDecoder().decode(
+      (await new Deno.Command("tar", { args: ["-tzf", archive], stdout: "piped" }).output()).stdout,
+    );
+    for (const ulid of summary.skippedBlocks) assert.ok(!listing.includes(ulid), `${ulid} shipped`);
+    for (const ulid of summary.blocks) assert.ok(listing.includes(`data/${ulid}/index`));
+    assert.match(listing, /data\/wal\/\d{8}/);
+
+    const verified = await runCliJson<{ ok: boolean; sidecar: string }>(["verify", archive]);
+    assert.equal(verified.ok, true);
+    assert.equal(verified.sidecar, "ok");
+
+    const restored = await runCliJson<{ dataDir: string; serveCommand: string[] }>([
+      "restore",
+      archive,
+      "--into",
+      `${work}/restored`,
+      "--prometheus-bin",
+      other.prometheus,
+    ]);
+    const serveFlags = restored.serveCommand.filter((a) =>
+      a.startsWith("--storage.tsdb.retention.time=") || a.startsWith("--enable-feature=")
+    );
+    assert.ok(serveFlags.some((a) => a.startsWith("--storage.tsdb.retention.time=")));
+    await using copy = await startPrometheus({
+      bin: other.prometheus,
+      dataDir: restored.dataDir,
+      args: serveFlags,
+    });
+
+    const from = at - 86_400_000;
+    const want = await rawSamples(source, from, at);
+    const got = await rawSamples(copy, from, at);
+    let samples = 0;
+    let histograms = 0;
+    for (const [key, series] of want) {
+      samples += series.values?.length ?? 0;
+      histograms += series.histograms?.length ?? 0;
+      assert.deepEqual(got.get(key), series, `series ${key}`);
+    }
+    assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
+    assert.ok(samples > 4 * 1000, `float samples compared: ${samples}`);
+    assert.ok(histograms > 10, `native histogram samples compared: ${histograms}`);
+    console.log(
+      `block levels ${(await blockLevels(dataDir)).sort().join(",")}; ` +
+        `compared ${want.size} series, ${samples} float and ${histograms} histogram samples ` +
+        `(${newest.version} -> ${other.version})`,
+    );
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
