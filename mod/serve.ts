@@ -38,10 +38,9 @@ export interface ServeOptions {
 /** The serve command as argv. */
 export function serveCommand(options: ServeOptions): string[] {
   const dayMs = 86_400_000;
-  const oldest = Math.min(
-    options.manifest.window.fromMs,
-    ...options.manifest.blocks.map((b) => b.minTime),
-  );
+  // The oldest shipped sample: the oldest block's start, or for a head-only archive the window's.
+  const { blocks, window } = options.manifest;
+  const oldest = blocks.length > 0 ? Math.min(...blocks.map((b) => b.minTime)) : window.fromMs;
   const ageDays = Math.max(0, Math.ceil(((options.now ?? Date.now()) - oldest) / dayMs));
   const args = [
     options.bin ?? "prometheus",

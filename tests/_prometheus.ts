@@ -85,7 +85,11 @@ async function releaseDir(root: string, which: PrometheusRelease): Promise<strin
  */
 export async function findPrometheus(which: PrometheusRelease): Promise<PrometheusBinaries> {
   const root = releasesDir();
-  const dir = await releaseDir(root, which);
+  let dir = await releaseDir(root, which);
+  if (!dir && !Deno.env.get("PROMCASE_PROMETHEUS_RELEASES")) {
+    await fetchReleasesOnce();
+    dir = await releaseDir(root, which);
+  }
   const prometheus = `${dir}/usr/bin/prometheus`;
   const promtool = `${dir}/usr/bin/promtool`;
   if (!dir || !(await isFile(prometheus)) || !(await isFile(promtool))) {
@@ -102,6 +106,27 @@ export async function findPrometheus(which: PrometheusRelease): Promise<Promethe
     version = /version (\d+\.\d+\.\d+)/.exec(text)?.[1] ?? "unknown";
   }
   return { version, prometheus, promtool };
+}
+
+const FETCH_SCRIPT = new URL("../../shared/tools/fetch-prometheus.sh", import.meta.url).pathname;
+let fetching: Promise<void> | undefined;
+
+/**
+ * Runs the shared fetch script (once per test process) so that `deno task test` works on a fresh
+ * machine; a failure only shows in the error `findPrometheus` then throws.
+ */
+function fetchReleasesOnce(): Promise<void> {
+  fetching ??= (async () => {
+    if (!(await isFile(FETCH_SCRIPT))) return;
+    const out = await new Deno.Command("bash", {
+      args: [FETCH_SCRIPT],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    if (!out.success) console.error(new TextDecoder().decode(out.stderr));
+  })();
+  return fetching;
 }
 
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */

@@ -4,6 +4,7 @@
 // sample of the window must be identical.
 import assert from "node:assert/strict";
 import { runCliJson } from "./_cli.ts";
+import { assertSameSamples } from "./_samples.ts";
 import {
   backfillOpenMetrics,
   findPrometheus,
@@ -12,45 +13,12 @@ import {
   waitFor,
 } from "./_prometheus.ts";
 
-interface Series {
-  metric: Record<string, string>;
-  values?: [number, string][];
-  histograms?: [number, unknown][];
-}
-
 interface ExportSummary {
   archive: string;
   blocks: string[];
   skippedBlocks: string[];
   head: { included: boolean };
   window: { from: string; to: string };
-}
-
-/** Every raw sample in `(from, to]` of every series, keyed by its labels. */
-async function rawSamples(
-  server: { query(expr: string, time: string | number): Promise<unknown> },
-  fromMs: number,
-  toMs: number,
-): Promise<Map<string, Series>> {
-  const rangeMs = toMs - fromMs;
-  const data = await server.query(`{__name__=~".+"}[${rangeMs}ms]`, toMs / 1000) as {
-    resultType: string;
-    result: Series[];
-  };
-  assert.equal(data.resultType, "matrix");
-  const out = new Map<string, Series>();
-  // Prometheus 2.x selects [from, to], 3.x (from, to]: leave the left edge out on both sides.
-  const inside = <T extends [number, unknown]>(points: T[] | undefined) =>
-    points?.filter(([t]) => t * 1000 > fromMs);
-  for (const series of data.result) {
-    const key = JSON.stringify(Object.entries(series.metric).sort());
-    out.set(key, {
-      ...series,
-      values: inside(series.values),
-      histograms: inside(series.histograms),
-    });
-  }
-  return out;
 }
 
 async function blockLevels(dataDir: string): Promise<number[]> {
@@ -161,22 +129,16 @@ Deno.test("export of a live Prometheus restores to identical raw samples on anot
       args: serveFlags,
     });
 
-    const from = at - 86_400_000;
-    const want = await rawSamples(source, from, at);
-    const got = await rawSamples(copy, from, at);
-    let samples = 0;
-    let histograms = 0;
-    for (const [key, series] of want) {
-      samples += series.values?.length ?? 0;
-      histograms += series.histograms?.length ?? 0;
-      assert.deepEqual(got.get(key), series, `series ${key}`);
-    }
-    assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
-    assert.ok(samples > 4 * 1000, `float samples compared: ${samples}`);
-    assert.ok(histograms > 10, `native histogram samples compared: ${histograms}`);
+    const compared = await assertSameSamples(source, copy, at - 86_400_000, at);
+    assert.ok(compared.floats > 4 * 1000, `float samples compared: ${compared.floats}`);
+    assert.ok(
+      compared.histograms > 10,
+      `native histogram samples compared: ${compared.histograms}`,
+    );
     console.log(
       `block levels ${(await blockLevels(dataDir)).sort().join(",")}; ` +
-        `compared ${want.size} series, ${samples} float and ${histograms} histogram samples ` +
+        `compared ${compared.series} series, ${compared.floats} float and ` +
+        `${compared.histograms} histogram samples ` +
         `(${newest.version} -> ${other.version})`,
     );
   } finally {

@@ -55,7 +55,11 @@ export class ArchiveWriter {
    * overwritten); the bytes go to a hidden temporary file in the same directory meanwhile.
    */
   static async create(path: string, compression: Compression): Promise<ArchiveWriter> {
-    if (await exists(path)) throw usageError(`${path} already exists: choose another name with -o`);
+    for (const taken of [path, `${path}.sha256`]) {
+      if (await exists(taken)) {
+        throw usageError(`${taken} already exists: choose another name with -o`);
+      }
+    }
     const { dir, base } = splitPath(path);
     const tempPath = `${dir}/.${base}.promcase-tmp-${randomSuffix()}`;
     let file: Deno.FsFile;
@@ -116,15 +120,19 @@ export class ArchiveWriter {
     const sha256 = this.#hash.digest("hex");
     const { base } = splitPath(this.#path);
     const sidecarPath = `${this.#path}.sha256`;
+    const sidecarTemp = `${this.#tempPath}.sha256`;
+    let renamed = false;
     try {
+      await Deno.writeTextFile(sidecarTemp, `${sha256}  ${base}\n`);
       if (await exists(this.#path)) {
         throw usageError(`${this.#path} appeared meanwhile: not overwritten`);
       }
       await Deno.rename(this.#tempPath, this.#path);
-      const sidecarTemp = `${this.#tempPath}.sha256`;
-      await Deno.writeTextFile(sidecarTemp, `${sha256}  ${base}\n`);
+      renamed = true;
       await Deno.rename(sidecarTemp, sidecarPath);
     } catch (err) {
+      // All or nothing: an archive without its sidecar is not left behind either.
+      if (renamed) await Deno.remove(this.#path).catch(() => {});
       await this.abort();
       if (err instanceof PromcaseError) throw err;
       throw new PromcaseError(`cannot complete ${this.#path}: ${describeError(err)}`);

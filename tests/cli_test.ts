@@ -1,0 +1,399 @@
+// The CLI on the real data dir under tests/testdata (written by Prometheus 2.42), and every kind of
+// bad input the issue names: each must end in a one-line error, exit code 1 or 2, and lose nothing.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { ArchiveWriter } from "../mod/archive/writer.ts";
+import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION } from "../mod/archive/manifest.ts";
+import { isOneLineError, runCli, runCliJson } from "./_cli.ts";
+
+const DATADIR = new URL("./testdata/datadir", import.meta.url).pathname;
+
+/** path -> sha256, size and mtime of every file below `dir`. */
+async function treeState(dir: string, prefix = ""): Promise<Map<string, string>> {
+  const state = new Map<string, string>();
+  for await (const entry of Deno.readDir(`${dir}/${prefix}`)) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    const stat = await Deno.lstat(`${dir}/${rel}`);
+    if (entry.isDirectory) {
+      state.set(rel + "/", `dir ${stat.mtime?.getTime()}`);
+      for (const [k, v] of await treeState(dir, rel)) state.set(k, v);
+    } else {
+      const hash = createHash("sha256").update(await Deno.readFile(`${dir}/${rel}`)).digest("hex");
+      state.set(rel, `${hash} ${stat.size} ${stat.mtime?.getTime()}`);
+    }
+  }
+  return state;
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+}
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "promcase-cli-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Exports the whole test data dir into `dir`, returns the archive path. */
+async function exportAll(dir: string, compression = "gzip"): Promise<string> {
+  const archive = `${dir}/all.tar${
+    compression === "gzip" ? ".gz" : compression === "zstd" ? ".zst" : ""
+  }`;
+  await runCliJson([
+    "export",
+    DATADIR,
+    "--from",
+    "0",
+    "--to",
+    "now",
+    "-o",
+    archive,
+    "--compression",
+    compression,
+  ]);
+  return archive;
+}
+
+Deno.test("export reads the data dir without changing a byte, and restore gives the same files", async () => {
+  await withTemp(async (dir) => {
+    const before = await treeState(DATADIR);
+    const summary = await runCliJson<
+      { blocks: string[]; head: { included: boolean; files: string[] } }
+    >([
+      "export",
+      DATADIR,
+      "--from",
+      "0",
+      "--to",
+      "now",
+      "-o",
+      `${dir}/all.tar.gz`,
+    ]);
+    assert.deepEqual(await treeState(DATADIR), before, "the data dir is unchanged");
+    assert.ok(summary.blocks.length >= 3);
+    assert.ok(summary.head.included);
+    assert.ok(summary.head.files.some((f) => /^wal\/checkpoint\.\d{8}\/\d{8}$/.test(f)));
+    assert.deepEqual(await listDir(dir), ["all.tar.gz", "all.tar.gz.sha256"]);
+
+    const restored = await runCliJson<{ dataDir: string; serveCommand: string[] }>([
+      "restore",
+      `${dir}/all.tar.gz`,
+      "--into",
+      `${dir}/restored`,
+    ]);
+    assert.deepEqual(await listDir(`${dir}/restored`), ["data", "manifest.json", "prometheus.yml"]);
+    const copy = await treeState(restored.dataDir);
+    for (const [path, state] of before) {
+      if (path.endsWith("/") || path === "lock") continue;
+      // Everything shipped is identical in content and size (mtime is kept to the second).
+      if (copy.has(path)) {
+        assert.equal(
+          copy.get(path)!.split(" ").slice(0, 2).join(" "),
+          state.split(" ").slice(0, 2).join(" "),
+          path,
+        );
+      }
+    }
+    for (const ulid of summary.blocks) assert.ok(copy.has(`${ulid}/index`), ulid);
+    for (const file of summary.head.files) assert.ok(copy.has(file), file);
+  });
+});
+
+Deno.test("zstd and uncompressed archives verify and restore", async () => {
+  await withTemp(async (dir) => {
+    for (const compression of ["zstd", "none"]) {
+      const archive = await exportAll(dir, compression);
+      const head = (await Deno.readFile(archive)).subarray(0, 4);
+      if (compression === "zstd") assert.deepEqual([...head], [0x28, 0xb5, 0x2f, 0xfd]);
+      const verified = await runCliJson<{ ok: boolean; sidecar: string }>(["verify", archive]);
+      assert.deepEqual([verified.ok, verified.sidecar], [true, "ok"]);
+      await runCliJson(["restore", archive, "--into", `${dir}/r-${compression}`]);
+      // GNU tar reads our archives too.
+      const tar = await new Deno.Command("tar", { args: ["-tf", archive], stdout: "piped" })
+        .output();
+      assert.equal(tar.code, 0);
+      assert.match(new TextDecoder().decode(tar.stdout), /^manifest\.json$/m);
+    }
+  });
+});
+
+Deno.test("dry run and inspect write nothing and describe the data dir", async () => {
+  await withTemp(async (dir) => {
+    const plan = await runCliJson<{ dryRun: boolean; files: number }>(
+      ["export", DATADIR, "--at", "now", "--before", "100000d", "--dry-run"],
+      { cwd: dir },
+    );
+    assert.equal(plan.dryRun, true);
+    assert.ok(plan.files > 5);
+    assert.deepEqual(await listDir(dir), []);
+    const info = await runCliJson<
+      {
+        blocks: { level: number; stats: { numSamples: number } }[];
+        head: { checkpoint: unknown };
+        problems: string[];
+      }
+    >(
+      ["inspect", DATADIR],
+    );
+    assert.ok(info.blocks.length >= 3);
+    assert.ok(info.blocks.some((b) => b.level >= 2));
+    assert.ok(info.blocks.every((b) => b.stats.numSamples > 0));
+    assert.notEqual(info.head.checkpoint, null);
+    assert.deepEqual(info.problems, []);
+    const text = await runCli(["inspect", DATADIR]);
+    assert.equal(text.code, 0);
+    assert.match(text.stdout, /checkpoint:\s+checkpoint\.\d{8}/);
+  });
+});
+
+Deno.test("bad data dirs and windows: one-line errors, exit 1 or 2, no archive left", async () => {
+  await withTemp(async (dir) => {
+    const cases: [string[], number, RegExp][] = [
+      [["export", `${dir}/missing`, "--at", "now"], 2, /cannot open data dir/],
+      [["export", dir, "--at", "now"], 2, /not a Prometheus data dir/],
+      [["export", DATADIR, "--at", "2001-01-01T00:00:00Z"], 1, /no data in the window/],
+      [["export", DATADIR, "--at", "yesterday"], 2, /invalid time/],
+      [["export", DATADIR, "--at", "now", "--before", "1day"], 2, /invalid duration/],
+      [["export", DATADIR], 2, /--at/],
+      [["export", DATADIR, "--at", "now", "--compression", "xz"], 2, /--compression/],
+      [["export", DATADIR, "--at", "now", "--bogus"], 2, /bogus/],
+      [["inspect", `${dir}/missing`], 2, /cannot open data dir/],
+      [["verify", `${dir}/missing.tar.gz`], 2, /cannot open archive/],
+      [["restore", `${dir}/missing.tar.gz`, "--into", `${dir}/r`], 2, /cannot open archive/],
+      [["restore", `${dir}/missing.tar.gz`], 2, /--into/],
+      [["frobnicate"], 2, /unknown command/],
+    ];
+    for (const [args, code, message] of cases) {
+      const result = await runCli(args, { cwd: dir });
+      assert.equal(result.code, code, `${args.join(" ")}: ${result.stderr}`);
+      assert.ok(
+        isOneLineError(result) || args[0] === "frobnicate",
+        `${args.join(" ")}: ${result.stderr}`,
+      );
+      assert.match(result.stderr, message);
+    }
+    assert.deepEqual(await listDir(dir), []);
+    // An existing output is never overwritten.
+    await Deno.writeTextFile(`${dir}/taken.tar.gz`, "mine");
+    const taken = await runCli([
+      "export",
+      DATADIR,
+      "--from",
+      "0",
+      "--to",
+      "now",
+      "-o",
+      `${dir}/taken.tar.gz`,
+    ]);
+    assert.equal(taken.code, 2);
+    assert.equal(await Deno.readTextFile(`${dir}/taken.tar.gz`), "mine");
+  });
+});
+
+Deno.test("an unreadable file in the data dir fails the export and leaves no archive", async () => {
+  await withTemp(async (dir) => {
+    const data = `${dir}/data`;
+    await new Deno.Command("cp", { args: ["-a", DATADIR, data] }).output();
+    const block = (await listDir(data)).find((n) => /^[0-9A-Z]{26}$/.test(n))!;
+    await Deno.chmod(`${data}/${block}/index`, 0o000);
+    const out = `${dir}/out`;
+    await Deno.mkdir(out, { mode: 0o777 });
+    await Deno.chmod(out, 0o777);
+    await Deno.chmod(dir, 0o755);
+    const args = ["export", data, "--from", "0", "--to", "now", "-o", `${out}/x.tar.gz`];
+    // Root reads everything: drop to nobody where we are root, as a customer's operator would be.
+    const result = Deno.uid() === 0 ? await _runAsNobody(args, dir) : await runCli(args);
+    assert.equal(result.code, 1, result.stderr);
+    assert.ok(isOneLineError(result), result.stderr);
+    assert.match(result.stderr, new RegExp(`cannot read ${block}/index: permission denied`));
+    assert.deepEqual(await listDir(out), []);
+  });
+});
+
+async function _runAsNobody(args: string[], dir: string) {
+  const denoDir = `${dir}/deno-dir`;
+  await Deno.mkdir(denoDir, { mode: 0o777 });
+  await Deno.chmod(denoDir, 0o777);
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const output = await new Deno.Command("setpriv", {
+    args: [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      main,
+      ...args,
+    ],
+    env: { DENO_DIR: denoDir, HOME: denoDir, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("truncated and corrupted archives are detected and never restored", async () => {
+  await withTemp(async (dir) => {
+    for (const compression of ["gzip", "none"]) {
+      const archive = await exportAll(dir, compression);
+      const bytes = await Deno.readFile(archive);
+
+      const truncated = `${dir}/truncated-${compression}`;
+      await Deno.writeFile(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+      const t = await runCli(["verify", truncated]);
+      assert.equal(t.code, 1, t.stderr);
+      assert.match(t.stderr, /truncated/);
+      assert.ok(!/\bat .*:\d+:\d+/.test(t.stderr));
+      const tr = await runCli(["restore", truncated, "--into", `${dir}/r-truncated`]);
+      assert.equal(tr.code, 1);
+      assert.ok(isOneLineError(tr), tr.stderr);
+      assert.equal(await _exists(`${dir}/r-truncated`), false);
+
+      // Flip one byte in the middle of the largest file's content.
+      const flipped = `${dir}/flipped-${compression}`;
+      const copy = bytes.slice();
+      const at = compression === "none"
+        ? _offsetInsideLargestFile(copy)
+        : Math.floor(copy.length / 2);
+      copy[typeof at === "number" ? at : at.offset] ^= 0x40;
+      await Deno.writeFile(flipped, copy);
+      await Deno.copyFile(`${archive}.sha256`, `${flipped}.sha256`);
+      const f = await runCli(["verify", flipped]);
+      assert.equal(f.code, 1, f.stderr);
+      assert.ok(!/\bat .*:\d+:\d+/.test(f.stderr), f.stderr);
+      assert.match(f.stderr, /does not match its checksum file/);
+      if (typeof at === "object") {
+        assert.match(f.stderr, new RegExp(`${at.path}: SHA-256 does not match the manifest`));
+      } else {
+        assert.match(f.stderr, /data\/|manifest\.json/, "names the entry where the stream broke");
+      }
+      const fr = await runCli(["restore", flipped, "--into", `${dir}/r-flipped`]);
+      assert.equal(fr.code, 1);
+      assert.ok(isOneLineError(fr), fr.stderr);
+      assert.equal(await _exists(`${dir}/r-flipped`), false);
+      await Deno.remove(archive);
+      await Deno.remove(`${archive}.sha256`);
+    }
+    assert.deepEqual(
+      (await listDir(dir)).filter((n) => n.startsWith(".")),
+      [],
+      "no staging dirs left",
+    );
+  });
+});
+
+/** In an uncompressed tar: the content offset and path of the largest file. */
+function _offsetInsideLargestFile(tar: Uint8Array): { offset: number; path: string } {
+  let best = { offset: 0, path: "", size: -1 };
+  for (let pos = 0; pos + 512 <= tar.length;) {
+    const header = tar.subarray(pos, pos + 512);
+    if (header.every((b) => b === 0)) break;
+    const name = new TextDecoder().decode(header.subarray(0, 100)).replace(/\0.*$/s, "");
+    const size = parseInt(
+      new TextDecoder().decode(header.subarray(124, 136)).replace(/\0.*$/s, "").trim() || "0",
+      8,
+    );
+    if (header[156] === 0x30 && size > best.size) {
+      best = { offset: pos + 512 + Math.floor(size / 2), path: name, size };
+    }
+    pos += 512 + Math.ceil(size / 512) * 512;
+  }
+  return { offset: best.offset, path: best.path };
+}
+
+async function _exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("restore refuses a non-empty target and archives with unsafe entries or newer formats", async () => {
+  await withTemp(async (dir) => {
+    const archive = await exportAll(dir);
+    await Deno.mkdir(`${dir}/busy`);
+    await Deno.writeTextFile(`${dir}/busy/keep`, "mine");
+    const busy = await runCli(["restore", archive, "--into", `${dir}/busy`]);
+    assert.equal(busy.code, 2);
+    assert.ok(isOneLineError(busy), busy.stderr);
+    assert.match(busy.stderr, /not empty/);
+    assert.deepEqual(await listDir(`${dir}/busy`), ["keep"]);
+
+    // An archive whose entry climbs out with ../, with a manifest that lists it as if all were well.
+    await Deno.mkdir(`${dir}/nest`);
+    const evil = `${dir}/nest/evil.tar.gz`;
+    const content = new TextEncoder().encode("owned\n");
+    const writer = await ArchiveWriter.create(evil, "gzip");
+    await writer.addFile("data/../../escaped", content.length, _once(content));
+    await writer.finish(_manifest());
+    const e = await runCli(["restore", evil, "--into", `${dir}/nest/r`]);
+    assert.equal(e.code, 1, e.stderr);
+    assert.ok(isOneLineError(e), e.stderr);
+    assert.match(e.stderr, /unsafe entry "data\/\.\.\/\.\.\/escaped"/);
+    assert.equal(await _exists(`${dir}/escaped`), false);
+    assert.equal(await _exists(`${dir}/nest/r`), false);
+    const ev = await runCli(["verify", evil]);
+    assert.equal(ev.code, 1);
+    assert.match(ev.stderr, /unsafe entry/);
+
+    // An archive from a future promcase is refused with advice, not misread.
+    const future = `${dir}/future.tar.gz`;
+    const w2 = await ArchiveWriter.create(future, "gzip");
+    await w2.finish({ ..._manifest(), formatVersion: ARCHIVE_FORMAT_VERSION + 1 });
+    const fu = await runCli(["verify", future]);
+    assert.equal(fu.code, 1);
+    assert.match(fu.stderr, /newer than this promcase reads.*upgrade promcase/);
+
+    // A symlink entry made by GNU tar is refused.
+    await Deno.mkdir(`${dir}/linksrc`);
+    await Deno.symlink("/etc/passwd", `${dir}/linksrc/link`);
+    await new Deno.Command("tar", {
+      args: ["-czf", `${dir}/link.tar.gz`, "-C", `${dir}/linksrc`, "link"],
+    }).output();
+    const l = await runCli(["restore", `${dir}/link.tar.gz`, "--into", `${dir}/r-link`]);
+    assert.equal(l.code, 1);
+    assert.match(l.stderr, /symlink entries are not allowed/);
+    assert.equal(await _exists(`${dir}/r-link`), false);
+  });
+});
+
+async function* _once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+function _manifest() {
+  return {
+    format: ARCHIVE_FORMAT as typeof ARCHIVE_FORMAT,
+    formatVersion: ARCHIVE_FORMAT_VERSION,
+    tool: { name: "promcase", version: "test" },
+    createdAt: new Date().toISOString(),
+    host: "test",
+    source: { kind: "datadir" as const, dataDir: "/nowhere" },
+    prometheus: { version: null, running: false },
+    window: { fromMs: 0, toMs: 1, from: "", to: "" },
+    incident: { at: "", atMs: 1 },
+    compression: "gzip",
+    blocks: [],
+    head: {
+      included: false,
+      reason: "",
+      checkpoint: null,
+      walSegments: [],
+      chunksHead: [],
+      wbl: [],
+    },
+    warnings: [],
+  };
+}
