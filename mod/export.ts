@@ -168,6 +168,11 @@ export interface ExportOptions {
   host?: string;
   /** Progress callback: bytes read of the total, and the file being read. */
   onProgress?: (done: number, total: number, file: string) => void;
+  /**
+   * Called after each selection, before its files are opened: the moment at which a compaction
+   * or WAL truncation makes the selection start over. Tests use it to stage exactly that.
+   */
+  beforeOpen?: (plan: ExportPlan) => Promise<void>;
 }
 
 /** What {@link exportArchive} did. */
@@ -205,6 +210,7 @@ export async function exportArchive(options: ExportOptions): Promise<ExportResul
     const plan = planExport(info, options.window, await _newestWalWrite(info));
     _requireData(plan);
     if (options.dryRun) return { plan, archive: null, output, manifest: null, restarts };
+    await options.beforeOpen?.(plan);
     const opened = await _openAll(info.path, plan.files);
     if (opened === null) {
       if (attempt === _MAX_ATTEMPTS) {

@@ -1,0 +1,127 @@
+// Export while the data dir changes under it, as compaction and WAL truncation do on a live
+// Prometheus: a block replaced by its compacted successor before it is opened makes the selection
+// start over; files deleted after they were opened are still copied whole.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { checkArchive } from "../mod/archive/reader.ts";
+import { exportArchive } from "../mod/export.ts";
+import { resolveWindow } from "../mod/window.ts";
+
+const DATADIR = new URL("./testdata/datadir", import.meta.url).pathname;
+
+async function withCopy(fn: (work: string, data: string) => Promise<void>): Promise<void> {
+  const work = await Deno.makeTempDir({ prefix: "promcase-churn-" });
+  try {
+    const cp = await new Deno.Command("cp", { args: ["-a", DATADIR, `${work}/data`] }).output();
+    assert.ok(cp.success);
+    await fn(work, `${work}/data`);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+}
+
+const everything = resolveWindow({ from: "0", to: "now" });
+
+Deno.test("a block compacted away before it is opened makes the selection start over", async () => {
+  await withCopy(async (work, data) => {
+    const newUlid = "01ZZZZZZZZZZZZZZZZZZZZZZZZ";
+    let compacted = "";
+    const result = await exportArchive({
+      dataDir: data,
+      window: everything,
+      output: `${work}/a.tar.gz`,
+      compression: "gzip",
+      beforeOpen: async (plan) => {
+        if (compacted) return;
+        // What a compaction does: the merged block appears, then its parent goes away.
+        compacted = plan.blocks[0].ulid;
+        await new Deno.Command("cp", { args: ["-a", `${data}/${compacted}`, `${data}/${newUlid}`] })
+          .output();
+        const meta = JSON.parse(await Deno.readTextFile(`${data}/${newUlid}/meta.json`));
+        meta.ulid = newUlid;
+        meta.compaction = {
+          level: meta.compaction.level + 1,
+          sources: [compacted],
+          parents: [{ ulid: compacted }],
+        };
+        await Deno.writeTextFile(`${data}/${newUlid}/meta.json`, JSON.stringify(meta));
+        await Deno.remove(`${data}/${compacted}`, { recursive: true });
+      },
+    });
+    assert.equal(result.restarts, 1);
+    const shipped = result.plan.blocks.map((b) => b.ulid);
+    assert.ok(shipped.includes(newUlid));
+    assert.ok(!shipped.includes(compacted));
+    const check = await checkArchive(`${work}/a.tar.gz`);
+    assert.deepEqual(check.problems, []);
+    assert.ok(check.manifest!.files.some((f) => f.path === `data/${newUlid}/index`));
+  });
+});
+
+Deno.test("a merged block and its parents seen together ship only the merged block", async () => {
+  await withCopy(async (work, data) => {
+    const blocks = (await Array.fromAsync(Deno.readDir(data)))
+      .map((e) => e.name).filter((n) => /^[0-9A-Z]{26}$/.test(n)).sort();
+    const child = "01ZZZZZZZZZZZZZZZZZZZZZZZY";
+    // Between a compaction's rename and its deletes both generations are on disk.
+    await new Deno.Command("cp", { args: ["-a", `${data}/${blocks[0]}`, `${data}/${child}`] })
+      .output();
+    const meta = JSON.parse(await Deno.readTextFile(`${data}/${child}/meta.json`));
+    meta.ulid = child;
+    meta.compaction = { level: 9, sources: [blocks[0]], parents: [{ ulid: blocks[0] }] };
+    await Deno.writeTextFile(`${data}/${child}/meta.json`, JSON.stringify(meta));
+    const result = await exportArchive({
+      dataDir: data,
+      window: everything,
+      output: `${work}/a.tar.gz`,
+      compression: "none",
+      dryRun: true,
+    });
+    assert.deepEqual(result.plan.supersededBlocks.map((b) => b.ulid), [blocks[0]]);
+    assert.ok(result.plan.blocks.some((b) => b.ulid === child));
+  });
+});
+
+Deno.test("files deleted or grown after they were opened are copied as selected", async () => {
+  await withCopy(async (work, data) => {
+    const before = new Map<string, Uint8Array>();
+    let deleted = false;
+    const result = await exportArchive({
+      dataDir: data,
+      window: everything,
+      output: `${work}/a.tar`,
+      compression: "none",
+      onProgress: () => {
+        if (deleted) return;
+        deleted = true;
+        // Compaction deletes every block and truncation the checkpoint, right after the copy began.
+        // And Prometheus keeps appending to the head's files: only the length at selection counts.
+        for (const entry of Deno.readDirSync(`${data}/chunks_head`)) {
+          Deno.writeFileSync(`${data}/chunks_head/${entry.name}`, new Uint8Array(4096).fill(7), {
+            append: true,
+          });
+        }
+        for (const entry of Deno.readDirSync(data)) {
+          if (entry.name !== "chunks_head") {
+            Deno.removeSync(`${data}/${entry.name}`, { recursive: true });
+          }
+        }
+      },
+      beforeOpen: async (plan) => {
+        for (const file of plan.files) {
+          before.set(file.path, await Deno.readFile(`${data}/${file.path}`));
+        }
+      },
+    });
+    assert.ok(deleted);
+    assert.equal(result.restarts, 0);
+    const check = await checkArchive(`${work}/a.tar`);
+    assert.deepEqual(check.problems, []);
+    assert.equal(check.manifest!.files.length, before.size);
+    // Every shipped file is byte for byte what was on disk when the export selected it.
+    for (const file of check.manifest!.files) {
+      const original = before.get(file.path.slice("data/".length))!;
+      assert.equal(file.sha256, createHash("sha256").update(original).digest("hex"), file.path);
+    }
+  });
+});
