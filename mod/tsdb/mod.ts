@@ -4,4 +4,6 @@
  * @module
  */
 
+export * from "./crc32c.ts";
+export * from "./encoding.ts";
 export * from "./meta.ts";

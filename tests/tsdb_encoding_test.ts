@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { crc32c } from "../mod/tsdb/crc32c.ts";
+import { compareUtf8, Decbuf, Encbuf } from "../mod/tsdb/encoding.ts";
+
+Deno.test("crc32c matches the Castagnoli check value and is incremental", () => {
+  const data = new TextEncoder().encode("123456789");
+  assert.equal(crc32c(data), 0xe3069283);
+  assert.equal(crc32c(data.subarray(4), crc32c(data.subarray(0, 4))), 0xe3069283);
+  assert.equal(crc32c(new Uint8Array(0)), 0);
+  // 32 zero bytes: the iSCSI test vector of RFC 3720.
+  assert.equal(crc32c(new Uint8Array(32)), 0x8a9136aa);
+  assert.equal(crc32c(new Uint8Array(32).fill(0xff)), 0x62a8ab43);
+});
+
+Deno.test("varints and big-endian values round-trip at the 64-bit edges", () => {
+  const values = [
+    0n,
+    1n,
+    -1n,
+    63n,
+    -64n,
+    64n,
+    300n,
+    -300n,
+    2n ** 62n,
+    -(2n ** 63n),
+    2n ** 63n - 1n,
+  ];
+  const enc = new Encbuf();
+  for (const v of values) enc.varint(v).uvarint(BigInt.asUintN(64, v)).be64(v);
+  enc.uvarintString("café ☕").be16(0xbeef).be32(0xdeadbeef).byte(7);
+  const dec = new Decbuf(enc.get());
+  for (const v of values) {
+    assert.equal(dec.varint64(), v);
+    assert.equal(dec.uvarint64(), BigInt.asUintN(64, v));
+    assert.equal(dec.be64signed(), v);
+  }
+  assert.equal(dec.uvarintString(), "café ☕");
+  assert.deepEqual([dec.be16(), dec.be32(), dec.byte(), dec.remaining], [0xbeef, 0xdeadbeef, 7, 0]);
+  assert.throws(() => dec.byte(), /unexpected end/);
+  // Go's encoding of 300 as uvarint and -3 as varint.
+  assert.deepEqual([...new Encbuf().uvarint(300).get()], [0xac, 0x02]);
+  assert.deepEqual([...new Encbuf().varint(-3).get()], [0x05]);
+});
+
+Deno.test("compareUtf8 sorts by UTF-8 bytes, not UTF-16 code units", () => {
+  // U+FF5E (3 UTF-8 bytes EF BD 9E) sorts before U+1F600 (F0 9F 98 80) in UTF-8,
+  // but after it in UTF-16 (FF5E > D83D).
+  assert.ok(compareUtf8("\uff5e", "\u{1f600}") < 0);
+  assert.ok(compareUtf8("a", "b") < 0);
+  assert.ok(compareUtf8("ab", "a") > 0);
+  assert.equal(compareUtf8("x", "x"), 0);
+});
