@@ -173,25 +173,30 @@ async function _scanBlock(
     problems.push(`block ${ulid}: cannot use meta.json: ${describeError(err)}; block skipped`);
     return null;
   }
-  const files = [await _fileInfo(root, `${ulid}/meta.json`)];
+  // A block without its index or chunks would stop the restoring Prometheus from starting: such
+  // a block is reported and left out rather than shipped.
+  const files: DataFile[] = [];
   let tombstonesSize = 0;
-  for (const name of ["index", "tombstones"]) {
-    try {
-      const file = await _fileInfo(root, `${ulid}/${name}`);
-      files.push(file);
-      if (name === "tombstones") tombstonesSize = file.size;
-    } catch (err) {
-      if (name === "index" || !(err instanceof Deno.errors.NotFound)) {
-        problems.push(`block ${ulid}: ${name}: ${describeError(err)}`);
-      }
-    }
-  }
   try {
-    for (const entry of await _readDirSorted(`${root}/${ulid}/chunks`, `${ulid}/chunks`)) {
+    files.push(await _fileInfo(root, `${ulid}/meta.json`), await _fileInfo(root, `${ulid}/index`));
+    const chunks = await _readDirSorted(`${root}/${ulid}/chunks`, `${ulid}/chunks`);
+    for (const entry of chunks) {
       if (entry.isFile) files.push(await _fileInfo(root, `${ulid}/chunks/${entry.name}`));
     }
   } catch (err) {
-    problems.push(`block ${ulid}: chunks/: ${describeError(err)}`);
+    problems.push(`block ${ulid}: ${describeError(err)} (index or chunks/); block skipped`);
+    return null;
+  }
+  try {
+    const tombstones = await _fileInfo(root, `${ulid}/tombstones`);
+    files.push(tombstones);
+    tombstonesSize = tombstones.size;
+  } catch (err) {
+    // A missing tombstones file means no tombstones (Prometheus' own reading).
+    if (!(err instanceof Deno.errors.NotFound)) {
+      problems.push(`block ${ulid}: tombstones: ${describeError(err)}; block skipped`);
+      return null;
+    }
   }
   return {
     ulid,

@@ -397,3 +397,45 @@ function _manifest() {
     warnings: [],
   };
 }
+
+Deno.test("inspect reports broken blocks and WAL gaps, and export leaves such blocks out", async () => {
+  await withTemp(async (dir) => {
+    const data = `${dir}/data`;
+    await new Deno.Command("cp", { args: ["-a", DATADIR, data] }).output();
+    const blocks = (await listDir(data)).filter((n) => /^[0-9A-Z]{26}$/.test(n));
+    await Deno.writeTextFile(`${data}/${blocks[0]}/meta.json`, "{not json");
+    await Deno.remove(`${data}/${blocks[1]}/index`);
+    await Deno.mkdir(`${data}/${blocks[2]}.tmp-for-deletion`);
+    const segments = (await listDir(`${data}/wal`)).filter((n) => /^\d{8}$/.test(n));
+    await Deno.remove(`${data}/wal/${segments[1]}`);
+    const info = await runCliJson<{ blocks: unknown[]; problems: string[]; tmpDirs: string[] }>(
+      ["inspect", data],
+    );
+    assert.equal(info.blocks.length, blocks.length - 2);
+    assert.deepEqual(info.tmpDirs, [`${blocks[2]}.tmp-for-deletion`]);
+    assert.equal(info.problems.length, 3, info.problems.join("\n"));
+    assert.match(info.problems.join("\n"), new RegExp(`block ${blocks[0]}: cannot use meta.json`));
+    assert.match(info.problems.join("\n"), new RegExp(`block ${blocks[1]}: .*block skipped`));
+    assert.match(info.problems.join("\n"), /wal\/: segments \d+ to \d+ are missing/);
+    const result = await runCli([
+      "export",
+      data,
+      "--from",
+      "0",
+      "--to",
+      "now",
+      "-o",
+      `${dir}/a.tar.gz`,
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /warning: .*cannot use meta\.json/);
+    assert.match(result.stderr, /warning: skipped unfinished dirs/);
+    const listing = new TextDecoder().decode(
+      (await new Deno.Command("tar", { args: ["-tzf", `${dir}/a.tar.gz`], stdout: "piped" })
+        .output())
+        .stdout,
+    );
+    assert.ok(!listing.includes(blocks[0]) && !listing.includes(blocks[1]));
+    assert.ok(!listing.includes(".tmp"));
+  });
+});
