@@ -24,6 +24,7 @@ import {
   headMinValidTime,
   scanDataDir,
 } from "./datadir.ts";
+import type { ContextCapture } from "./context.ts";
 import { describeError, PromcaseError } from "./errors.ts";
 import { readExactly } from "./fileio.ts";
 import { onInterrupt } from "./interrupt.ts";
@@ -168,6 +169,8 @@ export interface ExportOptions {
   host?: string;
   /** Progress callback: bytes read of the total, and the file being read. */
   onProgress?: (done: number, total: number, file: string) => void;
+  /** Context documents to store beside the data (see `context.ts`), keyed by source. */
+  context?: Record<string, ContextCapture>;
   /**
    * Called after each selection, before its files are opened: the moment at which a compaction
    * or WAL truncation makes the selection start over. Tests use it to stage exactly that.
@@ -315,7 +318,19 @@ async function _writeArchive(
       };
       await writer.addFile(path, file.info.size, counted(), file.mtime);
     }
+    const mtime = Math.floor(Date.now() / 1000);
+    const contexts = Object.values(options.context ?? {});
+    for (const file of contexts.flatMap((c) => c.files)) {
+      await addParents(file.path);
+      await writer.addBytes(file.path, new TextEncoder().encode(file.text), mtime);
+    }
     const manifest = await _manifest(plan, host, options.compression);
+    if (options.context) {
+      manifest.context = Object.fromEntries(
+        Object.entries(options.context).map(([source, c]) => [source, c.summary]),
+      );
+      manifest.warnings = [...manifest.warnings, ...contexts.flatMap((c) => c.warnings)];
+    }
     const archive = await writer.finish(manifest);
     return { archive, manifest: { ...manifest, files: writer.files } };
   } catch (err) {

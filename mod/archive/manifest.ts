@@ -101,6 +101,8 @@ export interface Manifest {
   blocks: ManifestBlock[];
   /** Head parts shipped. */
   head: ManifestHead;
+  /** What context was captured with the data (Prometheus API, Grafana), by source. Since 0.2. */
+  context?: Record<string, unknown>;
   /** Every file in the archive except the manifest itself. */
   files: ManifestFile[];
   /** Things the support engineer should know. */

@@ -101,6 +101,11 @@ export class ArchiveWriter {
     return entry;
   }
 
+  /** Adds a file held in memory (small documents: context, the manifest's companions). */
+  addBytes(path: string, bytes: Uint8Array, mtime?: number): Promise<ManifestFile> {
+    return this.addFile(path, bytes.length, _once(bytes), mtime);
+  }
+
   /**
    * Writes the manifest (with {@link ArchiveWriter.files} filled in) as the last entry, completes
    * the file, renames it into place and writes the sidecar.

@@ -6,7 +6,13 @@
 
 import { type Compression, COMPRESSIONS } from "../archive/compression.ts";
 import { findDataDir } from "../datadir.ts";
-import { usageError } from "../errors.ts";
+import {
+  captureGrafana,
+  capturePrometheus,
+  type ContextCapture,
+  dashboardFiles,
+} from "../context.ts";
+import { describeError, usageError } from "../errors.ts";
 import { exportArchive, type ExportResult } from "../export.ts";
 import { lowerPriority } from "../priority.ts";
 import { formatDuration, formatTime, resolveWindow } from "../window.ts";
@@ -31,6 +37,18 @@ Window:
   TIME: RFC 3339 (2026-11-25T10:30:00Z), Unix seconds or milliseconds, now, now-2h
   DUR:  Prometheus durations: 24h, 1d12h, 90m
 
+Context (stored under context/ in the archive, secrets masked, tokens never stored):
+  --prometheus-url URL      Prometheus API to capture build info, flags, config, rules, alerts,
+                            targets, TSDB status and metadata from (default http://localhost:9090;
+                            skipped with a warning when unreachable)
+  --no-prometheus-api       do not capture from the Prometheus API
+  --grafana-url URL         Grafana to save dashboards (with folders) and datasources from
+  --grafana-token TOKEN     Grafana API token (prefer --grafana-token-file)
+  --grafana-token-file F    file holding the Grafana API token
+  --dashboard UID           only this dashboard (repeatable; default all)
+  --folder NAME             only dashboards in this folder (repeatable)
+  --dashboard-file FILE     add an exported dashboard JSON file (repeatable)
+
 Options:
   -o, --output FILE   archive path (default promcase-HOST-<at>-<length>.tar.gz here)
   --compression C     gzip (default), zstd or none
@@ -42,6 +60,8 @@ Examples:
   promcase export /var/lib/prometheus/metrics2 --at "2026-11-25T10:30:00Z" --before 24h
   promcase export --at now-1h --before 6h --after 1h --compression zstd -o incident.tar.zst
   promcase export ./data --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z --dry-run
+  promcase export /prometheus --at now --grafana-url http://grafana:3000 \\
+    --grafana-token-file ~/.grafana-token --folder Kubernetes --dashboard-file extra.json
 `;
 
 /** The export command. */
@@ -60,6 +80,14 @@ export const exportCommand: Command = {
       compression: { type: "string", default: "gzip" },
       "dry-run": { type: "boolean" },
       json: { type: "boolean" },
+      "prometheus-url": { type: "string", default: "http://localhost:9090" },
+      "no-prometheus-api": { type: "boolean" },
+      "grafana-url": { type: "string" },
+      "grafana-token": { type: "string" },
+      "grafana-token-file": { type: "string" },
+      dashboard: { type: "string", multiple: true },
+      folder: { type: "string", multiple: true },
+      "dashboard-file": { type: "string", multiple: true },
     }, 1);
     if (values.help) {
       console.log(_HELP);
@@ -71,6 +99,7 @@ export const exportCommand: Command = {
     }
     const window = resolveWindow(values);
     const dataDir = await findDataDir(positionals[0]);
+    const context = values["dry-run"] ? undefined : await _captureContext(values);
     await lowerPriority();
     const progress = createProgress("export");
     let result: ExportResult;
@@ -81,12 +110,16 @@ export const exportCommand: Command = {
         output: values.output,
         compression,
         dryRun: values["dry-run"],
+        context,
         onProgress: (done, total, file) => progress.update(done, total, file),
       });
     } finally {
       progress.done();
     }
-    for (const warning of result.plan.warnings) console.error(`warning: ${warning}`);
+    const contextWarnings = Object.values(context ?? {}).flatMap((c) => c.warnings);
+    for (const warning of [...result.plan.warnings, ...contextWarnings]) {
+      console.error(`warning: ${warning}`);
+    }
     console.log(values.json ? toJson(_summary(result)) : _text(result));
     return 0;
   },
@@ -116,6 +149,7 @@ function _summary(result: ExportResult) {
     files: plan.files.length,
     bytesRead: plan.bytes,
     restarts: result.restarts,
+    context: result.manifest?.context ?? null,
     warnings: plan.warnings,
   };
 }
@@ -148,4 +182,50 @@ function _text(result: ExportResult): string {
     lines.push(`Dry run: nothing written (would write ${result.output})`);
   }
   return lines.join("\n");
+}
+
+interface _ContextFlags {
+  "prometheus-url"?: string;
+  "no-prometheus-api"?: boolean;
+  "grafana-url"?: string;
+  "grafana-token"?: string;
+  "grafana-token-file"?: string;
+  dashboard?: string[];
+  folder?: string[];
+  "dashboard-file"?: string[];
+}
+
+/** Captures the context the flags ask for, before any archive is started. */
+async function _captureContext(values: _ContextFlags): Promise<Record<string, ContextCapture>> {
+  const context: Record<string, ContextCapture> = {};
+  const grafanaOnly = ["grafana-token", "grafana-token-file", "dashboard", "folder"] as const;
+  if (!values["grafana-url"] && grafanaOnly.some((flag) => values[flag] !== undefined)) {
+    throw usageError(
+      "--grafana-token, --grafana-token-file, --dashboard and --folder need --grafana-url",
+    );
+  }
+  if (values["grafana-token"] && values["grafana-token-file"]) {
+    throw usageError("give either --grafana-token or --grafana-token-file, not both");
+  }
+  if (!values["no-prometheus-api"]) {
+    context.prometheus = await capturePrometheus(values["prometheus-url"]!);
+  }
+  if (values["grafana-url"]) {
+    let token = values["grafana-token"];
+    if (values["grafana-token-file"]) {
+      try {
+        token = (await Deno.readTextFile(values["grafana-token-file"])).trim();
+      } catch (err) {
+        throw usageError(`cannot read --grafana-token-file: ${describeError(err)}`);
+      }
+    }
+    context.grafana = await captureGrafana(values["grafana-url"], token, {
+      uids: values.dashboard,
+      folders: values.folder,
+    });
+  }
+  if (values["dashboard-file"]?.length) {
+    context.dashboardFiles = await dashboardFiles(values["dashboard-file"]);
+  }
+  return context;
 }
