@@ -1,0 +1,585 @@
+/**
+ * Decoding of WAL records (`tsdb/record`): the payload of each {@link WalRecord} of `wlog.ts`.
+ * The first byte is the record type; the layouts are those of Prometheus' `record.go` (deltas are
+ * signed zig-zag varints, whatever `wal.md` says).
+ *
+ * Timestamps, series refs and other 64-bit integers are `bigint`. Float values (sample values,
+ * histogram sums, float counts and bounds) are kept as their raw IEEE 754 bit patterns
+ * (`bigint`), so NaN payloads such as Prometheus' stale marker survive exactly; use
+ * {@link float64FromBits} to look at them as numbers.
+ *
+ * @module
+ */
+
+import { Decbuf, FormatError } from "./encoding.ts";
+
+/** Record type codes (the first byte of a record). */
+export const RecordType = {
+  /** Series: refs and their labels. */
+  Series: 1,
+  /** Float samples. */
+  Samples: 2,
+  /** Deletion intervals. */
+  Tombstones: 3,
+  /** Exemplars. */
+  Exemplars: 4,
+  /** Out-of-order m-map markers (WBL only). */
+  MmapMarkers: 5,
+  /** Metric metadata (type, unit, help). */
+  Metadata: 6,
+  /** Integer native histogram samples. */
+  HistogramSamples: 7,
+  /** Float native histogram samples. */
+  FloatHistogramSamples: 8,
+  /** Integer custom-bucket (NHCB) histogram samples. */
+  CustomBucketsHistogramSamples: 9,
+  /** Float custom-bucket (NHCB) histogram samples. */
+  CustomBucketsFloatHistogramSamples: 10,
+  /** Float samples with start timestamps (`st-storage`). */
+  SamplesV2: 11,
+  /** Integer histogram samples with start timestamps. */
+  HistogramSamplesV2: 12,
+  /** Float histogram samples with start timestamps. */
+  FloatHistogramSamplesV2: 13,
+  /** The mint a checkpoint was cut with (newer Prometheus, checkpoints only). */
+  MinValidTime: 14,
+} as const;
+
+/** Prometheus' stale marker, a NaN with a particular payload (`model/value`). */
+export const STALE_NAN_BITS = 0x7ff0000000000002n;
+
+/** Schema of native histograms with custom bucket bounds (NHCB). */
+export const CUSTOM_BUCKETS_SCHEMA = -53;
+
+const _f64 = new DataView(new ArrayBuffer(8));
+
+/**
+ * The number a float64 bit pattern stands for. For display and checks only: a NaN's payload may
+ * not survive the conversion, so keep the bits for anything that is written back.
+ */
+export function float64FromBits(bits: bigint): number {
+  _f64.setBigUint64(0, BigInt.asUintN(64, bits));
+  return _f64.getFloat64(0);
+}
+
+/** The bit pattern of a float64 (for building test data; NaNs become the canonical NaN). */
+export function float64Bits(value: number): bigint {
+  _f64.setFloat64(0, value);
+  return _f64.getBigUint64(0);
+}
+
+/** Whether a value's bit pattern is Prometheus' stale marker. */
+export function isStaleNaN(bits: bigint): boolean {
+  return bits === STALE_NAN_BITS;
+}
+
+/** One label. */
+export interface Label {
+  /** Label name. */
+  name: string;
+  /** Label value. */
+  value: string;
+}
+
+/** A series record entry. */
+export interface RefSeries {
+  /** The head series ref the other records use. */
+  ref: bigint;
+  /** Labels, in the order stored (sorted by name). */
+  labels: Label[];
+}
+
+/** A float sample. */
+export interface RefSample {
+  /** Series ref. */
+  ref: bigint;
+  /** Timestamp, ms. */
+  t: bigint;
+  /** Value as float64 bits. */
+  v: bigint;
+  /** Start timestamp (SamplesV2 only; 0 means none). */
+  st?: bigint;
+}
+
+/** One deletion interval of a series, inclusive at both ends. */
+export interface Tombstone {
+  /** Series ref. */
+  ref: bigint;
+  /** First deleted ms. */
+  mint: bigint;
+  /** Last deleted ms. */
+  maxt: bigint;
+}
+
+/** An exemplar. */
+export interface RefExemplar {
+  /** Series ref. */
+  ref: bigint;
+  /** Timestamp, ms. */
+  t: bigint;
+  /** Value as float64 bits. */
+  v: bigint;
+  /** The exemplar's own labels (e.g. trace_id). */
+  labels: Label[];
+}
+
+/** An out-of-order m-map marker: the series' samples so far are in chunks_head up to `mmapRef`. */
+export interface RefMmapMarker {
+  /** Series ref. */
+  ref: bigint;
+  /** Head chunk ref (file number << 32 | offset). */
+  mmapRef: bigint;
+}
+
+/** Metric types of metadata records. */
+export const METRIC_TYPES = [
+  "unknown",
+  "counter",
+  "gauge",
+  "histogram",
+  "gaugehistogram",
+  "summary",
+  "info",
+  "stateset",
+] as const;
+
+/** Metadata of a series. */
+export interface RefMetadata {
+  /** Series ref. */
+  ref: bigint;
+  /** Metric type code (index into {@link METRIC_TYPES}; other values are kept as they are). */
+  type: number;
+  /** The UNIT field ("" if absent). */
+  unit: string;
+  /** The HELP field ("" if absent). */
+  help: string;
+  /** All fields as stored, including unknown ones. */
+  fields: [name: string, value: string][];
+}
+
+/** A span of consecutive populated buckets. */
+export interface Span {
+  /** Gap to the previous span's end (or the start index for the first span). */
+  offset: number;
+  /** Number of buckets. */
+  length: number;
+}
+
+/** Fields common to integer and float native histograms. */
+export interface HistogramBase {
+  /** 0 unknown, 1 counter reset, 2 not a counter reset, 3 gauge. */
+  counterResetHint: number;
+  /** Resolution: −4…8 exponential, −53 custom buckets (others are unknown to Prometheus). */
+  schema: number;
+  /** Width of the zero bucket, float64 bits. */
+  zeroThreshold: bigint;
+  /** Sum of observations, float64 bits. */
+  sum: bigint;
+  /** Spans of positive buckets. */
+  positiveSpans: Span[];
+  /** Spans of negative buckets. */
+  negativeSpans: Span[];
+  /** Custom bucket upper bounds as float64 bits (schema −53 only, else empty). */
+  customValues: bigint[];
+}
+
+/** An integer native histogram (`histogram.Histogram`). */
+export interface Histogram extends HistogramBase {
+  /** Observations in the zero bucket. */
+  zeroCount: bigint;
+  /** Total observations. */
+  count: bigint;
+  /** Positive bucket counts, delta-encoded as in Go (the first absolute, then differences). */
+  positiveBuckets: bigint[];
+  /** Negative bucket counts, delta-encoded. */
+  negativeBuckets: bigint[];
+}
+
+/** A float native histogram (`histogram.FloatHistogram`); counts are float64 bits. */
+export interface FloatHistogram extends HistogramBase {
+  /** Observations in the zero bucket, float64 bits. */
+  zeroCount: bigint;
+  /** Total observations, float64 bits. */
+  count: bigint;
+  /** Positive bucket counts (absolute), float64 bits. */
+  positiveBuckets: bigint[];
+  /** Negative bucket counts (absolute), float64 bits. */
+  negativeBuckets: bigint[];
+}
+
+/** A histogram sample. */
+export interface RefHistogramSample<H> {
+  /** Series ref. */
+  ref: bigint;
+  /** Timestamp, ms. */
+  t: bigint;
+  /** Start timestamp (V2 records only; 0 means none). */
+  st?: bigint;
+  /** The histogram. */
+  h: H;
+}
+
+/** A decoded record. `code` is the type byte. */
+export type DecodedRecord =
+  | { type: "series"; code: 1; series: RefSeries[] }
+  | { type: "samples"; code: 2 | 11; samples: RefSample[] }
+  | { type: "tombstones"; code: 3; tombstones: Tombstone[] }
+  | { type: "exemplars"; code: 4; exemplars: RefExemplar[] }
+  | { type: "mmapMarkers"; code: 5; markers: RefMmapMarker[] }
+  | { type: "metadata"; code: 6; metadata: RefMetadata[] }
+  | { type: "histograms"; code: 7 | 9 | 12; histograms: RefHistogramSample<Histogram>[] }
+  | {
+    type: "floatHistograms";
+    code: 8 | 10 | 13;
+    histograms: RefHistogramSample<FloatHistogram>[];
+  }
+  | { type: "minValidTime"; code: 14; mint: bigint }
+  /** A type this decoder does not know (Prometheus skips those); `code` −1 for an empty record. */
+  | { type: "unknown"; code: number };
+
+/** Whether Prometheus knows a histogram schema (exponential −4…8 or custom buckets −53). */
+export function isKnownHistogramSchema(schema: number): boolean {
+  return (schema >= -4 && schema <= 8) || schema === CUSTOM_BUCKETS_SCHEMA;
+}
+
+/** Turns delta-encoded integer bucket counts into absolute counts. */
+export function absoluteBuckets(deltas: readonly bigint[]): bigint[] {
+  const out: bigint[] = [];
+  let acc = 0n;
+  for (const d of deltas) {
+    acc += d;
+    out.push(acc);
+  }
+  return out;
+}
+
+/**
+ * Decodes one record. Unknown types give `{type: "unknown", code}` so that callers can count them
+ * (Prometheus skips them since 2.22). Throws a `FormatError` when a known record is malformed
+ * (too short, or bytes left over). Histograms are returned whatever their schema; Prometheus
+ * skips unknown schemas ({@link isKnownHistogramSchema}) and reduces schemas 9…52 to 8.
+ *
+ * @example
+ * ```ts
+ * const rec = decodeRecord(walRecord.bytes);
+ * if (rec.type === "samples") for (const s of rec.samples) console.log(s.ref, s.t);
+ * ```
+ */
+export function decodeRecord(bytes: Uint8Array): DecodedRecord {
+  if (bytes.length === 0) return { type: "unknown", code: -1 };
+  const code = bytes[0];
+  const dec = new Decbuf(bytes, 1);
+  try {
+    const rec = _decodeBody(code, dec);
+    if (rec.type !== "unknown" && dec.remaining > 0) {
+      throw new FormatError(`${dec.remaining} bytes left over`);
+    }
+    return rec;
+  } catch (e) {
+    if (e instanceof FormatError) {
+      throw new FormatError(`record type ${code}: ${e.message}`);
+    }
+    throw e;
+  }
+}
+
+function _decodeBody(code: number, dec: Decbuf): DecodedRecord {
+  switch (code) {
+    case RecordType.Series:
+      return { type: "series", code, series: _series(dec) };
+    case RecordType.Samples:
+      return { type: "samples", code, samples: _samplesV1(dec) };
+    case RecordType.SamplesV2:
+      return { type: "samples", code, samples: _samplesV2(dec) };
+    case RecordType.Tombstones:
+      return { type: "tombstones", code, tombstones: _tombstones(dec) };
+    case RecordType.Exemplars:
+      return { type: "exemplars", code, exemplars: _exemplars(dec) };
+    case RecordType.MmapMarkers:
+      return { type: "mmapMarkers", code, markers: _mmapMarkers(dec) };
+    case RecordType.Metadata:
+      return { type: "metadata", code, metadata: _metadata(dec) };
+    case RecordType.HistogramSamples:
+    case RecordType.CustomBucketsHistogramSamples:
+      return { type: "histograms", code, histograms: _histogramsV1(dec, _histogram) };
+    case RecordType.HistogramSamplesV2:
+      return { type: "histograms", code, histograms: _histogramsV2(dec, _histogram) };
+    case RecordType.FloatHistogramSamples:
+    case RecordType.CustomBucketsFloatHistogramSamples:
+      return { type: "floatHistograms", code, histograms: _histogramsV1(dec, _floatHistogram) };
+    case RecordType.FloatHistogramSamplesV2:
+      return { type: "floatHistograms", code, histograms: _histogramsV2(dec, _floatHistogram) };
+    case RecordType.MinValidTime:
+      return { type: "minValidTime", code, mint: dec.be64signed() };
+    default:
+      return { type: "unknown", code };
+  }
+}
+
+// Label bytes are not validated by Prometheus' decoder, so decode leniently rather than lose the
+// whole record to one bad byte.
+const _utf8 = new TextDecoder("utf-8");
+
+function _string(dec: Decbuf): string {
+  return _utf8.decode(dec.take(dec.uvarint()));
+}
+
+function _labels(dec: Decbuf): Label[] {
+  const n = dec.uvarint();
+  const labels: Label[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = _string(dec);
+    labels.push({ name, value: _string(dec) });
+  }
+  return labels;
+}
+
+// Go adds signed deltas to refs and times in 64-bit arithmetic that wraps.
+const _u64 = (v: bigint) => BigInt.asUintN(64, v);
+const _i64 = (v: bigint) => BigInt.asIntN(64, v);
+
+function _series(dec: Decbuf): RefSeries[] {
+  const out: RefSeries[] = [];
+  while (dec.remaining > 0) {
+    const ref = dec.be64();
+    out.push({ ref, labels: _labels(dec) });
+  }
+  return out;
+}
+
+function _samplesV1(dec: Decbuf): RefSample[] {
+  const out: RefSample[] = [];
+  if (dec.remaining === 0) return out;
+  const baseRef = dec.be64();
+  const baseTime = dec.be64signed();
+  while (dec.remaining > 0) {
+    const dref = dec.varint64();
+    const dtime = dec.varint64();
+    out.push({ ref: _u64(baseRef + dref), t: _i64(baseTime + dtime), v: dec.be64() });
+  }
+  return out;
+}
+
+/** Reads a V2 start-time marker: 0 none, 1 same as the previous sample, 2 explicit delta. */
+function _stMarker(dec: Decbuf, prevST: bigint, firstST: bigint): bigint {
+  const marker = dec.byte();
+  if (marker === 0) return 0n;
+  if (marker === 1) return prevST;
+  return _i64(firstST + dec.varint64());
+}
+
+function _samplesV2(dec: Decbuf): RefSample[] {
+  const out: RefSample[] = [];
+  let firstT = 0n;
+  let firstST = 0n;
+  while (dec.remaining > 0) {
+    let ref: bigint, t: bigint, st: bigint;
+    const prev = out.at(-1);
+    if (!prev) {
+      ref = dec.varint64();
+      t = firstT = dec.varint64();
+      st = firstST = dec.varint64();
+    } else {
+      ref = prev.ref + dec.varint64();
+      t = _i64(firstT + dec.varint64());
+      st = _stMarker(dec, prev.st ?? 0n, firstST);
+    }
+    out.push({ ref: _u64(ref), t, st, v: dec.be64() });
+  }
+  return out;
+}
+
+function _tombstones(dec: Decbuf): Tombstone[] {
+  const out: Tombstone[] = [];
+  while (dec.remaining > 0) {
+    const ref = dec.be64();
+    const mint = dec.varint64();
+    out.push({ ref, mint, maxt: dec.varint64() });
+  }
+  return out;
+}
+
+function _exemplars(dec: Decbuf): RefExemplar[] {
+  const out: RefExemplar[] = [];
+  if (dec.remaining === 0) return out;
+  const baseRef = dec.be64();
+  const baseTime = dec.be64signed();
+  while (dec.remaining > 0) {
+    const dref = dec.varint64();
+    const dtime = dec.varint64();
+    const v = dec.be64();
+    out.push({
+      ref: _u64(baseRef + dref),
+      t: _i64(baseTime + dtime),
+      v,
+      labels: _labels(dec),
+    });
+  }
+  return out;
+}
+
+function _mmapMarkers(dec: Decbuf): RefMmapMarker[] {
+  const out: RefMmapMarker[] = [];
+  while (dec.remaining > 0) {
+    const ref = dec.be64();
+    out.push({ ref, mmapRef: dec.be64() });
+  }
+  return out;
+}
+
+function _metadata(dec: Decbuf): RefMetadata[] {
+  const out: RefMetadata[] = [];
+  while (dec.remaining > 0) {
+    const ref = dec.uvarint64();
+    const type = dec.byte();
+    const n = dec.uvarint();
+    const fields: [string, string][] = [];
+    let unit = "";
+    let help = "";
+    for (let i = 0; i < n; i++) {
+      const name = _string(dec);
+      const value = _string(dec);
+      fields.push([name, value]);
+      if (name === "UNIT") unit = value;
+      else if (name === "HELP") help = value;
+    }
+    out.push({ ref, type, unit, help, fields });
+  }
+  return out;
+}
+
+function _spans(dec: Decbuf): Span[] {
+  const n = dec.uvarint();
+  const spans: Span[] = [];
+  for (let i = 0; i < n; i++) {
+    const offset = Number(BigInt.asIntN(32, dec.varint64()));
+    const length = dec.uvarint();
+    if (length > 0xffffffff) throw new FormatError(`span length ${length} overflows 32 bits`);
+    spans.push({ offset, length });
+  }
+  return spans;
+}
+
+function _list(dec: Decbuf, read: () => bigint): bigint[] {
+  // Pushing one at a time: a damaged count runs out of bytes before it can allocate much.
+  const n = dec.uvarint();
+  const out: bigint[] = [];
+  for (let i = 0; i < n; i++) out.push(read());
+  return out;
+}
+
+function _histogramHead(dec: Decbuf): { counterResetHint: number; schema: number; zt: bigint } {
+  const counterResetHint = dec.byte();
+  const schema = Number(BigInt.asIntN(32, dec.varint64()));
+  return { counterResetHint, schema, zt: dec.be64() };
+}
+
+function _histogram(dec: Decbuf): Histogram {
+  const { counterResetHint, schema, zt } = _histogramHead(dec);
+  const zeroCount = dec.uvarint64();
+  const count = dec.uvarint64();
+  const sum = dec.be64();
+  const positiveSpans = _spans(dec);
+  const negativeSpans = _spans(dec);
+  const positiveBuckets = _list(dec, () => dec.varint64());
+  const negativeBuckets = _list(dec, () => dec.varint64());
+  const customValues = schema === CUSTOM_BUCKETS_SCHEMA ? _list(dec, () => dec.be64()) : [];
+  return {
+    counterResetHint,
+    schema,
+    zeroThreshold: zt,
+    zeroCount,
+    count,
+    sum,
+    positiveSpans,
+    negativeSpans,
+    positiveBuckets,
+    negativeBuckets,
+    customValues,
+  };
+}
+
+function _floatHistogram(dec: Decbuf): FloatHistogram {
+  const { counterResetHint, schema, zt } = _histogramHead(dec);
+  const zeroCount = dec.be64();
+  const count = dec.be64();
+  const sum = dec.be64();
+  const positiveSpans = _spans(dec);
+  const negativeSpans = _spans(dec);
+  const positiveBuckets = _list(dec, () => dec.be64());
+  const negativeBuckets = _list(dec, () => dec.be64());
+  const customValues = schema === CUSTOM_BUCKETS_SCHEMA ? _list(dec, () => dec.be64()) : [];
+  return {
+    counterResetHint,
+    schema,
+    zeroThreshold: zt,
+    zeroCount,
+    count,
+    sum,
+    positiveSpans,
+    negativeSpans,
+    positiveBuckets,
+    negativeBuckets,
+    customValues,
+  };
+}
+
+function _histogramsV1<H>(dec: Decbuf, read: (dec: Decbuf) => H): RefHistogramSample<H>[] {
+  const out: RefHistogramSample<H>[] = [];
+  if (dec.remaining === 0) return out;
+  const baseRef = dec.be64();
+  const baseTime = dec.be64signed();
+  while (dec.remaining > 0) {
+    const dref = dec.varint64();
+    const dtime = dec.varint64();
+    out.push({ ref: _u64(baseRef + dref), t: _i64(baseTime + dtime), h: read(dec) });
+  }
+  return out;
+}
+
+function _histogramsV2<H>(dec: Decbuf, read: (dec: Decbuf) => H): RefHistogramSample<H>[] {
+  const out: RefHistogramSample<H>[] = [];
+  if (dec.remaining === 0) return out;
+  // Unlike SamplesV2, the first entry's ref, t and st come before any histogram and the first
+  // entry has no marker byte.
+  const firstRef = dec.varint64();
+  const firstT = dec.varint64();
+  const firstST = dec.varint64();
+  while (dec.remaining > 0) {
+    const prev = out.at(-1);
+    let ref: bigint, t: bigint, st: bigint;
+    if (!prev) {
+      ref = firstRef;
+      t = firstT;
+      st = firstST;
+    } else {
+      ref = prev.ref + dec.varint64();
+      t = _i64(firstT + dec.varint64());
+      st = _stMarker(dec, prev.st ?? 0n, firstST);
+    }
+    out.push({ ref: _u64(ref), t, st, h: read(dec) });
+  }
+  return out;
+}
+
+/** Short name of a record type code, as Prometheus' `Type.String()` gives it. */
+export function recordTypeName(code: number): string {
+  return _NAMES[code] ?? "unknown";
+}
+
+const _NAMES: Record<number, string> = {
+  1: "series",
+  2: "samples",
+  3: "tombstones",
+  4: "exemplars",
+  5: "mmapmarkers",
+  6: "metadata",
+  7: "histogram_samples",
+  8: "float_histogram_samples",
+  9: "custom_buckets_histogram_samples",
+  10: "custom_buckets_float_histogram_samples",
+  11: "samples_v2",
+  12: "histogram_samples_v2",
+  13: "float_histogram_samples_v2",
+  14: "min_valid_time",
+};

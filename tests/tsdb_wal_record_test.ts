@@ -1,0 +1,385 @@
+// Record decoding: hand-built records for every type (signed deltas, 64-bit edges, StaleNaN),
+// then the records real Prometheus 3.5.3 wrote (native histograms, NHCB, metadata).
+import assert from "node:assert/strict";
+import { Encbuf, FormatError } from "../mod/tsdb/encoding.ts";
+import {
+  absoluteBuckets,
+  decodeRecord,
+  float64Bits,
+  float64FromBits,
+  type FloatHistogram,
+  type Histogram,
+  isKnownHistogramSchema,
+  isStaleNaN,
+  type Label,
+  RecordType,
+  recordTypeName,
+  STALE_NAN_BITS,
+} from "../mod/tsdb/record.ts";
+import { listSegments, WalReader, WalSegmentWriter } from "../mod/tsdb/wlog.ts";
+
+const FIXTURES = new URL("./testdata/wal/", import.meta.url).pathname;
+
+function labels(enc: Encbuf, pairs: [string, string][]): void {
+  enc.uvarint(pairs.length);
+  for (const [n, v] of pairs) enc.uvarintString(n).uvarintString(v);
+}
+
+const L = (pairs: [string, string][]): Label[] => pairs.map(([name, value]) => ({ name, value }));
+
+Deno.test("series, samples, tombstones, exemplars, markers, metadata decode exactly", () => {
+  const series = new Encbuf().byte(1);
+  series.be64(7n);
+  labels(series, [["__name__", "up"], ["note", "café ☕"]]);
+  series.be64(2n ** 64n - 1n);
+  labels(series, []);
+  assert.deepEqual(decodeRecord(series.get()), {
+    type: "series",
+    code: 1,
+    series: [
+      { ref: 7n, labels: L([["__name__", "up"], ["note", "café ☕"]]) },
+      { ref: 2n ** 64n - 1n, labels: [] },
+    ],
+  });
+
+  // Samples: the first entry repeats the base with deltas 0; later deltas may be negative.
+  const samples = new Encbuf().byte(2).be64(100n).be64(-5000n);
+  samples.varint(0).varint(0).be64(STALE_NAN_BITS);
+  samples.varint(-3).varint(-1000).be64(float64Bits(1));
+  samples.varint(5).varint(2n ** 40n).be64(0x7ff8000000000001n);
+  const s = decodeRecord(samples.get());
+  assert.deepEqual(s, {
+    type: "samples",
+    code: 2,
+    samples: [
+      { ref: 100n, t: -5000n, v: STALE_NAN_BITS },
+      { ref: 97n, t: -6000n, v: 0x3ff0000000000000n },
+      { ref: 105n, t: 2n ** 40n - 5000n, v: 0x7ff8000000000001n },
+    ],
+  });
+  assert.ok(s.type === "samples" && isStaleNaN(s.samples[0].v) && !isStaleNaN(s.samples[2].v));
+  assert.ok(Number.isNaN(float64FromBits(STALE_NAN_BITS)));
+  assert.deepEqual(decodeRecord(Uint8Array.of(2)), { type: "samples", code: 2, samples: [] });
+
+  const tomb = new Encbuf().byte(3).be64(9n).varint(-10).varint(2n ** 62n);
+  assert.deepEqual(decodeRecord(tomb.get()), {
+    type: "tombstones",
+    code: 3,
+    tombstones: [{ ref: 9n, mint: -10n, maxt: 2n ** 62n }],
+  });
+
+  const ex = new Encbuf().byte(4).be64(10n).be64(1000n);
+  ex.varint(0).varint(0).be64(float64Bits(0.5));
+  labels(ex, [["trace_id", "abc"]]);
+  ex.varint(2).varint(-1).be64(float64Bits(-2));
+  labels(ex, []);
+  assert.deepEqual(decodeRecord(ex.get()), {
+    type: "exemplars",
+    code: 4,
+    exemplars: [
+      { ref: 10n, t: 1000n, v: float64Bits(0.5), labels: L([["trace_id", "abc"]]) },
+      { ref: 12n, t: 999n, v: float64Bits(-2), labels: [] },
+    ],
+  });
+
+  const mm = new Encbuf().byte(5).be64(3n).be64((4n << 32n) | 8n);
+  assert.deepEqual(decodeRecord(mm.get()), {
+    type: "mmapMarkers",
+    code: 5,
+    markers: [{ ref: 3n, mmapRef: (4n << 32n) | 8n }],
+  });
+
+  const md = new Encbuf().byte(6).uvarint(300).byte(1).uvarint(3);
+  md.uvarintString("UNIT").uvarintString("seconds").uvarintString("HELP").uvarintString("Help.");
+  md.uvarintString("FUTURE").uvarintString("x");
+  md.uvarint(301).byte(9).uvarint(0);
+  assert.deepEqual(decodeRecord(md.get()), {
+    type: "metadata",
+    code: 6,
+    metadata: [
+      {
+        ref: 300n,
+        type: 1,
+        unit: "seconds",
+        help: "Help.",
+        fields: [["UNIT", "seconds"], ["HELP", "Help."], ["FUTURE", "x"]],
+      },
+      { ref: 301n, type: 9, unit: "", help: "", fields: [] },
+    ],
+  });
+
+  assert.deepEqual(decodeRecord(new Encbuf().byte(14).be64(-7n).get()), {
+    type: "minValidTime",
+    code: 14,
+    mint: -7n,
+  });
+});
+
+Deno.test("SamplesV2: varint header, ref deltas to the previous sample, ST markers", () => {
+  const enc = new Encbuf().byte(11);
+  enc.varint(50).varint(1_000).varint(900).be64(float64Bits(1)); // first: ref, t, st, v
+  enc.varint(-2).varint(10).byte(1).be64(float64Bits(2)); // same ST as previous
+  enc.varint(5).varint(20).byte(0).be64(STALE_NAN_BITS); // no ST
+  enc.varint(0).varint(30).byte(2).varint(-100).be64(float64Bits(4)); // explicit: firstST + Δ
+  assert.deepEqual(decodeRecord(enc.get()), {
+    type: "samples",
+    code: 11,
+    samples: [
+      { ref: 50n, t: 1000n, st: 900n, v: float64Bits(1) },
+      { ref: 48n, t: 1010n, st: 900n, v: float64Bits(2) },
+      { ref: 53n, t: 1020n, st: 0n, v: STALE_NAN_BITS },
+      { ref: 53n, t: 1030n, st: 800n, v: float64Bits(4) },
+    ],
+  });
+});
+
+function putHistogram(enc: Encbuf, schema: number, float: boolean, custom: number[] = []): void {
+  enc.byte(2).varint(schema).be64(float64Bits(1e-128));
+  if (float) enc.be64(float64Bits(1)).be64(float64Bits(6)).be64(float64Bits(12.5));
+  else enc.uvarint(1).uvarint(6).be64(float64Bits(12.5));
+  enc.uvarint(2).varint(-1).uvarint(2).varint(3).uvarint(1); // positive spans
+  enc.uvarint(0); // no negative spans
+  enc.uvarint(3);
+  if (float) { for (const b of [2, 1, 2]) enc.be64(float64Bits(b)); }
+  else for (const d of [2, -1, 1]) enc.varint(d);
+  enc.uvarint(0);
+  if (schema === -53) {
+    enc.uvarint(custom.length);
+    for (const c of custom) enc.be64(float64Bits(c));
+  }
+}
+
+Deno.test("histogram records 7-10 and 12/13 (V2) decode, custom bounds only for schema -53", () => {
+  const h7 = new Encbuf().byte(7).be64(20n).be64(5000n);
+  h7.varint(0).varint(0);
+  putHistogram(h7, 3, false);
+  h7.varint(-1).varint(15);
+  putHistogram(h7, -4, false);
+  const d7 = decodeRecord(h7.get());
+  assert.ok(d7.type === "histograms");
+  assert.equal(d7.code, 7);
+  assert.deepEqual(d7.histograms.map((h) => [h.ref, h.t, h.st, h.h.schema]), [
+    [20n, 5000n, undefined, 3],
+    [19n, 5015n, undefined, -4],
+  ]);
+  const h: Histogram = d7.histograms[0].h;
+  assert.deepEqual(h, {
+    counterResetHint: 2,
+    schema: 3,
+    zeroThreshold: float64Bits(1e-128),
+    zeroCount: 1n,
+    count: 6n,
+    sum: float64Bits(12.5),
+    positiveSpans: [{ offset: -1, length: 2 }, { offset: 3, length: 1 }],
+    negativeSpans: [],
+    positiveBuckets: [2n, -1n, 1n],
+    negativeBuckets: [],
+    customValues: [],
+  });
+  assert.deepEqual(absoluteBuckets(h.positiveBuckets), [2n, 1n, 2n]);
+
+  const h9 = new Encbuf().byte(9).be64(1n).be64(0n).varint(0).varint(0);
+  putHistogram(h9, -53, false, [0.1, 1, 10]);
+  const d9 = decodeRecord(h9.get());
+  assert.ok(d9.type === "histograms" && d9.code === 9);
+  assert.deepEqual(d9.histograms[0].h.customValues, [0.1, 1, 10].map(float64Bits));
+
+  for (const code of [8, 10] as const) {
+    const enc = new Encbuf().byte(code).be64(4n).be64(77n).varint(0).varint(0);
+    putHistogram(enc, code === 10 ? -53 : 0, true, [5]);
+    const d = decodeRecord(enc.get());
+    assert.ok(d.type === "floatHistograms" && d.code === code);
+    const fh: FloatHistogram = d.histograms[0].h;
+    assert.equal(float64FromBits(fh.count), 6);
+    assert.deepEqual(fh.positiveBuckets.map(float64FromBits), [2, 1, 2]);
+    assert.deepEqual(fh.customValues, code === 10 ? [float64Bits(5)] : []);
+  }
+
+  // V2: the first entry's ref/t/st come first, with no marker; later entries have one.
+  for (const code of [12, 13] as const) {
+    const enc = new Encbuf().byte(code).varint(30).varint(100).varint(90);
+    putHistogram(enc, 1, code === 13);
+    enc.varint(4).varint(5).byte(1);
+    putHistogram(enc, 1, code === 13);
+    enc.varint(-1).varint(6).byte(2).varint(3);
+    putHistogram(enc, -53, code === 13, [1, 2]);
+    const d = decodeRecord(enc.get());
+    assert.ok(d.type === (code === 12 ? "histograms" : "floatHistograms"));
+    assert.deepEqual(
+      d.histograms.map((x) => [x.ref, x.t, x.st, x.h.schema, x.h.customValues.length]),
+      [[30n, 100n, 90n, 1, 0], [34n, 105n, 90n, 1, 0], [33n, 106n, 93n, -53, 2]],
+    );
+  }
+  assert.ok(isKnownHistogramSchema(-4) && isKnownHistogramSchema(8));
+  assert.ok(isKnownHistogramSchema(-53) && !isKnownHistogramSchema(9));
+  assert.ok(!isKnownHistogramSchema(-5));
+});
+
+Deno.test("unknown types are reported by code; malformed records throw FormatError", () => {
+  assert.deepEqual(decodeRecord(Uint8Array.of(99, 1, 2, 3)), { type: "unknown", code: 99 });
+  assert.deepEqual(decodeRecord(Uint8Array.of(0)), { type: "unknown", code: 0 });
+  assert.deepEqual(decodeRecord(new Uint8Array(0)), { type: "unknown", code: -1 });
+  assert.equal(recordTypeName(RecordType.FloatHistogramSamples), "float_histogram_samples");
+  assert.equal(recordTypeName(200), "unknown");
+  // Cut short, and bytes left over.
+  const samples = new Encbuf().byte(2).be64(1n).be64(2n).varint(0).varint(0).be64(3n).get();
+  assert.throws(() => decodeRecord(samples.subarray(0, samples.length - 1)), FormatError);
+  assert.throws(() => decodeRecord(Uint8Array.of(5, 0, 0, 0, 0, 0, 0, 0, 1, 0)), FormatError);
+  assert.throws(() => decodeRecord(Uint8Array.of(14, 0, 0, 0, 0, 0, 0, 0, 1, 0)), /left over/);
+  // A huge bucket count runs out of bytes instead of allocating.
+  const h = new Encbuf().byte(7).be64(1n).be64(1n).varint(0).varint(0);
+  h.byte(0).varint(0).be64(0n).uvarint(0).uvarint(0).be64(0n).uvarint(0).uvarint(0);
+  h.uvarint(2 ** 40);
+  assert.throws(() => decodeRecord(h.get()), /record type 7: unexpected end/);
+});
+
+Deno.test("StaleNaN survives writing, snappy compression, reading and decoding", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "promcase-wal-test-" });
+  try {
+    const enc = new Encbuf().byte(2).be64(1n).be64(1000n);
+    for (let i = 0; i < 200; i++) enc.varint(i % 4).varint(i * 15).be64(STALE_NAN_BITS);
+    const w = await WalSegmentWriter.create(`${dir}/00000000`, { compression: "snappy" });
+    await w.log(enc.get());
+    await w.close();
+    const recs = [];
+    const reader = await WalReader.fromDir(dir);
+    for await (const r of reader) recs.push(decodeRecord(r.bytes));
+    assert.equal(reader.stats.snappyRecords, 1);
+    assert.ok(recs[0].type === "samples");
+    assert.equal(recs[0].samples.length, 200);
+    assert.ok(recs[0].samples.every((s) => s.v === STALE_NAN_BITS));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+interface Manifest {
+  startMs: number;
+  stopMs: number;
+}
+
+const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
+const sumF = (xs: bigint[]) => xs.reduce((acc, x) => acc + float64FromBits(x), 0);
+
+function checkHistogram(h: Histogram, custom: boolean, what: string): void {
+  assert.ok(custom ? h.schema === -53 : h.schema >= -4 && h.schema <= 8, `${what} schema`);
+  assert.ok(h.counterResetHint >= 0 && h.counterResetHint <= 3, what);
+  assert.ok(h.count >= h.zeroCount && h.zeroCount >= 0n, what);
+  const spanned = h.positiveSpans.reduce((n, s) => n + s.length, 0);
+  assert.equal(spanned, h.positiveBuckets.length, `${what} spans cover the buckets`);
+  const pos = absoluteBuckets(h.positiveBuckets);
+  const neg = absoluteBuckets(h.negativeBuckets);
+  assert.ok([...pos, ...neg].every((c) => c >= 0n), `${what} bucket counts >= 0`);
+  // Prometheus' own histograms observe no NaNs, so the buckets add up to the count.
+  assert.equal([...pos, ...neg].reduce((a, b) => a + b, h.zeroCount), h.count, what);
+  assert.ok(float64FromBits(h.sum) >= 0, what);
+  if (custom) {
+    const bounds = h.customValues.map(float64FromBits);
+    assert.ok(bounds.length > 0 && bounds.every((b, i) => i === 0 || b > bounds[i - 1]), what);
+    assert.equal(h.negativeSpans.length, 0, what);
+  } else {
+    assert.equal(h.customValues.length, 0, what);
+  }
+}
+
+function checkFloatHistogram(h: FloatHistogram, custom: boolean, what: string): void {
+  assert.ok(custom ? h.schema === -53 : h.schema >= -4 && h.schema <= 8, `${what} schema`);
+  const count = float64FromBits(h.count);
+  assert.ok(count >= 0 && float64FromBits(h.zeroCount) >= 0, what);
+  const buckets = [...h.positiveBuckets, ...h.negativeBuckets];
+  assert.ok(buckets.every((b) => float64FromBits(b) >= 0), what);
+  assert.ok(close(sumF(buckets) + float64FromBits(h.zeroCount), count), `${what} count`);
+  assert.equal(
+    h.positiveSpans.reduce((n, s) => n + s.length, 0),
+    h.positiveBuckets.length,
+    what,
+  );
+  if (custom) assert.ok(h.customValues.length > 0, what);
+}
+
+for (const name of ["zstd", "snappy", "none"] as const) {
+  Deno.test(`3.5.3 ${name} fixture: every record decodes to sane values`, async () => {
+    const manifest: Manifest = JSON.parse(
+      await Deno.readTextFile(`${FIXTURES}${name}/manifest.json`),
+    );
+    const segments = await listSegments(`${FIXTURES}${name}/wal`);
+    const series = new Map<bigint, Map<string, string>>();
+    const codes = new Map<number, number>();
+    const times: bigint[] = [];
+    const up: bigint[] = [];
+    const meta = new Map<string, { type: number; help: string }>();
+    const nameOf = (ref: bigint) => {
+      const l = series.get(ref);
+      assert.ok(l, `unknown series ref ${ref}`);
+      return l.get("__name__")!;
+    };
+    for await (const rec of new WalReader(segments)) {
+      const d = decodeRecord(rec.bytes);
+      codes.set(d.code, (codes.get(d.code) ?? 0) + 1);
+      switch (d.type) {
+        case "series":
+          for (const s of d.series) {
+            assert.ok(!series.has(s.ref), "a series is logged once");
+            const names = s.labels.map((l) => l.name);
+            assert.deepEqual(names, [...names].sort(), "labels sorted by name");
+            series.set(s.ref, new Map(s.labels.map((l) => [l.name, l.value])));
+          }
+          break;
+        case "samples":
+          for (const s of d.samples) {
+            times.push(s.t);
+            if (nameOf(s.ref) === "up" && series.get(s.ref)!.get("job") === "prometheus") {
+              up.push(s.v);
+            }
+          }
+          break;
+        case "histograms":
+          for (const h of d.histograms) {
+            times.push(h.t);
+            checkHistogram(h.h, d.code === 9, `${nameOf(h.ref)}@${h.t}`);
+          }
+          break;
+        case "floatHistograms":
+          for (const h of d.histograms) {
+            times.push(h.t);
+            checkFloatHistogram(h.h, d.code === 10, `${nameOf(h.ref)}@${h.t}`);
+          }
+          break;
+        case "metadata":
+          for (const m of d.metadata) meta.set(nameOf(m.ref), { type: m.type, help: m.help });
+          break;
+        default:
+          assert.fail(`unexpected record ${d.type} (${d.code})`);
+      }
+    }
+    // Native histograms (7), float histograms from the rules (8), custom-bucket conversions (9)
+    // and their sums (10), metadata (6): every kind the run was set up to write.
+    assert.deepEqual([...codes.keys()].sort((a, b) => a - b), [1, 2, 6, 7, 8, 9, 10]);
+    assert.ok(up.length >= 2);
+    assert.ok(up.every((v) => v === float64Bits(1) || isStaleNaN(v)));
+    const lo = BigInt(manifest.startMs - 1000);
+    const hi = BigInt(manifest.stopMs + 1000);
+    assert.ok(times.every((t) => t >= lo && t <= hi), "samples lie within the run");
+    // Metadata as Prometheus exposes it.
+    assert.equal(meta.get("prometheus_http_requests_total")?.type, 1);
+    assert.equal(meta.get("go_goroutines")?.type, 2);
+    assert.equal(meta.get("prometheus_http_request_duration_seconds")?.type, 3);
+    assert.match(meta.get("go_goroutines")?.help ?? "", /goroutines/);
+  });
+}
+
+Deno.test("3.5.3 none fixture: the record cut into first, middle and last fragments", async () => {
+  const segments = await listSegments(`${FIXTURES}none/wal`);
+  let big = 0;
+  for await (const rec of new WalReader(segments)) {
+    if (rec.bytes.length <= 2 * 32768) continue;
+    const d = decodeRecord(rec.bytes);
+    assert.ok(d.type === "series");
+    assert.ok(d.series.length > 100);
+    assert.ok(
+      d.series.every((s) => s.labels.some((l) => l.name === "pad" && l.value.length === 200)),
+    );
+    big++;
+  }
+  assert.equal(big, 1);
+});
