@@ -11,11 +11,18 @@ import { exportCommand } from "./mod/cli/export.ts";
 import { inspectCommand } from "./mod/cli/inspect.ts";
 import { restoreCommand } from "./mod/cli/restore.ts";
 import { verifyCommand } from "./mod/cli/verify.ts";
+import { viewCommand } from "./mod/cli/view.ts";
 import { describeError, EXIT_FAILURE, EXIT_USAGE, PromcaseError } from "./mod/errors.ts";
 import { runInterruptCleanups } from "./mod/interrupt.ts";
 import { VERSION } from "./mod/version.ts";
 
-const COMMANDS: Command[] = [inspectCommand, exportCommand, verifyCommand, restoreCommand];
+const COMMANDS: Command[] = [
+  inspectCommand,
+  exportCommand,
+  verifyCommand,
+  restoreCommand,
+  viewCommand,
+];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -27,7 +34,7 @@ function usage(): string {
     "",
     "Run 'promcase <command> --help' for a command's options and examples.",
     "Customer side:  promcase export /var/lib/prometheus/metrics2 --at 2026-11-25T10:30:00Z --before 24h",
-    "Support side:   promcase verify ARCHIVE && promcase restore ARCHIVE --into DIR",
+    "Support side:   promcase view ARCHIVE   (or: promcase verify ARCHIVE && promcase restore ARCHIVE --into DIR)",
   ].join("\n");
 }
 

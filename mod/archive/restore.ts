@@ -22,6 +22,8 @@ export interface RestoredArchive {
   files: number;
   /** Bytes written. */
   bytes: number;
+  /** SHA-256 of the archive file. */
+  sha256: string;
 }
 
 /** Options of {@link restoreArchive}. */
@@ -83,7 +85,7 @@ export async function restoreArchive(
     }
     if (dirExists) await Deno.remove(dir); // empty, checked above; rename needs it gone
     await Deno.rename(staging, dir);
-    return { dir, manifest: check.manifest, files, bytes };
+    return { dir, manifest: check.manifest, files, bytes, sha256: check.sha256 };
   } catch (err) {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
     if (err instanceof PromcaseError) throw err;
