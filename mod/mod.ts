@@ -21,3 +21,5 @@ export * from "./prometheus.ts";
 export * from "./version.ts";
 export * from "./archive/mod.ts";
 export * from "./tsdb/mod.ts";
+export * from "./context.ts";
+export * from "./view/grafana.ts";
