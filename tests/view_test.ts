@@ -2,7 +2,7 @@
 // dir with Grafana provisioning and a compose file that reference existing files, and a real
 // Prometheus started on the data that answers queries over the window until Ctrl-C.
 import assert from "node:assert/strict";
-import { runCli, runCliJson } from "./_cli.ts";
+import { runCliJson } from "./_cli.ts";
 import { findPrometheus, freePort } from "./_prometheus.ts";
 
 const DATADIR = new URL("./testdata/datadir", import.meta.url).pathname;
