@@ -2,6 +2,8 @@
 // then the records real Prometheus 3.5.3 wrote (native histograms, NHCB, metadata).
 import assert from "node:assert/strict";
 import { Encbuf, FormatError } from "../mod/tsdb/encoding.ts";
+import { STALE_NAN_BITS } from "../mod/tsdb/chunkenc/xor.ts";
+import type { Label } from "../mod/tsdb/index.ts";
 import {
   absoluteBuckets,
   decodeRecord,
@@ -11,10 +13,8 @@ import {
   type Histogram,
   isKnownHistogramSchema,
   isStaleNaN,
-  type Label,
   RecordType,
   recordTypeName,
-  STALE_NAN_BITS,
 } from "../mod/tsdb/record.ts";
 import { listSegments, WalReader, WalSegmentWriter } from "../mod/tsdb/wlog.ts";
 

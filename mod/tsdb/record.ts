@@ -11,6 +11,8 @@
  * @module
  */
 
+import { STALE_NAN_BITS } from "./chunkenc/xor.ts";
+import type { Label } from "./index.ts";
 import { Decbuf, FormatError } from "./encoding.ts";
 
 /** Record type codes (the first byte of a record). */
@@ -45,9 +47,6 @@ export const RecordType = {
   MinValidTime: 14,
 } as const;
 
-/** Prometheus' stale marker, a NaN with a particular payload (`model/value`). */
-export const STALE_NAN_BITS = 0x7ff0000000000002n;
-
 /** Schema of native histograms with custom bucket bounds (NHCB). */
 export const CUSTOM_BUCKETS_SCHEMA = -53;
 
@@ -71,14 +70,6 @@ export function float64Bits(value: number): bigint {
 /** Whether a value's bit pattern is Prometheus' stale marker. */
 export function isStaleNaN(bits: bigint): boolean {
   return bits === STALE_NAN_BITS;
-}
-
-/** One label. */
-export interface Label {
-  /** Label name. */
-  name: string;
-  /** Label value. */
-  value: string;
 }
 
 /** A series record entry. */
@@ -166,7 +157,7 @@ export interface Span {
 }
 
 /** Fields common to integer and float native histograms. */
-export interface HistogramBase {
+export interface WalHistogramBase {
   /** 0 unknown, 1 counter reset, 2 not a counter reset, 3 gauge. */
   counterResetHint: number;
   /** Resolution: −4…8 exponential, −53 custom buckets (others are unknown to Prometheus). */
@@ -184,7 +175,7 @@ export interface HistogramBase {
 }
 
 /** An integer native histogram (`histogram.Histogram`). */
-export interface Histogram extends HistogramBase {
+export interface Histogram extends WalHistogramBase {
   /** Observations in the zero bucket. */
   zeroCount: bigint;
   /** Total observations. */
@@ -196,7 +187,7 @@ export interface Histogram extends HistogramBase {
 }
 
 /** A float native histogram (`histogram.FloatHistogram`); counts are float64 bits. */
-export interface FloatHistogram extends HistogramBase {
+export interface FloatHistogram extends WalHistogramBase {
   /** Observations in the zero bucket, float64 bits. */
   zeroCount: bigint;
   /** Total observations, float64 bits. */

@@ -1,0 +1,114 @@
+/**
+ * File helpers shared by the TSDB readers and writers: positioned reads and a buffered writer
+ * that knows its position.
+ *
+ * @module
+ */
+
+/** Reads into `buf` at file position `pos`; returns the bytes read (fewer only at end of file). */
+export async function readAt(file: Deno.FsFile, pos: number, buf: Uint8Array): Promise<number> {
+  await file.seek(pos, Deno.SeekMode.Start);
+  let done = 0;
+  while (done < buf.length) {
+    const n = await file.read(buf.subarray(done));
+    if (n === null) break;
+    done += n;
+  }
+  return done;
+}
+
+/** Reads exactly `length` bytes at `pos`, or throws `what` if the file ends first. */
+export async function readExactAt(
+  file: Deno.FsFile,
+  pos: number,
+  length: number,
+  what: string,
+): Promise<Uint8Array> {
+  const buf = new Uint8Array(length);
+  if (await readAt(file, pos, buf) !== length) {
+    throw new RangeError(`${what}: file ends before byte ${pos + length}`);
+  }
+  return buf;
+}
+
+/** Serialises async operations on one file handle (seek + read is not atomic). */
+export class FileLock {
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** Runs `fn` after every earlier call has settled. */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+}
+
+/** Appends to a new file through a buffer, tracking the file position. */
+export class BufferedFileWriter {
+  #file: Deno.FsFile;
+  #buf: Uint8Array;
+  #buffered = 0;
+  #pos = 0;
+
+  private constructor(file: Deno.FsFile, bufferSize: number) {
+    this.#file = file;
+    this.#buf = new Uint8Array(bufferSize);
+  }
+
+  /** Creates `path` (which must not exist) for writing. */
+  static async create(path: string, bufferSize = 1024 * 1024): Promise<BufferedFileWriter> {
+    const file = await Deno.open(path, { write: true, createNew: true });
+    return new BufferedFileWriter(file, bufferSize);
+  }
+
+  /** Bytes written so far, buffered ones included. */
+  get position(): number {
+    return this.#pos;
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < bytes.length) done += await this.#file.write(bytes.subarray(done));
+  }
+
+  /** Writes the buffered bytes to the file. */
+  async flush(): Promise<void> {
+    await this.#writeAll(this.#buf.subarray(0, this.#buffered));
+    this.#buffered = 0;
+  }
+
+  /** Appends `bytes`. */
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.#buffered + bytes.length > this.#buf.length) {
+      await this.flush();
+      if (bytes.length > this.#buf.length) {
+        await this.#writeAll(bytes);
+        this.#pos += bytes.length;
+        return;
+      }
+    }
+    this.#buf.set(bytes, this.#buffered);
+    this.#buffered += bytes.length;
+    this.#pos += bytes.length;
+  }
+
+  /** Appends zero bytes up to a multiple of `alignment`. */
+  async pad(alignment: number): Promise<void> {
+    const extra = (alignment - (this.#pos % alignment)) % alignment;
+    if (extra > 0) await this.write(new Uint8Array(extra));
+  }
+
+  /** Flushes, fsyncs and closes the file. */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.#file.sync();
+    this.#file.close();
+  }
+
+  /** Closes the file without flushing (after an error). */
+  abort(): void {
+    try {
+      this.#file.close();
+    } catch { /* already closed */ }
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Variable-width integers of the histogram chunk encodings (`tsdb/chunkenc/varbit.go`): a unary
+ * prefix of up to 8 one bits chooses a payload of 0, 3, 6, 9, 12, 18, 25, 56 or 64 bits.
+ *
+ * @module
+ */
+
+import { FormatError } from "../encoding.ts";
+import type { BitReader, BitWriter } from "./bstream.ts";
+
+// Payload bits per number of leading one bits in the prefix.
+const _SIZES = [0, 3, 6, 9, 12, 18, 25, 56, 64];
+
+/** Go's `bitRange`: whether `x` fits `n` bits as the chunk encodings use them. */
+export function bitRange(x: bigint, n: number): boolean {
+  const half = 1n << BigInt(n - 1);
+  return -(half - 1n) <= x && x <= half;
+}
+
+function _readPrefix(r: BitReader): number {
+  let ones = 0;
+  while (ones < 8 && r.readBit() === 1) ones++;
+  return ones;
+}
+
+/** Reads a varbit-encoded signed integer (int64). */
+export function readVarbitInt(r: BitReader): bigint {
+  const sz = _SIZES[_readPrefix(r)];
+  if (sz === 0) return 0n;
+  if (sz === 64) return BigInt.asIntN(64, r.readBigBits(64));
+  if (sz <= 32) {
+    let v = r.readBits(sz);
+    // Values above 2^(sz-1) are negative; exactly 2^(sz-1) stays positive (Go's strict `>`).
+    if (v > 2 ** (sz - 1)) v -= 2 ** sz;
+    return BigInt(v);
+  }
+  let v = r.readBigBits(sz);
+  if (v > 1n << BigInt(sz - 1)) v -= 1n << BigInt(sz);
+  return v;
+}
+
+/** Reads a varbit-encoded unsigned integer (uint64). */
+export function readVarbitUint(r: BitReader): bigint {
+  const sz = _SIZES[_readPrefix(r)];
+  if (sz === 0) return 0n;
+  return sz <= 32 ? BigInt(r.readBits(sz)) : r.readBigBits(sz);
+}
+
+/** Reads a varbit-encoded unsigned integer that must fit a JS number (span counts, lengths). */
+export function readVarbitUintNumber(r: BitReader): number {
+  const v = readVarbitUint(r);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new FormatError(`varbit value ${v} too large`);
+  return Number(v);
+}
+
+/** Writes a signed integer (int64) in varbit encoding. */
+export function putVarbitInt(w: BitWriter, v: bigint): void {
+  const x = BigInt.asIntN(64, v);
+  if (x === 0n) {
+    w.writeBit(0);
+    return;
+  }
+  for (let i = 1; i < _SIZES.length - 1; i++) {
+    if (bitRange(x, _SIZES[i])) {
+      w.writeBits((1 << (i + 1)) - 2, i + 1); // i one bits, then a zero bit
+      w.writeBigBits(x, _SIZES[i]);
+      return;
+    }
+  }
+  w.writeBits(0xff, 8);
+  w.writeBigBits(x, 64);
+}
+
+/** Writes an unsigned integer (uint64) in varbit encoding. */
+export function putVarbitUint(w: BitWriter, v: bigint): void {
+  const x = BigInt.asUintN(64, v);
+  if (x === 0n) {
+    w.writeBit(0);
+    return;
+  }
+  for (let i = 1; i < _SIZES.length - 1; i++) {
+    if (x < 1n << BigInt(_SIZES[i])) {
+      w.writeBits((1 << (i + 1)) - 2, i + 1);
+      w.writeBigBits(x, _SIZES[i]);
+      return;
+    }
+  }
+  w.writeBits(0xff, 8);
+  w.writeBigBits(x, 64);
+}

@@ -1,0 +1,335 @@
+/**
+ * A block's chunk segment files, `<block>/chunks/000001`, `000002`, … (`tsdb/chunks/chunks.go`).
+ *
+ * Each file: an 8-byte header (magic `0x85BD40DD`, version 1, 3 zero bytes), then chunks, each
+ * `uvarint dataLen | encoding byte | data | CRC32C(encoding byte + data)`. A chunk reference is
+ * `segIndex << 32 | offset`, where `segIndex` is the 0-based position of the file in the
+ * name-sorted list of numeric file names (so `000001` is 0) and `offset` the position of the
+ * chunk's length field.
+ *
+ * The reader never loads a whole segment: it reads through a bounded window with positioned
+ * reads, which suits the usual access pattern (chunk references ascend in index order).
+ *
+ * @module
+ */
+
+import { BufferedFileWriter, FileLock, readAt } from "./_io.ts";
+import { crc32c } from "./crc32c.ts";
+import { FormatError } from "./encoding.ts";
+
+/** Magic number at the start of every chunk segment file. */
+export const MAGIC_CHUNKS = 0x85bd40dd;
+/** Size of the segment header. */
+export const SEGMENT_HEADER_SIZE = 8;
+/** Prometheus' default maximum segment size (512 MiB). */
+export const DEFAULT_CHUNK_SEGMENT_SIZE = 512 * 1024 * 1024;
+// Go reserves binary.MaxVarintLen32 bytes for the length field when planning segment space.
+const _MAX_LEN_FIELD = 5;
+
+/** A chunk as stored: its encoding byte and data. */
+export interface RawChunk {
+  /** Encoding byte (1 XOR, 2 histogram, 3 float histogram, …). */
+  encoding: number;
+  /** The chunk data (for XOR: BE16 sample count and the bit stream). */
+  data: Uint8Array;
+}
+
+/** Packs a segment index and offset into a chunk reference. */
+export function chunkRef(segIndex: number, offset: number): bigint {
+  return (BigInt(segIndex) << 32n) | BigInt(offset);
+}
+
+/** Splits a chunk reference into `[segIndex, offset]`. */
+export function unpackChunkRef(ref: bigint): [number, number] {
+  return [Number(BigInt.asUintN(64, ref) >> 32n), Number(ref & 0xffffffffn)];
+}
+
+interface _Segment {
+  name: string;
+  file: Deno.FsFile;
+  size: number;
+}
+
+/** Options of {@link ChunkReader.open}. */
+export interface ChunkReaderOptions {
+  /** Bytes read at once and kept for the following chunks (default 256 KiB). */
+  windowSize?: number;
+}
+
+/** Reads chunks of a block's `chunks/` directory by reference. */
+export class ChunkReader {
+  #segments: _Segment[];
+  #windowSize: number;
+  #window: { seg: number; start: number; bytes: Uint8Array } | undefined;
+  // seek+read on one handle is not atomic: reads run one after the other.
+  #lock = new FileLock();
+
+  private constructor(segments: _Segment[], windowSize: number) {
+    this.#segments = segments;
+    this.#windowSize = windowSize;
+  }
+
+  /**
+   * Opens every segment file of `dir` (files named by digits only, in name order, as Go's
+   * `sequenceFiles`) and checks each header.
+   */
+  static async open(dir: string, options: ChunkReaderOptions = {}): Promise<ChunkReader> {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) {
+      if (/^\d+$/.test(e.name)) names.push(e.name);
+    }
+    names.sort();
+    const segments: _Segment[] = [];
+    try {
+      for (const name of names) {
+        const file = await Deno.open(`${dir}/${name}`, { read: true });
+        segments.push({ name, file, size: 0 });
+        const size = (await file.stat()).size;
+        segments[segments.length - 1].size = size;
+        const head = new Uint8Array(SEGMENT_HEADER_SIZE);
+        if (size < SEGMENT_HEADER_SIZE || await readAt(file, 0, head) < SEGMENT_HEADER_SIZE) {
+          throw new FormatError(`chunk segment ${name}: shorter than its header`);
+        }
+        const magic = new DataView(head.buffer).getUint32(0);
+        if (magic !== MAGIC_CHUNKS) {
+          throw new FormatError(`chunk segment ${name}: bad magic 0x${magic.toString(16)}`);
+        }
+        if (head[4] !== 1) {
+          throw new FormatError(`chunk segment ${name}: unsupported version ${head[4]}`);
+        }
+      }
+    } catch (e) {
+      for (const s of segments) s.file.close();
+      throw e;
+    }
+    return new ChunkReader(segments, options.windowSize ?? 256 * 1024);
+  }
+
+  /** Segment file names, in reference order. */
+  get segmentNames(): string[] {
+    return this.#segments.map((s) => s.name);
+  }
+
+  /** Total size of the segment files in bytes. */
+  get size(): number {
+    return this.#segments.reduce((a, s) => a + s.size, 0);
+  }
+
+  /** Reads the chunk at `ref` and checks its CRC. The returned data is the caller's to keep. */
+  read(ref: bigint): Promise<RawChunk> {
+    // Chunks inside the current window need no I/O and no place in the read queue.
+    try {
+      const chunk = this.#fromWindow(ref);
+      if (chunk) return Promise.resolve(chunk);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#lock.run(() => this.#read(ref));
+  }
+
+  #inWindow(seg: number, start: number, length: number): Uint8Array | undefined {
+    const w = this.#window;
+    if (w && w.seg === seg && start >= w.start && start + length <= w.start + w.bytes.length) {
+      return w.bytes.subarray(start - w.start, start - w.start + length);
+    }
+    return undefined;
+  }
+
+  async #load(seg: number, start: number, length: number): Promise<void> {
+    const s = this.#segments[seg];
+    const bytes = new Uint8Array(Math.min(Math.max(this.#windowSize, length), s.size - start));
+    const got = await readAt(s.file, start, bytes);
+    this.#window = { seg, start, bytes: bytes.subarray(0, got) };
+  }
+
+  /** The segment of `ref` and the offset, checked against the segment's size. */
+  #locate(ref: bigint): [_Segment, number, number] {
+    const [seg, offset] = unpackChunkRef(ref);
+    const s = this.#segments[seg];
+    if (!s) {
+      throw new FormatError(`chunk ref 0x${ref.toString(16)}: segment index ${seg} out of range`);
+    }
+    if (offset < SEGMENT_HEADER_SIZE || offset >= s.size) {
+      throw new FormatError(`chunk ref 0x${ref.toString(16)}: offset beyond segment ${s.name}`);
+    }
+    return [s, seg, offset];
+  }
+
+  /** The chunk's total size (length field, encoding, data, CRC), from its first bytes. */
+  #totalSize(ref: bigint, s: _Segment, offset: number, head: Uint8Array): number {
+    let len = 0;
+    let i = 0;
+    for (let scale = 1;; scale *= 128) {
+      if (i >= head.length || i >= 10) {
+        throw new FormatError(`chunk ref 0x${ref.toString(16)}: bad length field`);
+      }
+      const b = head[i++];
+      len += (b & 0x7f) * scale;
+      if (b < 0x80) break;
+    }
+    const total = i + 1 + len + 4;
+    if (offset + total > s.size) {
+      throw new FormatError(
+        `chunk ref 0x${ref.toString(16)}: chunk of ${len} bytes runs past the end of ${s.name}`,
+      );
+    }
+    return total;
+  }
+
+  /** The chunk at `ref` if the window holds all of it. */
+  #fromWindow(ref: bigint): RawChunk | undefined {
+    const [s, seg, offset] = this.#locate(ref);
+    // The length field takes at most 10 bytes, then comes the encoding byte.
+    const head = this.#inWindow(seg, offset, Math.min(11, s.size - offset));
+    if (!head) return undefined;
+    const total = this.#totalSize(ref, s, offset, head);
+    const all = this.#inWindow(seg, offset, total);
+    if (!all) return undefined;
+    let i = 0;
+    while (all[i] >= 0x80) i++; // the last byte of the length field
+    const body = all.subarray(i + 1, total - 4); // encoding byte and data: what the CRC covers
+    const want = new DataView(all.buffer, all.byteOffset + total - 4, 4).getUint32(0);
+    const got = crc32c(body);
+    if (got !== want) {
+      throw new FormatError(
+        `chunk ref 0x${ref.toString(16)} in ${s.name}: CRC32C mismatch ` +
+          `(stored 0x${want.toString(16)}, computed 0x${got.toString(16)})`,
+      );
+    }
+    return { encoding: body[0], data: body.slice(1) };
+  }
+
+  async #read(ref: bigint): Promise<RawChunk> {
+    const [s, seg, offset] = this.#locate(ref);
+    let chunk = this.#fromWindow(ref);
+    if (chunk) return chunk;
+    await this.#load(seg, offset, 11);
+    chunk = this.#fromWindow(ref);
+    if (chunk) return chunk;
+    // Larger than the window: read exactly this chunk.
+    const head = this.#inWindow(seg, offset, Math.min(11, s.size - offset))!;
+    await this.#load(seg, offset, this.#totalSize(ref, s, offset, head));
+    return this.#fromWindow(ref)!;
+  }
+
+  /** Closes the segment files. */
+  close(): void {
+    for (const s of this.#segments) {
+      try {
+        s.file.close();
+      } catch { /* already closed */ }
+    }
+    this.#segments = [];
+    this.#window = undefined;
+  }
+
+  /** Same as {@link ChunkReader.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Options of {@link ChunkWriter.create}. */
+export interface ChunkWriterOptions {
+  /** Maximum segment size; a chunk never spans files (default 512 MiB). */
+  segmentSize?: number;
+  /** Write buffer size (default 1 MiB). */
+  bufferSize?: number;
+}
+
+/**
+ * Writes chunk segment files into a new directory. Chunks must be written in the order their
+ * series will appear in the index (references are then non-decreasing, as the index requires).
+ */
+export class ChunkWriter {
+  #dir: string;
+  #segmentSize: number;
+  #bufferSize: number;
+  #file: BufferedFileWriter | undefined;
+  #seq = 0; // number of segment files created
+  #header = new Uint8Array(16);
+  #closed = false;
+
+  private constructor(dir: string, segmentSize: number, bufferSize: number) {
+    this.#dir = dir;
+    this.#segmentSize = segmentSize;
+    this.#bufferSize = bufferSize;
+  }
+
+  /** Creates `dir` (which must not hold segment files yet) and returns a writer for it. */
+  static async create(dir: string, options: ChunkWriterOptions = {}): Promise<ChunkWriter> {
+    await Deno.mkdir(dir, { recursive: true });
+    for await (const e of Deno.readDir(dir)) {
+      if (/^\d+$/.test(e.name)) throw new Error(`${dir} already holds chunk segment ${e.name}`);
+    }
+    const segmentSize = options.segmentSize ?? DEFAULT_CHUNK_SEGMENT_SIZE;
+    if (segmentSize < SEGMENT_HEADER_SIZE + 16 || segmentSize > 0xffffffff) {
+      throw new RangeError(`chunk segment size ${segmentSize} out of range`);
+    }
+    return new ChunkWriter(dir, segmentSize, options.bufferSize ?? 1024 * 1024);
+  }
+
+  /** Number of segment files written so far. */
+  get segments(): number {
+    return this.#seq;
+  }
+
+  async #cut(): Promise<BufferedFileWriter> {
+    await this.#file?.close();
+    this.#file = undefined;
+    const name = String(this.#seq + 1).padStart(6, "0");
+    const file = await BufferedFileWriter.create(`${this.#dir}/${name}`, this.#bufferSize);
+    this.#seq++;
+    this.#file = file;
+    const h = new Uint8Array(SEGMENT_HEADER_SIZE);
+    new DataView(h.buffer).setUint32(0, MAGIC_CHUNKS);
+    h[4] = 1;
+    await file.write(h);
+    return file;
+  }
+
+  /** Appends one chunk and returns its reference. */
+  async write(encoding: number, data: Uint8Array): Promise<bigint> {
+    if (this.#closed) throw new Error("ChunkWriter is closed");
+    const size = _MAX_LEN_FIELD + 1 + data.length + 4;
+    let file = this.#file;
+    // As Go: a new segment when this chunk would not fit, unless the segment is still empty.
+    if (
+      !file ||
+      (file.position > SEGMENT_HEADER_SIZE && file.position + size > this.#segmentSize)
+    ) {
+      file = await this.#cut();
+    }
+    const ref = chunkRef(this.#seq - 1, file.position);
+    const h = this.#header;
+    let i = 0;
+    let len = data.length;
+    while (len >= 0x80) {
+      h[i++] = (len & 0x7f) | 0x80;
+      len = Math.floor(len / 128);
+    }
+    h[i++] = len;
+    h[i++] = encoding;
+    await file.write(h.subarray(0, i));
+    await file.write(data);
+    const crc = new Uint8Array(4);
+    new DataView(crc.buffer).setUint32(0, crc32c(data, crc32c(h.subarray(i - 1, i))));
+    await file.write(crc);
+    return ref;
+  }
+
+  /** Flushes, fsyncs and closes the last segment. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#file?.close();
+    this.#file = undefined;
+  }
+
+  /** Closes the open file without flushing (after an error). */
+  abort(): void {
+    this.#closed = true;
+    this.#file?.abort();
+    this.#file = undefined;
+  }
+}
