@@ -17,14 +17,25 @@ export interface CliResult {
   stderr: string;
 }
 
+/** How to run the CLI. */
+export interface CliOptions {
+  /** Working directory. */
+  cwd?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** A command to run promcase under, e.g. `["setpriv", "--reuid=65534", …]`. */
+  wrapper?: string[];
+}
+
 /** Runs `promcase ARGS` and collects its output. */
-export async function runCli(args: string[], options: { cwd?: string } = {}): Promise<CliResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const argv = [...(options.wrapper ?? []), Deno.execPath(), "run", "--allow-all", MAIN, ...args];
+  const output = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
     cwd: options.cwd,
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...options.env },
   }).output();
   const decoder = new TextDecoder();
   return {
@@ -37,7 +48,7 @@ export async function runCli(args: string[], options: { cwd?: string } = {}): Pr
 /** Runs the CLI and fails with its stderr unless it exits 0; returns the parsed `--json` output. */
 export async function runCliJson<T = Record<string, unknown>>(
   args: string[],
-  options: { cwd?: string } = {},
+  options: CliOptions = {},
 ): Promise<T> {
   const result = await runCli([...args, "--json"], options);
   if (result.code !== 0) {

@@ -218,28 +218,10 @@ async function _runAsNobody(args: string[], dir: string) {
   const denoDir = `${dir}/deno-dir`;
   await Deno.mkdir(denoDir, { mode: 0o777 });
   await Deno.chmod(denoDir, 0o777);
-  const main = new URL("../main.ts", import.meta.url).pathname;
-  const output = await new Deno.Command("setpriv", {
-    args: [
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      main,
-      ...args,
-    ],
-    env: { DENO_DIR: denoDir, HOME: denoDir, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return await runCli(args, {
+    wrapper: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+    env: { DENO_DIR: denoDir, HOME: denoDir },
+  });
 }
 
 Deno.test("truncated and corrupted archives are detected and never restored", async () => {
