@@ -15,6 +15,8 @@ export interface DataFile {
   path: string;
   /** Size in bytes when scanned. */
   size: number;
+  /** Last modification when scanned, in ms since the epoch (0 where the OS does not tell). */
+  mtime: number;
 }
 
 /** One block dir. */
@@ -301,7 +303,7 @@ async function _readDirSorted(path: string, shown: string): Promise<Deno.DirEntr
 
 async function _fileInfo(root: string, rel: string): Promise<DataFile> {
   const stat = await Deno.stat(`${root}/${rel}`);
-  return { path: rel, size: stat.size };
+  return { path: rel, size: stat.size, mtime: stat.mtime?.getTime() ?? 0 };
 }
 
 function _compareBigint(a: bigint, b: bigint): number {

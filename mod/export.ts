@@ -68,11 +68,7 @@ const _HEAD_SLACK_MS = 5n * 60_000n;
  * compacted block that is also present, as happens between a compaction's rename and its delete),
  * and the head when the window reaches past the newest block.
  */
-export function planExport(
-  info: DataDirInfo,
-  window: IncidentWindow,
-  newestHeadWrite: bigint | null,
-): ExportPlan {
+export function planExport(info: DataDirInfo, window: IncidentWindow): ExportPlan {
   const superseded = info.blocks.filter((block) =>
     info.blocks.some((other) =>
       other !== block && (
@@ -85,7 +81,7 @@ export function planExport(
   const live = info.blocks.filter((b) => !superseded.includes(b));
   const blocks = live.filter((b) => overlapsWindow(b.meta.minTime, b.meta.maxTime, window));
   const skippedBlocks = live.filter((b) => !blocks.includes(b));
-  const head = _planHead(info, window, newestHeadWrite);
+  const head = _planHead(info, window);
   const files = [...blocks.flatMap((b) => b.files), ...head.files];
   const warnings = [...info.problems];
   if (info.tmpDirs.length > 0) {
@@ -114,12 +110,11 @@ export function planExport(
   };
 }
 
-function _planHead(
-  info: DataDirInfo,
-  window: TimeWindow,
-  newestHeadWrite: bigint | null,
-): ExportPlan["head"] {
+function _planHead(info: DataDirInfo, window: TimeWindow): ExportPlan["head"] {
   const { head } = info;
+  // When the head was last written: the newest modification of a WAL or WBL segment.
+  const writes = [...head.walSegments, ...head.wbl].map((f) => f.mtime).filter((t) => t > 0);
+  const newestHeadWrite = writes.length > 0 ? BigInt(Math.max(...writes)) : null;
   const files = [
     ...(head.checkpoint?.files ?? []),
     ...head.walSegments,
@@ -199,7 +194,6 @@ const _MAX_ATTEMPTS = 5;
 interface _OpenFile {
   info: DataFile;
   handle: Deno.FsFile;
-  mtime: number;
 }
 
 /** Exports the window of a data dir into an archive (or only plans it, with `dryRun`). */
@@ -210,7 +204,7 @@ export async function exportArchive(options: ExportOptions): Promise<ExportResul
   let restarts = 0;
   for (let attempt = 1;; attempt++) {
     const info = await scanDataDir(options.dataDir);
-    const plan = planExport(info, options.window, await _newestWalWrite(info));
+    const plan = planExport(info, options.window);
     _requireData(plan);
     if (options.dryRun) return { plan, archive: null, output, manifest: null, restarts };
     await options.beforeOpen?.(plan);
@@ -265,10 +259,8 @@ async function _openAll(root: string, files: DataFile[]): Promise<_OpenFile[] | 
   try {
     for (const info of files) {
       const handle = await Deno.open(`${root}/${info.path}`, { read: true });
-      opened.push({ info, handle, mtime: 0 });
-      const stat = await handle.stat();
-      opened[opened.length - 1].mtime = Math.floor((stat.mtime?.getTime() ?? 0) / 1000);
-      if (stat.size < info.size) throw new Deno.errors.NotFound("shrank");
+      opened.push({ info, handle });
+      if ((await handle.stat()).size < info.size) throw new Deno.errors.NotFound("shrank");
     }
     return opened;
   } catch (err) {
@@ -316,7 +308,7 @@ async function _writeArchive(
           yield piece;
         }
       };
-      await writer.addFile(path, file.info.size, counted(), file.mtime);
+      await writer.addFile(path, file.info.size, counted(), Math.floor(file.info.mtime / 1000));
     }
     const mtime = Math.floor(Date.now() / 1000);
     const contexts = Object.values(options.context ?? {});
@@ -386,20 +378,6 @@ async function _manifest(
     },
     warnings: plan.warnings,
   };
-}
-
-/** When the head was last written, from the WAL files' modification times. */
-async function _newestWalWrite(info: DataDirInfo): Promise<bigint | null> {
-  let newest: number | null = null;
-  for (const file of [...info.head.walSegments, ...info.head.wbl]) {
-    try {
-      const mtime = (await Deno.stat(`${info.path}/${file.path}`)).mtime?.getTime();
-      if (mtime !== undefined && (newest === null || mtime > newest)) newest = mtime;
-    } catch {
-      // Gone meanwhile: the open step will notice.
-    }
-  }
-  return newest === null ? null : BigInt(newest);
 }
 
 function _hostname(): string {
