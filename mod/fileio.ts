@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Hash } from "node:crypto";
 import { PromcaseError } from "./errors.ts";
 
 /** How much is read at a time. */
@@ -80,4 +81,15 @@ export function splitPath(path: string): { dir: string; base: string } {
   return i < 0
     ? { dir: ".", base: path }
     : { dir: path.slice(0, i) || "/", base: path.slice(i + 1) };
+}
+
+/** Passes `body` through unchanged, feeding every piece to `hash` on the way. */
+export async function* hashing(
+  body: AsyncIterable<Uint8Array>,
+  hash: Hash,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    hash.update(chunk);
+    yield chunk;
+  }
 }

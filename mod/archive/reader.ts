@@ -9,7 +9,7 @@
 
 import { createHash } from "node:crypto";
 import { describeError, PromcaseError, usageError } from "../errors.ts";
-import { PIECE_SIZE } from "../fileio.ts";
+import { hashing, PIECE_SIZE } from "../fileio.ts";
 import { decompress } from "./compression.ts";
 import { type Manifest, MANIFEST_PATH, MAX_MANIFEST_BYTES, parseManifest } from "./manifest.ts";
 import { readTar, type TarHeader } from "./tar.ts";
@@ -126,14 +126,9 @@ export async function checkArchive(
         continue;
       }
       const hash = createHash("sha256");
-      const hashed = async function* () {
-        for await (const chunk of entry.body) {
-          hash.update(chunk);
-          yield chunk;
-        }
-      };
-      if (options.onFile) await options.onFile(header.path, header, hashed());
-      else for await (const _ of hashed()) { /* hashing only */ }
+      const body = hashing(entry.body, hash);
+      if (options.onFile) await options.onFile(header.path, header, body);
+      else for await (const _ of body) { /* hashing only */ }
       seen.set(header.path, { size: header.size, sha256: hash.digest("hex") });
     }
     current = "";

@@ -8,7 +8,7 @@
 
 import { createHash } from "node:crypto";
 import { describeError, PromcaseError, usageError } from "../errors.ts";
-import { exists, randomSuffix, splitPath, writeAll } from "../fileio.ts";
+import { exists, hashing, randomSuffix, splitPath, writeAll } from "../fileio.ts";
 import { type CompressingSink, compressInto, type Compression } from "./compression.ts";
 import { formatManifest, type Manifest, MANIFEST_PATH, type ManifestFile } from "./manifest.ts";
 import { TarWriter } from "./tar.ts";
@@ -89,13 +89,7 @@ export class ArchiveWriter {
     mtime?: number,
   ): Promise<ManifestFile> {
     const hash = createHash("sha256");
-    const hashed = async function* () {
-      for await (const chunk of body) {
-        hash.update(chunk);
-        yield chunk;
-      }
-    };
-    await this.#guard(() => this.#tar.addFile(path, size, hashed(), { mtime }));
+    await this.#guard(() => this.#tar.addFile(path, size, hashing(body, hash), { mtime }));
     const entry = { path, size, sha256: hash.digest("hex") };
     this.files.push(entry);
     return entry;
