@@ -10,7 +10,7 @@
 import type { Manifest } from "../archive/manifest.ts";
 import { parseManifest } from "../archive/manifest.ts";
 import { restoreArchive } from "../archive/restore.ts";
-import { describeError, PromcaseError, usageError } from "../errors.ts";
+import { describeError, EXIT_USAGE, PromcaseError, usageError } from "../errors.ts";
 import { exists, splitPath } from "../fileio.ts";
 import { onInterrupt } from "../interrupt.ts";
 import { compareVersions, prometheusVersion } from "../prometheus.ts";
@@ -24,6 +24,7 @@ import {
   provisioningFiles,
   rewriteDashboard,
 } from "../view/grafana.ts";
+import { spawnLogged } from "../view/process.ts";
 import { startPrometheus } from "../view/prometheus.ts";
 import { type Command, parseFlags, toJson } from "./args.ts";
 import { createProgress } from "./progress.ts";
@@ -356,38 +357,13 @@ async function _startGrafana(bin: string, dir: string) {
       return false;
     }
   });
-  const log = await Deno.open(`${dir}/grafana.log`, { write: true, create: true, append: true });
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(bin, {
-      args: [
-        "server",
-        "--config",
-        `${dir}/grafana/grafana.ini`,
-        ...(homepath ? ["--homepath", homepath] : []),
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch (err) {
-    log.close();
-    throw usageError(`cannot start Grafana as "${bin}": ${describeError(err)}`);
-  }
-  const copied = Promise.all([child.stdout, child.stderr].map(async (stream) => {
-    for await (const chunk of stream) await log.write(chunk);
-  })).finally(() => log.close());
-  return {
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      await child.status;
-      await copied;
-    },
-  };
+  const args = [
+    "server",
+    "--config",
+    `${dir}/grafana/grafana.ini`,
+    ...(homepath ? ["--homepath", homepath] : []),
+  ];
+  return await spawnLogged("Grafana", bin, args, `${dir}/grafana.log`, EXIT_USAGE);
 }
 
 function _printFiles(

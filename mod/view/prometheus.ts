@@ -8,17 +8,12 @@
 import type { Manifest } from "../archive/manifest.ts";
 import { PromcaseError } from "../errors.ts";
 import { serveCommand } from "../serve.ts";
+import { type LoggedProcess, spawnLogged } from "./process.ts";
 
 /** A running Prometheus. */
-export interface RunningPrometheus {
+export interface RunningPrometheus extends LoggedProcess {
   /** Its base URL. */
   url: string;
-  /** The command line it was started with. */
-  command: string[];
-  /** Stops it (SIGTERM, then SIGKILL after 20 s). Safe to call more than once. */
-  stop(): Promise<void>;
-  /** Resolves when the process ends by itself or by stop(). */
-  exited: Promise<Deno.CommandStatus>;
 }
 
 /** What {@link startPrometheus} needs. */
@@ -49,41 +44,8 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
     bin: options.bin,
     listenAddress: address,
   });
-  const log = await Deno.open(options.logFile, { write: true, create: true, append: true });
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(bin, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-      .spawn();
-  } catch (err) {
-    log.close();
-    throw new PromcaseError(`cannot start ${bin}: ${err instanceof Error ? err.message : err}`);
-  }
-  // Both output streams go to the log file; piping keeps the terminal for promcase's own lines.
-  const copied = Promise.all([child.stdout, child.stderr].map(async (stream) => {
-    for await (const chunk of stream) await log.write(chunk);
-  })).finally(() => log.close());
-  const exited = child.status.then(async (status) => {
-    await copied;
-    return status;
-  });
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    stopping ??= (async () => {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }, 20_000);
-      await exited;
-      clearTimeout(timer);
-    })();
+  const process = await spawnLogged("Prometheus", bin, args, options.logFile);
+  const { stop, exited } = process;
   const url = `http://${address}`;
   const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
   let ended = false;
@@ -105,5 +67,5 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  return { url, command: [bin, ...args], stop, exited };
+  return { url, ...process };
 }
