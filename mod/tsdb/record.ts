@@ -459,51 +459,36 @@ function _list(dec: Decbuf, read: () => bigint): bigint[] {
   return out;
 }
 
-function _histogramHead(dec: Decbuf): { counterResetHint: number; schema: number; zt: bigint } {
-  const counterResetHint = dec.byte();
-  const schema = Number(BigInt.asIntN(32, dec.varint64()));
-  return { counterResetHint, schema, zt: dec.be64() };
-}
-
+// Integer and float histograms share one layout; they differ only in how counts and buckets are
+// stored: uvarint counts and varint bucket deltas, or raw float64 bits for all of them.
 function _histogram(dec: Decbuf): Histogram {
-  const { counterResetHint, schema, zt } = _histogramHead(dec);
-  const zeroCount = dec.uvarint64();
-  const count = dec.uvarint64();
-  const sum = dec.be64();
-  const positiveSpans = _spans(dec);
-  const negativeSpans = _spans(dec);
-  const positiveBuckets = _list(dec, () => dec.varint64());
-  const negativeBuckets = _list(dec, () => dec.varint64());
-  const customValues = schema === CUSTOM_BUCKETS_SCHEMA ? _list(dec, () => dec.be64()) : [];
-  return {
-    counterResetHint,
-    schema,
-    zeroThreshold: zt,
-    zeroCount,
-    count,
-    sum,
-    positiveSpans,
-    negativeSpans,
-    positiveBuckets,
-    negativeBuckets,
-    customValues,
-  };
+  return _histogramPayload(dec, () => dec.uvarint64(), () => dec.varint64());
 }
 
 function _floatHistogram(dec: Decbuf): FloatHistogram {
-  const { counterResetHint, schema, zt } = _histogramHead(dec);
-  const zeroCount = dec.be64();
-  const count = dec.be64();
+  return _histogramPayload(dec, () => dec.be64(), () => dec.be64());
+}
+
+function _histogramPayload(
+  dec: Decbuf,
+  readCount: () => bigint,
+  readBucket: () => bigint,
+): Histogram & FloatHistogram {
+  const counterResetHint = dec.byte();
+  const schema = Number(BigInt.asIntN(32, dec.varint64()));
+  const zeroThreshold = dec.be64();
+  const zeroCount = readCount();
+  const count = readCount();
   const sum = dec.be64();
   const positiveSpans = _spans(dec);
   const negativeSpans = _spans(dec);
-  const positiveBuckets = _list(dec, () => dec.be64());
-  const negativeBuckets = _list(dec, () => dec.be64());
+  const positiveBuckets = _list(dec, readBucket);
+  const negativeBuckets = _list(dec, readBucket);
   const customValues = schema === CUSTOM_BUCKETS_SCHEMA ? _list(dec, () => dec.be64()) : [];
   return {
     counterResetHint,
     schema,
-    zeroThreshold: zt,
+    zeroThreshold,
     zeroCount,
     count,
     sum,
