@@ -63,3 +63,8 @@ export function isOneLineError(result: CliResult): boolean {
   return lines.length === 1 && /^promcase \w+: /.test(lines[0]) &&
     !/\bat .*:\d+:\d+/.test(result.stderr);
 }
+
+/** `export DATA_DIR --from 0 --to now -o ARCHIVE`: everything in a data dir, into `archive`. */
+export function exportAllArgs(dataDir: string, archive: string): string[] {
+  return ["export", dataDir, "--from", "0", "--to", "now", "-o", archive];
+}

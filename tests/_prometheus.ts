@@ -7,6 +7,8 @@
  * @module
  */
 
+import { compareVersions } from "../mod/prometheus.ts";
+
 /** Which of the fetched releases to use: bookworm (oldest), trixie (middle) or sid (newest). */
 export type PrometheusRelease = "oldest" | "middle" | "newest";
 
@@ -42,16 +44,6 @@ async function isFile(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.+~-]/).map((x) => parseInt(x, 10) || 0);
-  const pb = b.split(/[.+~-]/).map((x) => parseInt(x, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
 }
 
 /** Release directory for `which`: the suite symlink, or else the n-th version dir by version. */

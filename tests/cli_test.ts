@@ -4,9 +4,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { ArchiveWriter } from "../mod/archive/writer.ts";
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION } from "../mod/archive/manifest.ts";
-import { isOneLineError, runCli, runCliJson } from "./_cli.ts";
+import { exportAllArgs, isOneLineError, runCli, runCliJson } from "./_cli.ts";
+import { copyTree, listDir, pathExists, tarListing, TEST_DATADIR, withTempDir } from "./_files.ts";
 
-const DATADIR = new URL("./testdata/datadir", import.meta.url).pathname;
+const DATADIR = TEST_DATADIR;
+const withTemp = (fn: (dir: string) => Promise<void>) => withTempDir("promcase-cli-", fn);
 
 /** path -> sha256, size and mtime of every file below `dir`. */
 async function treeState(dir: string, prefix = ""): Promise<Map<string, string>> {
@@ -25,33 +27,13 @@ async function treeState(dir: string, prefix = ""): Promise<Map<string, string>>
   return state;
 }
 
-async function listDir(dir: string): Promise<string[]> {
-  return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
-}
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "promcase-cli-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 /** Exports the whole test data dir into `dir`, returns the archive path. */
 async function exportAll(dir: string, compression = "gzip"): Promise<string> {
   const archive = `${dir}/all.tar${
     compression === "gzip" ? ".gz" : compression === "zstd" ? ".zst" : ""
   }`;
   await runCliJson([
-    "export",
-    DATADIR,
-    "--from",
-    "0",
-    "--to",
-    "now",
-    "-o",
-    archive,
+    ...exportAllArgs(DATADIR, archive),
     "--compression",
     compression,
   ]);
@@ -64,14 +46,7 @@ Deno.test("export reads the data dir without changing a byte, and restore gives 
     const summary = await runCliJson<
       { blocks: string[]; head: { included: boolean; files: string[] } }
     >([
-      "export",
-      DATADIR,
-      "--from",
-      "0",
-      "--to",
-      "now",
-      "-o",
-      `${dir}/all.tar.gz`,
+      ...exportAllArgs(DATADIR, `${dir}/all.tar.gz`),
     ]);
     assert.deepEqual(await treeState(DATADIR), before, "the data dir is unchanged");
     assert.ok(summary.blocks.length >= 3);
@@ -113,10 +88,7 @@ Deno.test("zstd and uncompressed archives verify and restore", async () => {
       assert.deepEqual([verified.ok, verified.sidecar], [true, "ok"]);
       await runCliJson(["restore", archive, "--into", `${dir}/r-${compression}`]);
       // GNU tar reads our archives too.
-      const tar = await new Deno.Command("tar", { args: ["-tf", archive], stdout: "piped" })
-        .output();
-      assert.equal(tar.code, 0);
-      assert.match(new TextDecoder().decode(tar.stdout), /^manifest\.json$/m);
+      assert.match(await tarListing(archive), /^manifest\.json$/m);
     }
   });
 });
@@ -180,14 +152,7 @@ Deno.test("bad data dirs and windows: one-line errors, exit 1 or 2, no archive l
     // An existing output is never overwritten.
     await Deno.writeTextFile(`${dir}/taken.tar.gz`, "mine");
     const taken = await runCli([
-      "export",
-      DATADIR,
-      "--from",
-      "0",
-      "--to",
-      "now",
-      "-o",
-      `${dir}/taken.tar.gz`,
+      ...exportAllArgs(DATADIR, `${dir}/taken.tar.gz`),
     ]);
     assert.equal(taken.code, 2);
     assert.equal(await Deno.readTextFile(`${dir}/taken.tar.gz`), "mine");
@@ -197,7 +162,7 @@ Deno.test("bad data dirs and windows: one-line errors, exit 1 or 2, no archive l
 Deno.test("an unreadable file in the data dir fails the export and leaves no archive", async () => {
   await withTemp(async (dir) => {
     const data = `${dir}/data`;
-    await new Deno.Command("cp", { args: ["-a", DATADIR, data] }).output();
+    await copyTree(DATADIR, data);
     const block = (await listDir(data)).find((n) => /^[0-9A-Z]{26}$/.test(n))!;
     await Deno.chmod(`${data}/${block}/index`, 0o000);
     const out = `${dir}/out`;
@@ -239,7 +204,7 @@ Deno.test("truncated and corrupted archives are detected and never restored", as
       const tr = await runCli(["restore", truncated, "--into", `${dir}/r-truncated`]);
       assert.equal(tr.code, 1);
       assert.ok(isOneLineError(tr), tr.stderr);
-      assert.equal(await _exists(`${dir}/r-truncated`), false);
+      assert.equal(await pathExists(`${dir}/r-truncated`), false);
 
       // Flip one byte in the middle of the largest file's content.
       const flipped = `${dir}/flipped-${compression}`;
@@ -262,7 +227,7 @@ Deno.test("truncated and corrupted archives are detected and never restored", as
       const fr = await runCli(["restore", flipped, "--into", `${dir}/r-flipped`]);
       assert.equal(fr.code, 1);
       assert.ok(isOneLineError(fr), fr.stderr);
-      assert.equal(await _exists(`${dir}/r-flipped`), false);
+      assert.equal(await pathExists(`${dir}/r-flipped`), false);
       await Deno.remove(archive);
       await Deno.remove(`${archive}.sha256`);
     }
@@ -293,15 +258,6 @@ function _offsetInsideLargestFile(tar: Uint8Array): { offset: number; path: stri
   return { offset: best.offset, path: best.path };
 }
 
-async function _exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 Deno.test("restore refuses a non-empty target and archives with unsafe entries or newer formats", async () => {
   await withTemp(async (dir) => {
     const archive = await exportAll(dir);
@@ -324,8 +280,8 @@ Deno.test("restore refuses a non-empty target and archives with unsafe entries o
     assert.equal(e.code, 1, e.stderr);
     assert.ok(isOneLineError(e), e.stderr);
     assert.match(e.stderr, /unsafe entry "data\/\.\.\/\.\.\/escaped"/);
-    assert.equal(await _exists(`${dir}/escaped`), false);
-    assert.equal(await _exists(`${dir}/nest/r`), false);
+    assert.equal(await pathExists(`${dir}/escaped`), false);
+    assert.equal(await pathExists(`${dir}/nest/r`), false);
     const ev = await runCli(["verify", evil]);
     assert.equal(ev.code, 1);
     assert.match(ev.stderr, /unsafe entry/);
@@ -347,7 +303,7 @@ Deno.test("restore refuses a non-empty target and archives with unsafe entries o
     const l = await runCli(["restore", `${dir}/link.tar.gz`, "--into", `${dir}/r-link`]);
     assert.equal(l.code, 1);
     assert.match(l.stderr, /symlink entries are not allowed/);
-    assert.equal(await _exists(`${dir}/r-link`), false);
+    assert.equal(await pathExists(`${dir}/r-link`), false);
   });
 });
 
@@ -379,7 +335,7 @@ function _manifest() {
 Deno.test("inspect reports broken blocks and WAL gaps, and export leaves such blocks out", async () => {
   await withTemp(async (dir) => {
     const data = `${dir}/data`;
-    await new Deno.Command("cp", { args: ["-a", DATADIR, data] }).output();
+    await copyTree(DATADIR, data);
     const blocks = (await listDir(data)).filter((n) => /^[0-9A-Z]{26}$/.test(n));
     await Deno.writeTextFile(`${data}/${blocks[0]}/meta.json`, "{not json");
     await Deno.remove(`${data}/${blocks[1]}/index`);
@@ -396,23 +352,12 @@ Deno.test("inspect reports broken blocks and WAL gaps, and export leaves such bl
     assert.match(info.problems.join("\n"), new RegExp(`block ${blocks[1]}: .*block skipped`));
     assert.match(info.problems.join("\n"), /wal\/: segments \d+ to \d+ are missing/);
     const result = await runCli([
-      "export",
-      data,
-      "--from",
-      "0",
-      "--to",
-      "now",
-      "-o",
-      `${dir}/a.tar.gz`,
+      ...exportAllArgs(data, `${dir}/a.tar.gz`),
     ]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /warning: .*cannot use meta\.json/);
     assert.match(result.stderr, /warning: skipped unfinished dirs/);
-    const listing = new TextDecoder().decode(
-      (await new Deno.Command("tar", { args: ["-tzf", `${dir}/a.tar.gz`], stdout: "piped" })
-        .output())
-        .stdout,
-    );
+    const listing = await tarListing(`${dir}/a.tar.gz`);
     assert.ok(!listing.includes(blocks[0]) && !listing.includes(blocks[1]));
     assert.ok(!listing.includes(".tmp"));
   });

@@ -4,10 +4,11 @@
 import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
 import { maskSecrets, maskSecretsInText } from "../mod/context.ts";
-import { runCli } from "./_cli.ts";
+import { exportAllArgs, runCli } from "./_cli.ts";
 import { findPrometheus, startPrometheus } from "./_prometheus.ts";
+import { TEST_DATADIR } from "./_files.ts";
 
-const DATADIR = new URL("./testdata/datadir", import.meta.url).pathname;
+const DATADIR = TEST_DATADIR;
 const TOKEN = "glsa_S3cr3tT0kenValue_0123456789abcdef";
 const SECRETS = ["hunter2-basic-pass", "bearer-S3cret-9876", "urlpass-4242", "ak-77889900aabb"];
 
@@ -115,14 +116,7 @@ scrape_configs:
     });
     const archive = `${work}/ctx.tar.gz`;
     const result = await runCli([
-      "export",
-      DATADIR,
-      "--from",
-      "0",
-      "--to",
-      "now",
-      "-o",
-      archive,
+      ...exportAllArgs(DATADIR, archive),
       "--json",
       "--prometheus-url",
       server.url,
@@ -183,28 +177,14 @@ Deno.test("an unreachable Prometheus API is a warning; a refused Grafana token a
   const grafana = grafanaServer([]);
   try {
     const ok = await runCli([
-      "export",
-      DATADIR,
-      "--from",
-      "0",
-      "--to",
-      "now",
-      "-o",
-      `${work}/a.tar.gz`,
+      ...exportAllArgs(DATADIR, `${work}/a.tar.gz`),
       "--prometheus-url",
       "http://127.0.0.1:1",
     ]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stderr, /warning: Prometheus API at http:\/\/127\.0\.0\.1:1 not reachable/);
     const bad = await runCli([
-      "export",
-      DATADIR,
-      "--from",
-      "0",
-      "--to",
-      "now",
-      "-o",
-      `${work}/b.tar.gz`,
+      ...exportAllArgs(DATADIR, `${work}/b.tar.gz`),
       "--no-prometheus-api",
       "--grafana-url",
       `http://127.0.0.1:${grafana.addr.port}`,

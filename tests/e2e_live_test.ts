@@ -4,6 +4,7 @@
 // sample of the window must be identical.
 import assert from "node:assert/strict";
 import { runCliJson } from "./_cli.ts";
+import { tarListing, withTempDir } from "./_files.ts";
 import { assertSameSamples } from "./_samples.ts";
 import {
   backfillOpenMetrics,
@@ -39,8 +40,7 @@ Deno.test("export of a live Prometheus restores to identical raw samples on anot
   const newest = await findPrometheus("newest");
   const other = await findPrometheus("middle");
   assert.notEqual(newest.version, other.version);
-  const work = await Deno.makeTempDir({ prefix: "promcase-e2e-" });
-  try {
+  await withTempDir("promcase-e2e-", async (work) => {
     const dataDir = `${work}/prometheus`;
     const now = Date.now();
     // Three days of history, ending before the head's range so that it does not collide with it.
@@ -100,9 +100,7 @@ Deno.test("export of a live Prometheus restores to identical raw samples on anot
     assert.ok(summary.skippedBlocks.length >= 1, "older blocks lie outside the window");
 
     // Blocks outside the window are not in the archive; the ones inside are (GNU tar as oracle).
-    const listing = new TextDecoder().decode(
-      (await new Deno.Command("tar", { args: ["-tzf", archive], stdout: "piped" }).output()).stdout,
-    );
+    const listing = await tarListing(archive);
     for (const ulid of summary.skippedBlocks) assert.ok(!listing.includes(ulid), `${ulid} shipped`);
     for (const ulid of summary.blocks) assert.ok(listing.includes(`data/${ulid}/index`));
     assert.match(listing, /data\/wal\/\d{8}/);
@@ -141,7 +139,5 @@ Deno.test("export of a live Prometheus restores to identical raw samples on anot
         `${compared.histograms} histogram samples ` +
         `(${newest.version} -> ${other.version})`,
     );
-  } finally {
-    await Deno.remove(work, { recursive: true });
-  }
+  });
 });

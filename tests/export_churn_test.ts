@@ -6,18 +6,13 @@ import { createHash } from "node:crypto";
 import { checkArchive } from "../mod/archive/reader.ts";
 import { exportArchive } from "../mod/export.ts";
 import { resolveWindow } from "../mod/window.ts";
-
-const DATADIR = new URL("./testdata/datadir", import.meta.url).pathname;
+import { copyTree, TEST_DATADIR, withTempDir } from "./_files.ts";
 
 async function withCopy(fn: (work: string, data: string) => Promise<void>): Promise<void> {
-  const work = await Deno.makeTempDir({ prefix: "promcase-churn-" });
-  try {
-    const cp = await new Deno.Command("cp", { args: ["-a", DATADIR, `${work}/data`] }).output();
-    assert.ok(cp.success);
+  await withTempDir("promcase-churn-", async (work) => {
+    await copyTree(TEST_DATADIR, `${work}/data`);
     await fn(work, `${work}/data`);
-  } finally {
-    await Deno.remove(work, { recursive: true });
-  }
+  });
 }
 
 const everything = resolveWindow({ from: "0", to: "now" });
@@ -35,8 +30,7 @@ Deno.test("a block compacted away before it is opened makes the selection start 
         if (compacted) return;
         // What a compaction does: the merged block appears, then its parent goes away.
         compacted = plan.blocks[0].ulid;
-        await new Deno.Command("cp", { args: ["-a", `${data}/${compacted}`, `${data}/${newUlid}`] })
-          .output();
+        await copyTree(`${data}/${compacted}`, `${data}/${newUlid}`);
         const meta = JSON.parse(await Deno.readTextFile(`${data}/${newUlid}/meta.json`));
         meta.ulid = newUlid;
         meta.compaction = {
@@ -64,8 +58,7 @@ Deno.test("a merged block and its parents seen together ship only the merged blo
       .map((e) => e.name).filter((n) => /^[0-9A-Z]{26}$/.test(n)).sort();
     const child = "01ZZZZZZZZZZZZZZZZZZZZZZZY";
     // Between a compaction's rename and its deletes both generations are on disk.
-    await new Deno.Command("cp", { args: ["-a", `${data}/${blocks[0]}`, `${data}/${child}`] })
-      .output();
+    await copyTree(`${data}/${blocks[0]}`, `${data}/${child}`);
     const meta = JSON.parse(await Deno.readTextFile(`${data}/${child}/meta.json`));
     meta.ulid = child;
     meta.compaction = { level: 9, sources: [blocks[0]], parents: [{ ulid: blocks[0] }] };

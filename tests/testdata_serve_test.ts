@@ -5,23 +5,18 @@ import assert from "node:assert/strict";
 import { runCliJson } from "./_cli.ts";
 import { findPrometheus, startPrometheus } from "./_prometheus.ts";
 import { assertSameSamples } from "./_samples.ts";
+import { copyTree, TEST_DATADIR, withTempDir } from "./_files.ts";
 
-const DATADIR = new URL("./testdata/datadir", import.meta.url).pathname;
+const DATADIR = TEST_DATADIR;
 
 interface Inspect {
   blocks: { ulid: string; minTimeMs: number; maxTimeMs: number }[];
 }
 
-async function copyDir(from: string, to: string): Promise<void> {
-  const result = await new Deno.Command("cp", { args: ["-a", from, to] }).output();
-  assert.equal(result.code, 0);
-}
-
 for (const release of ["oldest", "newest"] as const) {
   Deno.test(`restored test data served by the ${release} Prometheus equals the original`, async () => {
     const { prometheus, version } = await findPrometheus(release);
-    const work = await Deno.makeTempDir({ prefix: "promcase-serve-" });
-    try {
+    await withTempDir("promcase-serve-", async (work) => {
       const info = await runCliJson<Inspect>(["inspect", DATADIR]);
       const blocks = info.blocks.toSorted((a, b) => a.minTimeMs - b.minTimeMs);
       const newest = blocks[blocks.length - 1];
@@ -51,7 +46,7 @@ for (const release of ["oldest", "newest"] as const) {
       const flags = restored.serveCommand.filter((a) =>
         a.startsWith("--storage.tsdb.retention.time=") || a.startsWith("--enable-feature=")
       );
-      await copyDir(DATADIR, `${work}/original`);
+      await copyTree(DATADIR, `${work}/original`);
       await using original = await startPrometheus({
         bin: prometheus,
         dataDir: `${work}/original`,
@@ -69,8 +64,6 @@ for (const release of ["oldest", "newest"] as const) {
       const headOnly = await assertSameSamples(original, copy, newest.maxTimeMs, to);
       assert.ok(headOnly.floats > 100, `head samples compared: ${headOnly.floats}`);
       console.log(`Prometheus ${version}: ${JSON.stringify(compared)}; head: ${headOnly.floats}`);
-    } finally {
-      await Deno.remove(work, { recursive: true });
-    }
+    });
   });
 }

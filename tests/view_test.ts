@@ -2,24 +2,18 @@
 // dir with Grafana provisioning and a compose file that reference existing files, and a real
 // Prometheus started on the data that answers queries over the window until Ctrl-C.
 import assert from "node:assert/strict";
-import { runCliJson } from "./_cli.ts";
+import { exportAllArgs, runCliJson } from "./_cli.ts";
 import { findPrometheus, freePort } from "./_prometheus.ts";
+import { TEST_DATADIR, withTempDir } from "./_files.ts";
 
-const DATADIR = new URL("./testdata/datadir", import.meta.url).pathname;
+const DATADIR = TEST_DATADIR;
 const FIXTURES = new URL("../../shared/fixtures/dashboards", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 async function makeArchive(work: string): Promise<string> {
   const archive = `${work}/case.tar.gz`;
   await runCliJson([
-    "export",
-    DATADIR,
-    "--from",
-    "0",
-    "--to",
-    "now",
-    "-o",
-    archive,
+    ...exportAllArgs(DATADIR, archive),
     "--no-prometheus-api",
     "--dashboard-file",
     `${FIXTURES}/node-exporter-full.json`,
@@ -40,8 +34,7 @@ async function walkFiles(dir: string): Promise<string[]> {
 }
 
 Deno.test("view --no-start writes provisioning that points every dashboard at the restored data", async () => {
-  const work = await Deno.makeTempDir({ prefix: "promcase-view-" });
-  try {
+  await withTempDir("promcase-view-", async (work) => {
     const archive = await makeArchive(work);
     await Deno.mkdir(`${work}/extra/DNS`, { recursive: true });
     await Deno.copyFile(`${FIXTURES}/unbound-full.json`, `${work}/extra/DNS/unbound.json`);
@@ -91,15 +84,12 @@ Deno.test("view --no-start writes provisioning that points every dashboard at th
     // A second view of the same archive reuses the restore.
     const again = await runCliJson<{ reused: boolean }>(["view", archive, "--no-start"]);
     assert.equal(again.reused, true);
-  } finally {
-    await Deno.remove(work, { recursive: true });
-  }
+  });
 });
 
 Deno.test("view serves the data with a real Prometheus and stops cleanly on Ctrl-C", async () => {
   const { prometheus } = await findPrometheus("newest");
-  const work = await Deno.makeTempDir({ prefix: "promcase-view-" });
-  try {
+  await withTempDir("promcase-view-", async (work) => {
     const archive = await makeArchive(work);
     const port = freePort();
     const child = new Deno.Command(Deno.execPath(), {
@@ -148,7 +138,5 @@ Deno.test("view serves the data with a real Prometheus and stops cleanly on Ctrl
     }
     // Prometheus is gone with it.
     await assert.rejects(fetch(`http://127.0.0.1:${port}/-/ready`).then((r) => r.body?.cancel()));
-  } finally {
-    await Deno.remove(work, { recursive: true });
-  }
+  });
 });
