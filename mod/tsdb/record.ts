@@ -338,17 +338,23 @@ function _series(dec: Decbuf): RefSeries[] {
   return out;
 }
 
-function _samplesV1(dec: Decbuf): RefSample[] {
-  const out: RefSample[] = [];
+// The V1 sample-like records (samples, exemplars, histograms) share one frame: a base ref and
+// time, then per entry signed deltas of both, followed by the entry's own payload.
+function _baseDeltaEntries<T>(dec: Decbuf, read: (ref: bigint, t: bigint) => T): T[] {
+  const out: T[] = [];
   if (dec.remaining === 0) return out;
   const baseRef = dec.be64();
   const baseTime = dec.be64signed();
   while (dec.remaining > 0) {
     const dref = dec.varint64();
     const dtime = dec.varint64();
-    out.push({ ref: _u64(baseRef + dref), t: _i64(baseTime + dtime), v: dec.be64() });
+    out.push(read(_u64(baseRef + dref), _i64(baseTime + dtime)));
   }
   return out;
+}
+
+function _samplesV1(dec: Decbuf): RefSample[] {
+  return _baseDeltaEntries(dec, (ref, t) => ({ ref, t, v: dec.be64() }));
 }
 
 /** Reads a V2 start-time marker: 0 none, 1 same as the previous sample, 2 explicit delta. */
@@ -391,22 +397,10 @@ function _tombstones(dec: Decbuf): Tombstone[] {
 }
 
 function _exemplars(dec: Decbuf): RefExemplar[] {
-  const out: RefExemplar[] = [];
-  if (dec.remaining === 0) return out;
-  const baseRef = dec.be64();
-  const baseTime = dec.be64signed();
-  while (dec.remaining > 0) {
-    const dref = dec.varint64();
-    const dtime = dec.varint64();
+  return _baseDeltaEntries(dec, (ref, t) => {
     const v = dec.be64();
-    out.push({
-      ref: _u64(baseRef + dref),
-      t: _i64(baseTime + dtime),
-      v,
-      labels: _labels(dec),
-    });
-  }
-  return out;
+    return { ref, t, v, labels: _labels(dec) };
+  });
 }
 
 function _mmapMarkers(dec: Decbuf): RefMmapMarker[] {
@@ -501,16 +495,7 @@ function _histogramPayload(
 }
 
 function _histogramsV1<H>(dec: Decbuf, read: (dec: Decbuf) => H): RefHistogramSample<H>[] {
-  const out: RefHistogramSample<H>[] = [];
-  if (dec.remaining === 0) return out;
-  const baseRef = dec.be64();
-  const baseTime = dec.be64signed();
-  while (dec.remaining > 0) {
-    const dref = dec.varint64();
-    const dtime = dec.varint64();
-    out.push({ ref: _u64(baseRef + dref), t: _i64(baseTime + dtime), h: read(dec) });
-  }
-  return out;
+  return _baseDeltaEntries(dec, (ref, t) => ({ ref, t, h: read(dec) }));
 }
 
 function _histogramsV2<H>(dec: Decbuf, read: (dec: Decbuf) => H): RefHistogramSample<H>[] {
