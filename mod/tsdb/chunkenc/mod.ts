@@ -1,6 +1,6 @@
 /**
- * Prometheus chunk encodings (`tsdb/chunkenc`): the XOR float chunk (decoder and encoder) and the
- * integer and float native histogram chunks (decoders).
+ * Prometheus chunk encodings (`tsdb/chunkenc`): the XOR float chunk, the integer and float native
+ * histogram chunks (decoders and encoders) and the XOR2 float chunk of 3.11+ (decoder).
  *
  * @module
  */
@@ -14,11 +14,14 @@ import {
   type HistogramSample,
 } from "./histogram.ts";
 import { decodeXor, type FloatSamples, xorNumSamples } from "./xor.ts";
+import { decodeXor2 } from "./xor2.ts";
 
 export * from "./bstream.ts";
 export * from "./histogram.ts";
+export * from "./histogram_appender.ts";
 export * from "./varbit.ts";
 export * from "./xor.ts";
+export * from "./xor2.ts";
 
 /** Chunk encoding bytes (`chunkenc.Encoding`). */
 export const Encoding = {
@@ -30,7 +33,7 @@ export const Encoding = {
   histogram: 2,
   /** Float native histogram chunk. */
   floatHistogram: 3,
-  /** XOR2 float chunk with start timestamps (Prometheus 3.11+, not decoded here). */
+  /** XOR2 float chunk with start timestamps (Prometheus 3.11+; `decodeXor2` keeps them). */
   xor2: 4,
   /** Integer histogram chunk with start timestamps (3.14+, not decoded here). */
   histogramST: 5,
@@ -71,6 +74,8 @@ export function decodeChunk(encoding: number, data: Uint8Array): DecodedChunk {
   switch (encoding) {
     case Encoding.xor:
       return { kind: "float", samples: decodeXor(data) };
+    case Encoding.xor2:
+      return { kind: "float", samples: decodeXor2(data) };
     case Encoding.histogram:
       return { kind: "histogram", samples: decodeHistogram(data) };
     case Encoding.floatHistogram:
