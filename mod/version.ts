@@ -5,4 +5,4 @@
  */
 
 /** The promcase version (keep in step with deno.json). */
-export const VERSION = "0.1.0";
+export const VERSION = "0.2.0";

@@ -475,3 +475,18 @@ export async function waitFor(
     await sleep(Math.min(250, Math.max(1, deadline - Date.now())));
   }
 }
+
+/** Waits (up to a minute) until a self-scraping server holds a native histogram sample. */
+export async function waitForNativeHistogram(server: PrometheusServer): Promise<void> {
+  await waitFor(
+    async () => {
+      const data = await server.query(
+        "prometheus_http_request_duration_seconds",
+        Date.now() / 1000,
+      ) as { result: { histogram?: unknown }[] };
+      return data.result.some((s) => s.histogram !== undefined);
+    },
+    60_000,
+    "a native histogram sample",
+  );
+}

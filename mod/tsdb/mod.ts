@@ -14,6 +14,7 @@ export * from "./head_chunks.ts";
 export * from "./index.ts";
 export * from "./meta.ts";
 export * from "./record.ts";
+export * from "./series.ts";
 export * from "./tombstones.ts";
 export * from "./ulid.ts";
 export * from "./wlog.ts";

@@ -436,7 +436,7 @@ function _concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /** Reads the uncompressed length that starts a snappy block (a uvarint), or -1. */
-function _snappyLength(block: Uint8Array): number {
+export function snappyLength(block: Uint8Array): number {
   let result = 0;
   for (let i = 0, shift = 0; i < 5 && i < block.length; i++, shift += 7) {
     const b = block[i];
@@ -452,7 +452,7 @@ function _snappyDecode(
 ): Uint8Array {
   // A snappy element of n bytes expands to at most 64/3 n bytes (a 3-byte copy of 64), so a
   // larger claimed length is damage; checking it first avoids allocating for a bogus header.
-  const length = _snappyLength(block);
+  const length = snappyLength(block);
   if (length < 0 || length > block.length * 22 + 16) {
     throw fail(`invalid snappy block header (length ${length})`);
   }
