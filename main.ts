@@ -13,7 +13,7 @@ import { restoreCommand } from "./mod/cli/restore.ts";
 import { verifyCommand } from "./mod/cli/verify.ts";
 import { viewCommand } from "./mod/cli/view.ts";
 import { describeError, EXIT_FAILURE, EXIT_USAGE, PromcaseError } from "./mod/errors.ts";
-import { runInterruptCleanups } from "./mod/interrupt.ts";
+import { isInterrupted, runInterruptCleanups } from "./mod/interrupt.ts";
 import { VERSION } from "./mod/version.ts";
 
 const COMMANDS: Command[] = [
@@ -59,6 +59,8 @@ export async function main(args: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
+    // Torn down by an interruption: the signal handler reports and exits.
+    if (isInterrupted()) return await new Promise<number>(() => {});
     if (err instanceof PromcaseError) {
       console.error(`promcase ${name}: ${err.message}`);
       return err.exitCode;
@@ -85,6 +87,8 @@ if (import.meta.main) {
   ];
   for (const [signal, listener] of listeners) Deno.addSignalListener(signal, listener);
   const code = await main(Deno.args);
+  // An interruption that arrived as the work finished: its handler reports and exits.
+  if (isInterrupted()) await new Promise(() => {});
   for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
   Deno.exit(code);
 }

@@ -25,9 +25,23 @@ import {
   scanDataDir,
 } from "./datadir.ts";
 import type { ContextCapture } from "./context.ts";
+import { BlockReader, type WrittenBlock } from "./tsdb/block.ts";
+import {
+  blockSource,
+  minPrometheusVersion,
+  type WindowBlockResult,
+  writeWindowBlock,
+} from "./tsdb/compact.ts";
+import { HeadReplay, type HeadReplayStats } from "./tsdb/head.ts";
+import type { Label } from "./tsdb/index.ts";
+import type { SeriesSource } from "./tsdb/series.ts";
+import type { SegmentRef } from "./tsdb/wlog.ts";
 import { describeError, PromcaseError } from "./errors.ts";
-import { readExactly } from "./fileio.ts";
-import { onInterrupt } from "./interrupt.ts";
+import { readExactly, splitPath } from "./fileio.ts";
+import { onInterrupt, withTempDirUntilDone } from "./interrupt.ts";
+import { diskFullReason, isDiskFull, requireFreeSpace } from "./diskspace.ts";
+import { formatBytes } from "./bytesize.ts";
+import type { Throttle } from "./throttle.ts";
 import { VERSION } from "./version.ts";
 import {
   formatCompactTime,
@@ -148,6 +162,56 @@ function _planHead(info: DataDirInfo, window: TimeWindow): ExportPlan["head"] {
   };
 }
 
+/** What an export is expected to write, from its plan (see {@link estimateExport}). */
+export interface ExportEstimate {
+  /** The archive. */
+  archiveBytes: number;
+  /** The block built beside it before archiving (rewrite only; 0 for raw). */
+  stagingBytes: number;
+}
+
+// Expected archive bytes per data byte: TSDB chunks compress little, indexes about 2x (measured
+// 1.32x for gzip -6 and zstd -3 on whole data dirs); rounded up so that estimates err high.
+const _COMPRESSED: Record<Compression, number> = { none: 1, gzip: 0.8, zstd: 0.8 };
+// Block bytes per WAL byte: a WAL sample takes about 10 bytes, an XOR-encoded one 1-2.
+const _WAL_TO_BLOCK = 0.3;
+
+/**
+ * Estimates the archive an export of `plan` writes: raw ships the selected files; the rewrite
+ * ships each block's share of the window (chunks are spread evenly over a block's range) and the
+ * head's samples, which chunks encode in about a third of the WAL's bytes.
+ */
+export function estimateExport(
+  plan: ExportPlan,
+  mode: "rewrite" | "raw",
+  compression: Compression,
+): ExportEstimate {
+  const tar = (files: number) => 1536 * (files + 16);
+  if (mode === "raw") {
+    return {
+      archiveBytes: Math.ceil(plan.bytes * _COMPRESSED[compression]) + tar(plan.files.length),
+      stagingBytes: 0,
+    };
+  }
+  const { from, to } = plan.window;
+  let block = 0;
+  for (const b of plan.blocks) {
+    const lo = b.meta.minTime > from ? b.meta.minTime : from;
+    const hi = b.meta.maxTime < to + 1n ? b.meta.maxTime : to + 1n;
+    const range = Number(b.meta.maxTime - b.meta.minTime);
+    block += range > 0 ? b.size * Math.min(1, Math.max(0, Number(hi - lo)) / range) : b.size;
+  }
+  if (plan.head.included) {
+    const wal = plan.head.files.filter((f) => !f.path.startsWith("chunks_head/"));
+    block += _WAL_TO_BLOCK * wal.reduce((sum, f) => sum + f.size, 0);
+  }
+  const stagingBytes = Math.ceil(block) + 4096;
+  return {
+    archiveBytes: Math.ceil(stagingBytes * _COMPRESSED[compression]) + tar(4),
+    stagingBytes,
+  };
+}
+
 /** Options of {@link exportArchive}. */
 export interface ExportOptions {
   /** The Prometheus data dir. */
@@ -160,6 +224,23 @@ export interface ExportOptions {
   compression: Compression;
   /** Only plan, write nothing. */
   dryRun?: boolean;
+  /**
+   * "rewrite" (default): one new block holding exactly the window's samples, the head replayed
+   * into it. "raw": the selected blocks and head files copied as they are.
+   */
+  mode?: "rewrite" | "raw";
+  /** Series to ship (rewrite only; default all), with the selectors for the manifest. */
+  selection?: { keep: (labels: readonly Label[]) => boolean; match: string[]; exclude: string[] };
+  /** Where the rewrite builds its block before archiving (default: the output's directory). */
+  tmpDir?: string;
+  /** Progress of the rewrite: what it is doing. */
+  onStatus?: (text: string) => void;
+  /** Caps the rate at which the data dir is read. */
+  throttle?: Throttle;
+  /** Refuse (before writing anything) when the estimated archive is larger. */
+  maxBytes?: number;
+  /** Write the archive as numbered parts of at most this many bytes. */
+  split?: number;
   /** Host name for the manifest and the default name. */
   host?: string;
   /** Progress callback: bytes read of the total, and the file being read. */
@@ -185,6 +266,26 @@ export interface ExportResult {
   manifest: Manifest | null;
   /** How many times the selection started over because files vanished. */
   restarts: number;
+  /** What the rewrite did (null for raw exports and dry runs). */
+  rewrite: RewriteSummary | null;
+  /** What the plan was expected to write. */
+  estimate: ExportEstimate;
+}
+
+/** What a rewrite export did, as stored in the manifest. */
+export interface RewriteSummary {
+  /** The blocks whose data was read. */
+  sourceBlocks: string[];
+  /** The head replay's counters, or null when the head was not needed. */
+  head: HeadReplayStats | null;
+  /** Chunks copied byte for byte, re-encoded, and left out. */
+  chunks: { copied: number; recoded: number; dropped: number };
+  /** Series written. */
+  series: number;
+  /** Samples written. */
+  samples: number;
+  /** Series left out by --match/--exclude. */
+  seriesExcluded: number;
 }
 
 /** How often the selection may start over before the export gives up. */
@@ -206,8 +307,32 @@ export async function exportArchive(options: ExportOptions): Promise<ExportResul
     const info = await scanDataDir(options.dataDir);
     const plan = planExport(info, options.window);
     _requireData(plan);
-    if (options.dryRun) return { plan, archive: null, output, manifest: null, restarts };
+    const mode = options.mode ?? "rewrite";
+    const estimate = estimateExport(plan, mode, options.compression);
+    if (options.maxBytes !== undefined && estimate.archiveBytes > options.maxBytes) {
+      throw new PromcaseError(
+        `the archive would be about ${formatBytes(estimate.archiveBytes)}, more than ` +
+          `--max-size ${formatBytes(options.maxBytes)}: narrow the window, or ship fewer series ` +
+          `with --match/--exclude (see promcase inspect --series)`,
+      );
+    }
+    if (options.dryRun) {
+      return { plan, archive: null, output, manifest: null, restarts, rewrite: null, estimate };
+    }
     await options.beforeOpen?.(plan);
+    if (mode === "rewrite") {
+      const parent = options.tmpDir ?? splitPath(output).dir;
+      await requireFreeSpace(parent, estimate.stagingBytes, "the block built before archiving");
+      const done = await _rewriteArchive(plan, output, host, options);
+      if (done) return { plan, output, restarts, estimate, ...done };
+      if (attempt === _MAX_ATTEMPTS) {
+        throw new PromcaseError(
+          `the data dir kept changing under the export (${attempt} attempts): try again`,
+        );
+      }
+      restarts++;
+      continue;
+    }
     const opened = await _openAll(info.path, plan.files);
     if (opened === null) {
       if (attempt === _MAX_ATTEMPTS) {
@@ -220,7 +345,7 @@ export async function exportArchive(options: ExportOptions): Promise<ExportResul
     }
     try {
       const { archive, manifest } = await _writeArchive(plan, opened, output, host, options);
-      return { plan, archive, output, manifest, restarts };
+      return { plan, archive, output, manifest, restarts, rewrite: null, estimate };
     } finally {
       for (const file of opened) file.handle.close();
     }
@@ -278,20 +403,14 @@ async function _writeArchive(
   host: string,
   options: ExportOptions,
 ): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
-  const writer = await ArchiveWriter.create(output, options.compression);
+  const writer = await ArchiveWriter.create(output, options.compression, {
+    split: options.split,
+    // Tar headers and padding on top of the data: at most 1.5 KiB a file.
+    estimatedBytes: plan.bytes + 1536 * (plan.files.length + 16),
+  });
   const release = onInterrupt(() => writer.abort());
   try {
-    const dirs = new Set<string>();
-    const addParents = async (path: string) => {
-      const parts = path.split("/");
-      for (let i = 1; i < parts.length; i++) {
-        const dir = parts.slice(0, i).join("/");
-        if (!dirs.has(dir)) {
-          dirs.add(dir);
-          await writer.addDirectory(dir);
-        }
-      }
-    };
+    const addParents = _parentAdder(writer);
     if (plan.head.included) {
       // Prometheus expects these even when empty.
       await addParents(`${DATA_PREFIX}wal/x`);
@@ -303,6 +422,7 @@ async function _writeArchive(
       await addParents(path);
       const counted = async function* () {
         for await (const piece of readExactly(file.handle, file.info.size, file.info.path)) {
+          await options.throttle?.take(piece.length);
           done += piece.length;
           options.onProgress?.(done, plan.bytes, file.info.path);
           yield piece;
@@ -310,27 +430,272 @@ async function _writeArchive(
       };
       await writer.addFile(path, file.info.size, counted(), Math.floor(file.info.mtime / 1000));
     }
-    const mtime = Math.floor(Date.now() / 1000);
-    const contexts = Object.values(options.context ?? {});
-    for (const file of contexts.flatMap((c) => c.files)) {
-      await addParents(file.path);
-      await writer.addBytes(file.path, new TextEncoder().encode(file.text), mtime);
-    }
     const manifest = await _manifest(plan, host, options.compression);
-    if (options.context) {
-      manifest.context = Object.fromEntries(
-        Object.entries(options.context).map(([source, c]) => [source, c.summary]),
-      );
-      manifest.warnings = [...manifest.warnings, ...contexts.flatMap((c) => c.warnings)];
-    }
-    const archive = await writer.finish(manifest);
-    return { archive, manifest: { ...manifest, files: writer.files } };
+    manifest.mode = "raw";
+    return await _finishArchive(writer, manifest, options, addParents);
   } catch (err) {
     await writer.abort();
     throw err;
   } finally {
     release();
   }
+}
+
+/** Adds the context files, completes the manifest and finishes the archive. */
+async function _finishArchive(
+  writer: ArchiveWriter,
+  manifest: Omit<Manifest, "files">,
+  options: Pick<ExportOptions, "context">,
+  addParents: (path: string) => Promise<void>,
+): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
+  const mtime = Math.floor(Date.now() / 1000);
+  const contexts = Object.values(options.context ?? {});
+  for (const file of contexts.flatMap((c) => c.files)) {
+    await addParents(file.path);
+    await writer.addBytes(file.path, new TextEncoder().encode(file.text), mtime);
+  }
+  if (options.context) {
+    manifest.context = Object.fromEntries(
+      Object.entries(options.context).map(([source, c]) => [source, c.summary]),
+    );
+    manifest.warnings = [...manifest.warnings, ...contexts.flatMap((c) => c.warnings)];
+  }
+  const archive = await writer.finish(manifest);
+  return { archive, manifest: { ...manifest, files: writer.files } };
+}
+
+/** A writer's `addParents`: adds each parent directory entry of a path once. */
+function _parentAdder(writer: ArchiveWriter): (path: string) => Promise<void> {
+  const dirs = new Set<string>();
+  return async (path: string) => {
+    const parts = path.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join("/");
+      if (!dirs.has(dir)) {
+        dirs.add(dir);
+        await writer.addDirectory(dir);
+      }
+    }
+  };
+}
+
+/**
+ * The rewrite: reads the selected blocks and replays the head into one new block that holds
+ * exactly the window (built in a temporary dir beside the output, never in the data dir), then
+ * archives that block. Null when a file vanished before it was opened (start over).
+ */
+async function _rewriteArchive(
+  plan: ExportPlan,
+  output: string,
+  host: string,
+  options: ExportOptions,
+): Promise<
+  { archive: WrittenArchive; manifest: Manifest; rewrite: RewriteSummary } | null
+> {
+  const parent = options.tmpDir ?? splitPath(output).dir;
+  return await withTempDirUntilDone(parent, ".promcase-export-", async (staging, signal) => {
+    const { window } = plan;
+    const root = plan.dataDir.path;
+    const readers: BlockReader[] = [];
+    let head: HeadReplay | null = null;
+    let writer: ArchiveWriter | null = null;
+    try {
+      try {
+        for (const block of plan.blocks) {
+          readers.push(await BlockReader.open(`${root}/${block.ulid}`));
+        }
+        if (plan.head.included) {
+          options.onStatus?.("replaying the head (WAL)");
+          head = await HeadReplay.replay({
+            wal: _segments(root, [...plan.dataDir.head.checkpoint?.files ?? []])
+              .concat(_segments(root, plan.dataDir.head.walSegments)),
+            wbl: _segments(root, plan.dataDir.head.wbl),
+            minValidTime: _inOrderMaxTime(plan),
+            from: window.from,
+            to: window.to,
+            tmpDir: staging,
+            pace: _pace(options.throttle),
+            signal,
+            onProgress: (n) => options.onStatus?.(`replaying the head: ${n} records`),
+          });
+        }
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return null;
+        if (isDiskFull(err)) throw _stagingFull(err, staging);
+        if (signal.aborted) throw err;
+        // Name the file, relative to the data dir, where the OS error tells it.
+        const path = /'([^']+)'/.exec(err instanceof Error ? err.message : "")?.[1];
+        const name = path?.startsWith(`${root}/`) ? path.slice(root.length + 1) : "the data dir";
+        throw new PromcaseError(`cannot read ${name}: ${describeError(err)}`);
+      }
+      const sources: SeriesSource[] = readers.map((r) =>
+        blockSource(r, window.from, window.to, _pace(options.throttle))
+      );
+      if (head) sources.push(head.series());
+      let written;
+      try {
+        written = await writeWindowBlock(staging, sources, {
+          from: window.from,
+          to: window.to,
+          keep: options.selection?.keep,
+          signal,
+          onSeries: (n) => {
+            if (n % 1000 === 0) options.onStatus?.(`writing the block: ${n} series`);
+          },
+        });
+      } catch (err) {
+        throw isDiskFull(err) ? _stagingFull(err, staging) : err;
+      }
+      const headStats = head?.stats ?? null;
+      for (const r of readers.splice(0)) r.close();
+      await head?.close();
+      head = null;
+      const block = written.block;
+      if (!block) {
+        throw new PromcaseError(
+          `no samples in the window ${formatTime(window.from)} to ${formatTime(window.to)}` +
+            (options.selection ? " for the selected series" : ""),
+        );
+      }
+      const rewrite: RewriteSummary = {
+        sourceBlocks: plan.blocks.map((b) => b.ulid),
+        head: headStats,
+        chunks: written.chunks,
+        series: block.stats.numSeries,
+        samples: block.stats.numSamples,
+        seriesExcluded: written.seriesExcluded,
+      };
+      options.onStatus?.("writing the archive");
+      signal.throwIfAborted();
+      writer = await ArchiveWriter.create(output, options.compression, {
+        split: options.split,
+        estimatedBytes: await _blockBytes(block.dir),
+      });
+      const manifest = await _manifest(plan, host, options.compression);
+      manifest.head = {
+        included: false,
+        reason: plan.head.included
+          ? `${plan.head.reason}: replayed into the block`
+          : plan.head.reason,
+        checkpoint: null,
+        walSegments: [],
+        chunksHead: [],
+        wbl: [],
+      };
+      manifest.rewrite = { ...rewrite };
+      const done = await archiveWindowBlock(writer, { ...written, block }, manifest, options);
+      return { ...done, rewrite };
+    } catch (err) {
+      await writer?.abort();
+      throw err;
+    } finally {
+      for (const r of readers) r.close();
+      await head?.close();
+    }
+  });
+}
+
+/** The rate limit as the TSDB readers' pacing hook. */
+function _pace(throttle: Throttle | undefined): ((bytes: number) => Promise<void>) | undefined {
+  return throttle && ((bytes) => throttle.take(bytes));
+}
+
+/** The one-line error of a full disk while the block is built. */
+function _stagingFull(err: unknown, staging: string): PromcaseError {
+  return new PromcaseError(
+    `disk full while writing ${staging}/: partial archive removed (${diskFullReason(err)}); ` +
+      `free space there, or build the block elsewhere with --tmp-dir`,
+  );
+}
+
+/** Bytes of the files of a written block (an upper bound of what its archive takes). */
+async function _blockBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const rel of await _listFiles(dir)) total += (await Deno.stat(`${dir}/${rel}`)).size;
+  return total;
+}
+
+/**
+ * Archives a block the rewrite wrote: its files under `data/<ULID>/`, then the context files and
+ * the manifest, completed with the mode, the oldest Prometheus that can serve it, the selectors
+ * and the block's meta.json. Finishes the writer.
+ */
+export async function archiveWindowBlock(
+  writer: ArchiveWriter,
+  written: WindowBlockResult & { block: WrittenBlock },
+  manifest: Omit<Manifest, "files">,
+  options: Pick<ExportOptions, "context" | "selection">,
+): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
+  const { block } = written;
+  const addParents = _parentAdder(writer);
+  for (const rel of await _listFiles(block.dir)) {
+    const path = `${DATA_PREFIX}${block.ulid}/${rel}`;
+    await addParents(path);
+    const file = await Deno.open(`${block.dir}/${rel}`, { read: true });
+    try {
+      const { size, mtime } = await file.stat();
+      await writer.addFile(
+        path,
+        size,
+        readExactly(file, size, rel),
+        Math.floor((mtime?.getTime() ?? Date.now()) / 1000),
+      );
+    } finally {
+      file.close();
+    }
+  }
+  manifest.mode = "rewrite";
+  manifest.minPrometheusVersion = minPrometheusVersion(written.encodings, written.customBuckets);
+  if (options.selection) {
+    manifest.selection = { match: options.selection.match, exclude: options.selection.exclude };
+  }
+  manifest.blocks = [{
+    ulid: block.ulid,
+    minTime: Number(block.minTime),
+    maxTime: Number(block.maxTime),
+    level: 1,
+    meta: JSON.parse(await Deno.readTextFile(`${block.dir}/meta.json`)),
+  }];
+  return await _finishArchive(writer, manifest, options, addParents);
+}
+
+/** The manifest fields every export writes the same way: format, tool, host, source, window. */
+export function manifestHeader(
+  host: string,
+  source: Manifest["source"],
+  prometheus: Manifest["prometheus"],
+  window: IncidentWindow,
+  compression: Compression,
+): Pick<
+  Manifest,
+  | "format"
+  | "formatVersion"
+  | "tool"
+  | "createdAt"
+  | "host"
+  | "source"
+  | "prometheus"
+  | "window"
+  | "incident"
+  | "compression"
+> {
+  return {
+    format: ARCHIVE_FORMAT,
+    formatVersion: ARCHIVE_FORMAT_VERSION,
+    tool: { name: "promcase", version: VERSION },
+    createdAt: new Date().toISOString(),
+    host,
+    source,
+    prometheus,
+    window: {
+      fromMs: Number(window.from),
+      toMs: Number(window.to),
+      from: formatTime(window.from),
+      to: formatTime(window.to),
+    },
+    incident: { at: formatTime(window.at), atMs: Number(window.at) },
+    compression,
+  };
 }
 
 async function _manifest(
@@ -343,24 +708,16 @@ async function _manifest(
   const names = (files: DataFile[] | undefined) =>
     (files ?? []).map((f) => f.path.slice(f.path.lastIndexOf("/") + 1));
   return {
-    format: ARCHIVE_FORMAT,
-    formatVersion: ARCHIVE_FORMAT_VERSION,
-    tool: { name: "promcase", version: VERSION },
-    createdAt: new Date().toISOString(),
-    host,
-    source: { kind: "datadir", dataDir: dataDir.path },
-    prometheus: {
-      version: await detectPrometheusVersion(dataDir.holders),
-      running: dataDir.holders.length > 0,
-    },
-    window: {
-      fromMs: Number(window.from),
-      toMs: Number(window.to),
-      from: formatTime(window.from),
-      to: formatTime(window.to),
-    },
-    incident: { at: formatTime(window.at), atMs: Number(window.at) },
-    compression,
+    ...manifestHeader(
+      host,
+      { kind: "datadir", dataDir: dataDir.path },
+      {
+        version: await detectPrometheusVersion(dataDir.holders),
+        running: dataDir.holders.length > 0,
+      },
+      window,
+      compression,
+    ),
     blocks: plan.blocks.map((b) => ({
       ulid: b.ulid,
       minTime: Number(b.meta.minTime),
@@ -378,6 +735,41 @@ async function _manifest(
     },
     warnings: plan.warnings,
   };
+}
+
+/** WAL segment refs of data-dir files, ordered by segment number. */
+function _segments(root: string, files: readonly DataFile[]): SegmentRef[] {
+  return files
+    .map((f) => ({
+      index: Number(f.path.slice(f.path.lastIndexOf("/") + 1)),
+      path: `${root}/${f.path}`,
+    }))
+    .filter((s) => Number.isInteger(s.index))
+    .sort((a, b) => a.index - b.index);
+}
+
+/**
+ * Prometheus' head minValidTime: the newest end of the in-order blocks (blocks compacted from
+ * out-of-order data do not move it).
+ */
+function _inOrderMaxTime(plan: ExportPlan): bigint | null {
+  let max: bigint | null = null;
+  for (const b of plan.dataDir.blocks) {
+    if (b.meta.hints.includes("from-out-of-order")) continue;
+    if (max === null || b.meta.maxTime > max) max = b.meta.maxTime;
+  }
+  return max;
+}
+
+/** Files under `dir`, relative, `/`-separated, sorted (meta.json last: Prometheus writes it last). */
+async function _listFiles(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(`${dir}/${prefix}`)) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory) out.push(...await _listFiles(dir, rel));
+    else out.push(rel);
+  }
+  return out.sort((a, b) => (a === "meta.json" ? 1 : b === "meta.json" ? -1 : a < b ? -1 : 1));
 }
 
 function _hostname(): string {

@@ -22,4 +22,5 @@ export * from "./version.ts";
 export * from "./archive/mod.ts";
 export * from "./tsdb/mod.ts";
 export * from "./context.ts";
+export * from "./selector.ts";
 export * from "./view/grafana.ts";

@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { Manifest } from "./archive/manifest.ts";
+
 /** Compares dotted versions numerically (`2.9.0` < `2.42.0`); pre-release tails are ignored. */
 export function compareVersions(a: string, b: string): number {
   const parts = (v: string) => v.replace(/^v/, "").split(/[-+]/)[0].split(".").map(Number);
@@ -32,4 +34,19 @@ export async function prometheusVersion(bin = "prometheus"): Promise<string | nu
   } catch {
     return null;
   }
+}
+
+/**
+ * A warning when the local Prometheus (`binaryVersion`, from {@link prometheusVersion}) is older
+ * than the oldest release that can serve an archive's data (`manifest.minPrometheusVersion`);
+ * undefined when it is recent enough, or when either version is unknown.
+ */
+export function checkPrometheusVersion(
+  manifest: Pick<Manifest, "minPrometheusVersion">,
+  binaryVersion: string | null | undefined,
+): string | undefined {
+  const needed = manifest.minPrometheusVersion;
+  if (!needed || !binaryVersion || compareVersions(binaryVersion, needed) >= 0) return undefined;
+  return `the local Prometheus ${binaryVersion} is older than ${needed}, the oldest release that ` +
+    `can read this archive's data: serve it with Prometheus ${needed} or newer (--prometheus-bin)`;
 }

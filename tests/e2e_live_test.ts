@@ -1,7 +1,8 @@
-// End to end, as the issue asks: a real Prometheus (newest release) with days of backfilled history
-// compacted by the server into blocks of several levels and live self-scraping with native
-// histograms; export a 24h window while it runs; restore; serve it with another release; every raw
-// sample of the window must be identical.
+// End to end, as the issues ask: a real Prometheus (newest release, zstd WAL) with days of
+// backfilled history compacted by the server into blocks of several levels and live self-scraping
+// with native histograms; export a 24h window while it runs, as a rewrite and --raw; restore both;
+// serve the rewrite with the oldest release (2.42) and the raw copy with another; every raw sample
+// of the window must be identical.
 import assert from "node:assert/strict";
 import { runCliJson } from "./_cli.ts";
 import { tarListing, withTempDir } from "./_files.ts";
@@ -12,10 +13,13 @@ import {
   generateOpenMetrics,
   startPrometheus,
   waitFor,
+  waitForNativeHistogram,
 } from "./_prometheus.ts";
 
 interface ExportSummary {
   archive: string;
+  size: number;
+  mode: string;
   blocks: string[];
   skippedBlocks: string[];
   head: { included: boolean };
@@ -36,10 +40,10 @@ async function blockLevels(dataDir: string): Promise<number[]> {
   return levels;
 }
 
-Deno.test("export of a live Prometheus restores to identical raw samples on another release", async () => {
+Deno.test("export of a live Prometheus restores to identical raw samples on other releases", async () => {
   const newest = await findPrometheus("newest");
-  const other = await findPrometheus("middle");
-  assert.notEqual(newest.version, other.version);
+  const middle = await findPrometheus("middle");
+  const oldest = await findPrometheus("oldest");
   await withTempDir("promcase-e2e-", async (work) => {
     const dataDir = `${work}/prometheus`;
     const now = Date.now();
@@ -58,7 +62,7 @@ Deno.test("export of a live Prometheus restores to identical raw samples on anot
       bin: newest.prometheus,
       dataDir,
       selfScrapeInterval: "1s",
-      args: ["--enable-feature=native-histograms"],
+      args: ["--enable-feature=native-histograms", "--storage.tsdb.wal-compression-type=zstd"],
     });
     // The server compacts the backfilled 2h blocks about a minute after start.
     await waitFor(
@@ -66,78 +70,82 @@ Deno.test("export of a live Prometheus restores to identical raw samples on anot
       180_000,
       "compaction to level 3",
     );
-    await waitFor(
-      async () => {
-        const data = await source.query(
-          "prometheus_http_request_duration_seconds",
-          Date.now() / 1000,
-        ) as {
-          result: { histogram?: unknown }[];
-        };
-        return data.result.some((s) => s.histogram !== undefined);
-      },
-      60_000,
-      "a native histogram sample",
-    );
+    await waitForNativeHistogram(source);
     // Some seconds of live native histograms in the head.
     await new Promise((resolve) => setTimeout(resolve, 20_000));
 
     // The incident a few seconds ago, so that every sample up to it is in the WAL already.
     const at = Date.now() - 5_000;
-    const archive = `${work}/case.tar.gz`;
-    const summary = await runCliJson<ExportSummary>([
-      "export",
-      dataDir,
-      "--at",
-      String(at),
-      "--before",
-      "24h",
-      "-o",
-      archive,
+    const exportAt = async (name: string, extra: string[]) =>
+      await runCliJson<ExportSummary>([
+        "export",
+        dataDir,
+        "--at",
+        String(at),
+        "--before",
+        "24h",
+        "-o",
+        `${work}/${name}`,
+        ...extra,
+      ]);
+    const rewrite = await exportAt("case.tar.gz", []);
+    const raw = await exportAt("case-raw.tar.gz", ["--raw"]);
+    assert.equal(rewrite.mode, "rewrite");
+    assert.equal(raw.mode, "raw");
+    assert.ok(raw.head.included, "the window reaches into the head");
+    assert.ok(raw.blocks.length >= 2, "blocks overlap the window");
+    assert.ok(raw.skippedBlocks.length >= 1, "older blocks lie outside the window");
+
+    // GNU tar as oracle: the raw copy holds the overlapping blocks and the WAL, not the others;
+    // the rewrite holds one new block and no WAL.
+    const rawListing = await tarListing(raw.archive);
+    for (const ulid of raw.skippedBlocks) assert.ok(!rawListing.includes(ulid), `${ulid} shipped`);
+    for (const ulid of raw.blocks) assert.ok(rawListing.includes(`data/${ulid}/index`));
+    assert.match(rawListing, /data\/wal\/\d{8}/);
+    const listing = await tarListing(rewrite.archive);
+    const shipped = new Set([...listing.matchAll(/data\/([0-9A-Z]{26})\//g)].map((m) => m[1]));
+    assert.equal(shipped.size, 1, listing);
+    for (const ulid of raw.blocks) assert.ok(!shipped.has(ulid), "a new block, not a copy");
+    assert.doesNotMatch(listing, /data\/wal\//);
+    assert.ok(rewrite.size < raw.size, `rewrite ${rewrite.size} B, raw ${raw.size} B`);
+
+    const verified = await runCliJson<{ ok: boolean; sidecar: string }>([
+      "verify",
+      rewrite.archive,
     ]);
-    assert.ok(summary.head.included, "the window reaches into the head");
-    assert.ok(summary.blocks.length >= 2, "blocks overlap the window");
-    assert.ok(summary.skippedBlocks.length >= 1, "older blocks lie outside the window");
-
-    // Blocks outside the window are not in the archive; the ones inside are (GNU tar as oracle).
-    const listing = await tarListing(archive);
-    for (const ulid of summary.skippedBlocks) assert.ok(!listing.includes(ulid), `${ulid} shipped`);
-    for (const ulid of summary.blocks) assert.ok(listing.includes(`data/${ulid}/index`));
-    assert.match(listing, /data\/wal\/\d{8}/);
-
-    const verified = await runCliJson<{ ok: boolean; sidecar: string }>(["verify", archive]);
     assert.equal(verified.ok, true);
     assert.equal(verified.sidecar, "ok");
 
-    const restored = await runCliJson<{ dataDir: string; serveCommand: string[] }>([
-      "restore",
-      archive,
-      "--into",
-      `${work}/restored`,
-      "--prometheus-bin",
-      other.prometheus,
-    ]);
-    const serveFlags = restored.serveCommand.filter((a) =>
-      a.startsWith("--storage.tsdb.retention.time=") || a.startsWith("--enable-feature=")
-    );
-    assert.ok(serveFlags.some((a) => a.startsWith("--storage.tsdb.retention.time=")));
-    await using copy = await startPrometheus({
-      bin: other.prometheus,
-      dataDir: restored.dataDir,
-      args: serveFlags,
-    });
-
-    const compared = await assertSameSamples(source, copy, at - 86_400_000, at);
-    assert.ok(compared.floats > 4 * 1000, `float samples compared: ${compared.floats}`);
-    assert.ok(
-      compared.histograms > 10,
-      `native histogram samples compared: ${compared.histograms}`,
-    );
+    const compared = [];
+    for (const [archive, release] of [[rewrite.archive, oldest], [raw.archive, middle]] as const) {
+      const restored = await runCliJson<{ dataDir: string; serveCommand: string[] }>([
+        "restore",
+        archive,
+        "--into",
+        `${work}/restored-${release.version}`,
+        "--prometheus-bin",
+        release.prometheus,
+      ]);
+      const serveFlags = restored.serveCommand.filter((a) =>
+        a.startsWith("--storage.tsdb.retention.time=") || a.startsWith("--enable-feature=")
+      );
+      assert.ok(serveFlags.some((a) => a.startsWith("--storage.tsdb.retention.time=")));
+      await using copy = await startPrometheus({
+        bin: release.prometheus,
+        dataDir: restored.dataDir,
+        args: serveFlags,
+      });
+      const c = await assertSameSamples(source, copy, at - 86_400_000, at);
+      assert.ok(c.floats > 4 * 1000, `float samples compared: ${c.floats}`);
+      assert.ok(c.histograms > 10, `native histogram samples compared: ${c.histograms}`);
+      compared.push(
+        `${release.version}: ${c.series} series, ${c.floats} float and ` +
+          `${c.histograms} histogram samples`,
+      );
+    }
     console.log(
-      `block levels ${(await blockLevels(dataDir)).sort().join(",")}; ` +
-        `compared ${compared.series} series, ${compared.floats} float and ` +
-        `${compared.histograms} histogram samples ` +
-        `(${newest.version} -> ${other.version})`,
+      `block levels ${(await blockLevels(dataDir)).sort().join(",")}; ${newest.version} -> ` +
+        `${compared.join("; ")}; archive rewrite ${rewrite.size} B, raw ${raw.size} B`,
     );
   });
 });

@@ -13,8 +13,10 @@ interface Inspect {
   blocks: { ulid: string; minTimeMs: number; maxTimeMs: number }[];
 }
 
-for (const release of ["oldest", "newest"] as const) {
-  Deno.test(`restored test data served by the ${release} Prometheus equals the original`, async () => {
+const CASES = [["oldest", "rewrite"], ["newest", "rewrite"], ["oldest", "raw"]] as const;
+
+for (const [release, mode] of CASES) {
+  Deno.test(`restored test data (${mode}) served by the ${release} Prometheus equals the original`, async () => {
     const { prometheus, version } = await findPrometheus(release);
     await withTempDir("promcase-serve-", async (work) => {
       const info = await runCliJson<Inspect>(["inspect", DATADIR]);
@@ -32,6 +34,7 @@ for (const release of ["oldest", "newest"] as const) {
         String(to),
         "-o",
         `${work}/a.tar.gz`,
+        ...(mode === "raw" ? ["--raw"] : []),
       ]);
       assert.ok(summary.skippedBlocks.includes(blocks[0].ulid));
       assert.ok(!summary.blocks.includes(blocks[0].ulid));

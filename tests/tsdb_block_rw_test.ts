@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { findPrometheus, type PrometheusBinaries } from "./_prometheus.ts";
+import { promtoolAnalyze, promtoolDump as dumpDir } from "./_promtool.ts";
 import { type BlockChunk, BlockReader, BlockWriter, formatMetaJson } from "../mod/tsdb/block.ts";
 import { decodeXor, Encoding, XorAppender } from "../mod/tsdb/chunkenc/mod.ts";
 import { dumpBlock, type DumpFlavor } from "../mod/tsdb/dump.ts";
@@ -39,52 +40,6 @@ async function fixtures(): Promise<Fixture[]> {
   await add(`${DATA}datadir`, "datadir");
   for (const f of ["backfill", "tombstoned", "native"]) await add(`${DATA}tsdb/${f}`, f);
   return out.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")} failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-  return text;
-}
-
-/**
- * `promtool tsdb dump` of one block: the block is copied into a fresh data dir (promtool opens a
- * read-only DB there and needs a wal/ dir), so the test data is never touched.
- */
-async function promtoolDump(
-  bin: PrometheusBinaries,
-  blockDir: string,
-  extra: string[] = [],
-): Promise<string[]> {
-  const tmp = await Deno.makeTempDir({ prefix: "promcase-tsdb-dump-" });
-  try {
-    const ulid = blockDir.split("/").pop()!;
-    await copyDir(blockDir, `${tmp}/${ulid}`);
-    await Deno.mkdir(`${tmp}/wal`);
-    // 2.42 has no sandbox flag; 2.53 defaults it to "data/" relative to the working directory.
-    const sandbox = bin.version.startsWith("2.42") ? [] : [`--sandbox-dir-root=${tmp}`];
-    const text = await run(bin.promtool, ["tsdb", "dump", ...sandbox, ...extra, tmp]);
-    return text.split("\n").filter((l) => l !== "");
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-}
-
-async function promtoolAnalyze(bin: PrometheusBinaries, parent: string, ulid: string) {
-  return await run(bin.promtool, ["tsdb", "analyze", "--extended", parent, ulid]);
-}
-
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const e of Deno.readDir(from)) {
-    if (e.isDirectory) await copyDir(`${from}/${e.name}`, `${to}/${e.name}`);
-    else await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
-  }
 }
 
 async function ourDump(dir: string, flavor: DumpFlavor): Promise<string[]> {
@@ -123,6 +78,9 @@ function assertDumpEqual(got: string[], want: string[], what: string): void {
     }
   }
 }
+
+const promtoolDump = (bin: PrometheusBinaries, blockDir: string, extra: string[] = []) =>
+  dumpDir(bin, blockDir, extra, { block: true });
 
 const releases = async () => [await findPrometheus("oldest"), await findPrometheus("newest")];
 

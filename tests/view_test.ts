@@ -120,10 +120,9 @@ Deno.test("view serves the data with a real Prometheus and stops cleanly on Ctrl
     try {
       assert.match(stdout, new RegExp(`Prometheus \\S+: http://127.0.0.1:${port}`), stdout);
       const manifest = JSON.parse(await Deno.readTextFile(`${work}/case/manifest.json`));
+      const query = encodeURIComponent("count(count_over_time(up[3650d]))");
       const response = await fetch(
-        `http://127.0.0.1:${port}/api/v1/query?query=count(up)&time=${
-          manifest.blocks[2].maxTime / 1000
-        }`,
+        `http://127.0.0.1:${port}/api/v1/query?query=${query}&time=${manifest.window.toMs / 1000}`,
       );
       const body = await response.json();
       assert.equal(body.status, "success");

@@ -6,7 +6,7 @@
  */
 
 import { once } from "node:events";
-import { Readable } from "node:stream";
+import type { Duplex } from "node:stream";
 import zlib from "node:zlib";
 import { PromcaseError } from "../errors.ts";
 
@@ -46,7 +46,11 @@ export function compressInto(
   const stream = compression === "gzip"
     ? zlib.createGzip({ level: level ?? 6 })
     : zlib.createZstdCompress({
-      params: { [zlib.constants.ZSTD_c_compressionLevel]: level ?? 3 },
+      params: {
+        [zlib.constants.ZSTD_c_compressionLevel]: level ?? 3,
+        // A content checksum per frame, as gzip has its CRC: damage that still decodes is caught.
+        [zlib.constants.ZSTD_c_checksumFlag]: 1,
+      },
     });
   // One consumer drains the compressor into the sink; a failure on either side ends both.
   const drained = (async () => {
@@ -84,7 +88,13 @@ export function detectCompression(head: Uint8Array): Compression {
 
 /**
  * Decompresses a byte stream, detecting gzip, zstd or plain tar from its first bytes. Errors of
- * the decompressor become one-line "archive is corrupt" or "archive is truncated" errors.
+ * the decompressor become one-line "archive is corrupt" or "archive is truncated" errors, raised
+ * only after every byte decompressed before the damage was handed on, so that the reader can say
+ * in which entry the stream broke. An error of the source itself is passed on as it is.
+ *
+ * zstd input is cut at frame boundaries and each frame gets its own decoder: Node's zstd stream
+ * decoder drops whatever follows the first frame of a write, and accepts a frame cut short at the
+ * end of its input, so a walk over the frame structure both keeps every frame and notices a cut.
  */
 export async function* decompress(
   source: AsyncIterable<Uint8Array>,
@@ -92,41 +102,295 @@ export async function* decompress(
   const iterator = source[Symbol.asyncIterator]();
   const first = await iterator.next();
   if (first.done) throw new PromcaseError("archive is empty");
-  const compression = detectCompression(first.value);
-  const rest: AsyncIterable<Uint8Array> = {
-    [Symbol.asyncIterator]: () => {
-      let sentFirst = false;
-      return {
-        next: () => {
-          if (!sentFirst) {
-            sentFirst = true;
-            return Promise.resolve({ done: false, value: first.value });
-          }
-          return iterator.next();
-        },
-      };
-    },
-  };
-  if (compression === "none") {
-    yield* rest;
-    return;
-  }
-  const inflater = compression === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
-  const input = Readable.from(rest, { objectMode: false });
-  input.on("error", (err) => inflater.destroy(err));
-  input.pipe(inflater);
+  const input = new _Pieces(first.value, iterator);
   try {
-    for await (const chunk of inflater) yield chunk as Uint8Array;
-  } catch (err) {
-    if (err instanceof PromcaseError) throw err;
-    const message = err instanceof Error ? err.message : String(err);
-    if (/unexpected end|truncated|incomplete/i.test(message)) {
-      throw new PromcaseError(`archive is truncated (${compression} stream ends early)`);
+    const compression = detectCompression(first.value);
+    if (compression === "none") {
+      yield* input.rest();
+    } else if (compression === "gzip") {
+      yield* _inflate(zlib.createGunzip(), input.rest(), "gzip");
+    } else {
+      const frames = new _ZstdFrames();
+      while (await input.more()) {
+        yield* _inflate(zlib.createZstdDecompress(), frames.next(input), "zstd", true);
+      }
+      if (!frames.atBoundary) {
+        throw new PromcaseError("archive is truncated (zstd stream ends early)");
+      }
     }
-    throw new PromcaseError(`archive is corrupt (${compression}: ${message})`);
   } finally {
-    input.unpipe(inflater);
-    input.destroy();
+    await iterator.return?.();
+  }
+}
+
+/** The source's pieces, with room to push back the unread rest of one. */
+class _Pieces {
+  #iterator: AsyncIterator<Uint8Array>;
+  #pending: Uint8Array[];
+
+  constructor(first: Uint8Array, iterator: AsyncIterator<Uint8Array>) {
+    this.#pending = [first];
+    this.#iterator = iterator;
+  }
+
+  /** The next piece, or null at the end. */
+  async next(): Promise<Uint8Array | null> {
+    const pending = this.#pending.shift();
+    if (pending !== undefined) return pending;
+    const next = await this.#iterator.next();
+    return next.done ? null : next.value;
+  }
+
+  /** Puts back bytes to be read again first. */
+  unread(bytes: Uint8Array): void {
+    if (bytes.length > 0) this.#pending.unshift(bytes);
+  }
+
+  /** Whether any bytes are left. */
+  async more(): Promise<boolean> {
+    const piece = await this.next();
+    if (piece === null) return false;
+    this.unread(piece);
+    return true;
+  }
+
+  /** Everything left. */
+  async *rest(): AsyncGenerator<Uint8Array> {
+    for (let piece = await this.next(); piece !== null; piece = await this.next()) yield piece;
+  }
+}
+
+/**
+ * Runs `input` through `inflater` in a pull loop. The stream's own async iterator drops output
+ * still buffered when the inflater fails, which would hide how far the good data went.
+ */
+async function* _inflate(
+  inflater: Duplex,
+  input: AsyncIterable<Uint8Array>,
+  compression: Compression,
+  strayErrors = false,
+): AsyncGenerator<Uint8Array> {
+  let failure: { error: unknown } | null = null;
+  const deliver = (error: unknown) => {
+    failure ??= { error };
+    signal();
+  };
+  if (strayErrors) _watchStrayZstdErrors(deliver);
+  let ended = false;
+  let stopped = false;
+  let wake: (() => void) | null = null;
+  const signal = () => {
+    wake?.();
+    wake = null;
+  };
+  inflater.on("readable", signal);
+  inflater.on("end", () => {
+    ended = true;
+    signal();
+  });
+  inflater.on("error", (error) => {
+    failure ??= { error };
+    signal();
+  });
+  let sourceFailure: { error: unknown } | null = null;
+  const feeding = (async () => {
+    for await (const piece of input) {
+      if (stopped || failure !== null || ended) return;
+      if (!inflater.write(piece)) await _anyOf(inflater, ["drain", "close", "end", "error"]);
+    }
+    if (!stopped && failure === null && !ended) inflater.end();
+  })().catch((error) => {
+    sourceFailure = { error };
     inflater.destroy();
+    signal();
+  });
+  try {
+    while (true) {
+      const chunk = inflater.read() as Uint8Array | null;
+      if (chunk !== null) {
+        yield chunk;
+        continue;
+      }
+      if (sourceFailure !== null) throw (sourceFailure as { error: unknown }).error;
+      if (failure !== null) throw _inflateError((failure as { error: unknown }).error, compression);
+      if (ended) {
+        // The decoder may end by itself (zstd, at its frame's end): let the feeder finish.
+        await feeding;
+        if (sourceFailure !== null) throw (sourceFailure as { error: unknown }).error;
+        return;
+      }
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    stopped = true;
+    inflater.destroy();
+    await feeding;
+    if (strayErrors) _unwatchStrayZstdErrors(deliver);
+  }
+}
+
+// Deno's zstd decoder throws some errors (a frame checksum mismatch) from a callback instead of
+// emitting them on the stream: they would end the process as uncaught exceptions with a stack
+// trace. While a zstd decoder runs, such errors are taken from the global error event and handed
+// to it as its failure.
+const _strayZstdWatchers = new Set<(error: unknown) => void>();
+
+function _onStrayError(event: ErrorEvent): void {
+  const error = event.error;
+  if (!(error instanceof Error) || !/^Zstd decompress error/.test(error.message)) return;
+  event.preventDefault();
+  for (const deliver of _strayZstdWatchers) deliver(error);
+}
+
+function _watchStrayZstdErrors(deliver: (error: unknown) => void): void {
+  if (_strayZstdWatchers.size === 0) globalThis.addEventListener("error", _onStrayError);
+  _strayZstdWatchers.add(deliver);
+}
+
+function _unwatchStrayZstdErrors(deliver: (error: unknown) => void): void {
+  _strayZstdWatchers.delete(deliver);
+  if (_strayZstdWatchers.size === 0) globalThis.removeEventListener("error", _onStrayError);
+}
+
+/** Resolves at the first of `events`, leaving no listener behind. */
+function _anyOf(emitter: Duplex, events: string[]): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      for (const event of events) emitter.off(event, done);
+      resolve();
+    };
+    for (const event of events) emitter.on(event, done);
+  });
+}
+
+function _inflateError(err: unknown, compression: Compression): PromcaseError {
+  if (err instanceof PromcaseError) return err;
+  const message = (err instanceof Error ? err.message : String(err))
+    .replace(/^Zstd decompress error: /i, "");
+  if (/unexpected end|truncated|incomplete/i.test(message)) {
+    return new PromcaseError(`archive is truncated (${compression} stream ends early)`);
+  }
+  return new PromcaseError(`archive is corrupt (${compression}: ${message})`);
+}
+
+const _ZSTD_MAGIC_LE = 0xfd2fb528;
+
+/**
+ * Walks the frame structure of a zstd stream (frame headers, block headers, checksums, skippable
+ * frames) without decompressing, in O(1) memory, to cut the stream at frame boundaries and to know
+ * whether it ends at one. Throws a one-line "archive is corrupt" error on a malformed header.
+ */
+class _ZstdFrames {
+  #header = new Uint8Array(14);
+  #headerLength = 0;
+  #need = 4;
+  #skip = 0;
+  #state: "magic" | "skippableSize" | "descriptor" | "frameHeader" | "block" | "checksum" = "magic";
+  #checksum = false;
+  #offset = 0;
+
+  /** Whether everything read so far ends exactly at the end of a frame. */
+  get atBoundary(): boolean {
+    return this.#state === "magic" && this.#headerLength === 0 && this.#skip === 0;
+  }
+
+  /** The bytes of the next frame, read from `input` (which keeps what follows the frame). */
+  async *next(input: _Pieces): AsyncGenerator<Uint8Array> {
+    let started = false;
+    while (!(started && this.atBoundary)) {
+      const piece = await input.next();
+      if (piece === null) return;
+      started = true;
+      const used = this.#consume(piece);
+      input.unread(piece.subarray(used));
+      if (used > 0) yield piece.subarray(0, used);
+    }
+  }
+
+  /** Reads from `bytes` up to the end of the current frame; returns how many bytes it took. */
+  #consume(bytes: Uint8Array): number {
+    let at = 0;
+    while (at < bytes.length) {
+      if (this.#skip > 0) {
+        const n = Math.min(this.#skip, bytes.length - at);
+        this.#skip -= n;
+        at += n;
+        this.#offset += n;
+      } else {
+        const n = Math.min(this.#need - this.#headerLength, bytes.length - at);
+        this.#header.set(bytes.subarray(at, at + n), this.#headerLength);
+        this.#headerLength += n;
+        at += n;
+        this.#offset += n;
+        if (this.#headerLength === this.#need) this.#advance();
+      }
+      if (this.atBoundary) return at;
+    }
+    return at;
+  }
+
+  #advance(): void {
+    const h = this.#header;
+    const view = new DataView(h.buffer, 0, this.#need);
+    this.#headerLength = 0;
+    switch (this.#state) {
+      case "magic": {
+        const magic = view.getUint32(0, true);
+        if (magic === _ZSTD_MAGIC_LE) {
+          this.#state = "descriptor";
+          this.#need = 1;
+        } else if ((magic & 0xfffffff0) >>> 0 === 0x184d2a50) {
+          this.#state = "skippableSize";
+          this.#need = 4;
+        } else {
+          throw this.#corrupt("unknown frame");
+        }
+        return;
+      }
+      case "skippableSize":
+        this.#skip = view.getUint32(0, true);
+        this.#state = "magic";
+        this.#need = 4;
+        return;
+      case "descriptor": {
+        const fhd = h[0];
+        if (fhd & 0x08) throw this.#corrupt("reserved bit set in a frame header");
+        const singleSegment = (fhd >> 5) & 1;
+        this.#checksum = ((fhd >> 2) & 1) === 1;
+        const fcs = [singleSegment ? 1 : 0, 2, 4, 8][fhd >> 6];
+        this.#need = (singleSegment ? 0 : 1) + [0, 1, 2, 4][fhd & 3] + fcs;
+        this.#state = "frameHeader";
+        if (this.#need === 0) this.#advance();
+        return;
+      }
+      case "frameHeader":
+        this.#state = "block";
+        this.#need = 3;
+        return;
+      case "block": {
+        const header = h[0] | (h[1] << 8) | (h[2] << 16);
+        const type = (header >> 1) & 3;
+        if (type === 3) throw this.#corrupt("reserved block type");
+        this.#skip = type === 1 ? 1 : header >>> 3;
+        if ((header & 1) === 0) {
+          this.#need = 3;
+        } else if (this.#checksum) {
+          this.#state = "checksum";
+          this.#need = 4;
+        } else {
+          this.#state = "magic";
+          this.#need = 4;
+        }
+        return;
+      }
+      case "checksum":
+        this.#state = "magic";
+        this.#need = 4;
+        return;
+    }
+  }
+
+  #corrupt(what: string): PromcaseError {
+    return new PromcaseError(`archive is corrupt (zstd: ${what} at offset ${this.#offset})`);
   }
 }

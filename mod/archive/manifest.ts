@@ -87,8 +87,26 @@ export interface Manifest {
   createdAt: string;
   /** Host name of the machine that exported. */
   host: string;
-  /** Where the data came from. */
-  source: { kind: "datadir"; dataDir: string };
+  /** Where the data came from: a data dir on the host, or a Prometheus server over the network. */
+  source: { kind: "datadir"; dataDir: string } | { kind: "remote"; url: string };
+  /**
+   * How the data was packed: "rewrite" (since 0.2) holds only new blocks cut to the window, with
+   * the head turned into block data; "raw" holds whole blocks and the head files as found. Absent
+   * means "raw" (archives of 0.1).
+   */
+  mode?: "rewrite" | "raw";
+  /**
+   * The oldest Prometheus release that can serve the shipped data, derived from the chunk
+   * encodings it holds (e.g. "2.0.0" for plain XOR floats). Since 0.2; absent for raw archives.
+   */
+  minPrometheusVersion?: string;
+  /**
+   * What a rewrite read and wrote: source blocks, head replay counters (records skipped by type,
+   * samples dropped by Prometheus' replay rules), chunks copied and re-encoded. Since 0.2.
+   */
+  rewrite?: Record<string, unknown>;
+  /** Series selectors that limited the export (`--match`, `--exclude`). Since 0.2. */
+  selection?: { match: string[]; exclude: string[] };
   /** The Prometheus that wrote the data, as far as it could be told. */
   prometheus: { version: string | null; running: boolean };
   /** The requested window. */

@@ -8,6 +8,7 @@
 
 export * from "./compression.ts";
 export * from "./manifest.ts";
+export * from "./parts.ts";
 export * from "./reader.ts";
 export * from "./restore.ts";
 export * from "./tar.ts";

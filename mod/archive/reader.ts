@@ -1,17 +1,19 @@
 /**
- * Reads an archive in one streaming pass: hashes the archive file, decompresses it, walks the tar
- * entries, rejects unsafe ones, hashes every file (optionally handing it to an extractor), and
- * finally compares everything with the manifest and the `.sha256` sidecar. `verify` and `restore`
+ * Reads an archive in one streaming pass: hashes the archive file (or each of its parts, checked
+ * against the `.sha256` sidecar as each one ends), decompresses it, walks the tar entries, rejects
+ * unsafe ones, hashes every file (optionally handing it to an extractor), and finally compares
+ * everything with the manifest. `verify` and `restore`
  * are both built on {@link checkArchive}.
  *
  * @module
  */
 
 import { createHash } from "node:crypto";
-import { describeError, PromcaseError, usageError } from "../errors.ts";
-import { hashing, PIECE_SIZE } from "../fileio.ts";
+import { describeError, PromcaseError } from "../errors.ts";
+import { hashing } from "../fileio.ts";
 import { decompress } from "./compression.ts";
 import { type Manifest, MANIFEST_PATH, MAX_MANIFEST_BYTES, parseManifest } from "./manifest.ts";
+import { locateArchive, PartReader } from "./parts.ts";
 import { readTar, type TarHeader } from "./tar.ts";
 
 /** How the archive compares with its `.sha256` sidecar. */
@@ -25,16 +27,20 @@ export interface ArchiveCheck {
   manifestText: string | null;
   /** Everything wrong, one sentence each, naming the file concerned. Empty when all is well. */
   problems: string[];
-  /** SHA-256 of the archive file as read. */
+  /** SHA-256 of the archive as read (of all its parts in order, for a split archive). */
   sha256: string;
-  /** Size of the archive file. */
+  /** Size of the archive (all parts). */
   size: number;
   /** Regular files in the archive, the manifest included. */
   files: number;
   /** Their bytes. */
   bytes: number;
-  /** The sidecar comparison. */
+  /** The sidecar comparison (of every part, for a split archive). */
   sidecar: SidecarState;
+  /** The archive's name: the file, or for a split archive the name before `.partNNN`. */
+  path: string;
+  /** The files read: the archive, or its parts in order. */
+  parts: string[];
 }
 
 /** Hooks and switches for {@link checkArchive}. */
@@ -50,44 +56,39 @@ export interface CheckOptions {
 }
 
 /**
- * Reads and checks a whole archive. Problems of content (a checksum mismatch, a missing or extra
- * file, an unsafe entry, a corrupt or truncated stream) end up in `problems`, or are thrown with
- * `failFast`; an archive that cannot be opened at all is a usage error.
+ * Reads and checks a whole archive: a file, or a split archive named by any of its parts (see
+ * {@link locateArchive}). Problems of content (a checksum mismatch, a missing or extra file, an
+ * unsafe entry, a corrupt or truncated stream, a part that differs from the sidecar) end up in
+ * `problems`, or are thrown with `failFast`; an archive that cannot be opened at all is a usage
+ * error, and a missing or short part is an error before anything is read.
  */
 export async function checkArchive(
-  path: string,
+  path: string | string[],
   options: CheckOptions = {},
 ): Promise<ArchiveCheck> {
-  let file: Deno.FsFile;
-  let total: number;
-  try {
-    file = await Deno.open(path, { read: true });
-    const stat = await file.stat();
-    if (!stat.isFile) {
-      file.close();
-      throw usageError(`${path} is not a file`);
-    }
-    total = stat.size;
-  } catch (err) {
-    if (err instanceof PromcaseError) throw err;
-    throw usageError(`cannot open archive ${path}: ${describeError(err)}`);
-  }
+  const location = await locateArchive(path);
+  const total = location.parts.reduce((sum, part) => sum + part.size, 0);
   const problems: string[] = [];
   const report = (problem: string) => {
     if (options.failFast) throw new PromcaseError(problem);
     problems.push(problem);
   };
-  const archiveHash = createHash("sha256");
-  let size = 0;
+  let sidecar: SidecarState = location.hasSidecar ? "ok" : "missing";
+  // Reported after the stream's own problems, which say more; a restore stops at a bad part.
+  const badParts: string[] = [];
+  const reader = new PartReader(location, (part, sha256) => {
+    if (part.expectedSha256 === null || part.expectedSha256 === sha256) return;
+    sidecar = "mismatch";
+    const problem = location.split
+      ? `part ${part.path} does not match its checksum in ${location.sidecar} ` +
+        "(the part is damaged or incomplete)"
+      : `archive does not match its checksum file ${location.sidecar} (the file was changed)`;
+    if (location.split && options.failFast) throw new _PartError(problem);
+    badParts.push(problem);
+  });
   const raw = async function* () {
-    while (true) {
-      const buffer = new Uint8Array(PIECE_SIZE);
-      const n = await file.read(buffer);
-      if (n === null) return;
-      const piece = buffer.subarray(0, n);
-      archiveHash.update(piece);
-      size += n;
-      options.onProgress?.(size, total);
+    for await (const piece of reader.pieces()) {
+      options.onProgress?.(reader.bytesRead, total);
       yield piece;
     }
   };
@@ -136,18 +137,27 @@ export async function checkArchive(
     for await (const _ of stream) { /* padding after the end blocks */ }
   } catch (err) {
     if (!(err instanceof PromcaseError) || err.exitCode !== 1 || options.failFast) {
-      file.close();
-      if (err instanceof PromcaseError && current && !err.message.includes(current)) {
+      reader.close();
+      if (
+        err instanceof PromcaseError && !(err instanceof _PartError) && current &&
+        !err.message.includes(current)
+      ) {
         throw new PromcaseError(`${err.message} (while reading ${current})`, err.exitCode);
       }
       throw err;
     }
     problems.push(current ? `${err.message} (while reading ${current})` : err.message);
-    // Hash the rest of the file anyway, so that the sidecar comparison still means something.
-    for await (const _ of raw()) { /* hashing only */ }
+    // Hash the rest anyway, so that the sidecar comparison still means something.
+    try {
+      for await (const _ of raw()) { /* hashing only */ }
+    } catch (rest) {
+      reader.close();
+      throw rest;
+    }
   }
-  file.close();
-  const sha256 = archiveHash.digest("hex");
+  reader.close();
+  const sha256 = reader.digest();
+  for (const problem of badParts) report(problem);
   let manifest: Manifest | null = null;
   if (manifestText === null) {
     if (problems.length === 0) report(`no ${MANIFEST_PATH} in the archive: not a promcase archive`);
@@ -159,11 +169,18 @@ export async function checkArchive(
     }
   }
   if (manifest) _compareWithManifest(manifest, seen, report, problems.length > 0);
-  const sidecar = await _checkSidecar(path, sha256);
-  if (sidecar === "mismatch") {
-    report(`archive does not match its checksum file ${path}.sha256 (the file was changed)`);
-  }
-  return { manifest, manifestText, problems, sha256, size, files, bytes, sidecar };
+  return {
+    manifest,
+    manifestText,
+    problems,
+    sha256,
+    size: reader.bytesRead,
+    files,
+    bytes,
+    sidecar,
+    path: location.path,
+    parts: location.parts.map((p) => p.path),
+  };
 }
 
 function _compareWithManifest(
@@ -194,17 +211,6 @@ function _compareWithManifest(
   }
 }
 
-async function _checkSidecar(path: string, sha256: string): Promise<SidecarState> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`${path}.sha256`);
-  } catch {
-    return "missing";
-  }
-  const expected = text.trim().split(/\s+/)[0]?.toLowerCase();
-  return expected === sha256 ? "ok" : "mismatch";
-}
-
 /**
  * Why a tar entry must not be extracted, or null when it is safe: only plain files and
  * directories with relative paths that stay inside the target.
@@ -232,6 +238,9 @@ async function _collect(body: AsyncIterable<Uint8Array>, size: number): Promise<
   }
   return out;
 }
+
+/** A problem of a whole part, not of the entry being read when it was found. */
+class _PartError extends PromcaseError {}
 
 /** An iterable that ignores `return()`, so that the tar reader stopping does not stop the source. */
 function _keepOpen(source: AsyncGenerator<Uint8Array>): AsyncIterable<Uint8Array> {

@@ -1,28 +1,55 @@
 /**
- * Writes an archive: a tar stream, compressed, into a temporary file next to the destination,
- * hashing every file on the way; the manifest goes last, then the file is synced and renamed into
- * place, and its `FILE.sha256` sidecar is written. A failed or abandoned write leaves nothing.
+ * Writes an archive: a tar stream, compressed, into temporary files next to the destination
+ * (one file, or numbered parts with a split size; see `parts.ts`), hashing every file on the way;
+ * the manifest goes last, then the files are synced and renamed into place, and the `FILE.sha256`
+ * sidecar is written. Before a byte is written the caller's size estimate is compared with the
+ * free space; a full disk mid-way, a failure or an abandoned write leaves nothing.
  *
  * @module
  */
 
 import { createHash } from "node:crypto";
-import { describeError, PromcaseError, usageError } from "../errors.ts";
-import { exists, hashing, randomSuffix, splitPath, writeAll } from "../fileio.ts";
+import { diskFullReason, isDiskFull, requireFreeSpace } from "../diskspace.ts";
+import { describeError, PromcaseError } from "../errors.ts";
+import { hashing, splitPath } from "../fileio.ts";
 import { type CompressingSink, compressInto, type Compression } from "./compression.ts";
 import { formatManifest, type Manifest, MANIFEST_PATH, type ManifestFile } from "./manifest.ts";
+import { ArchiveFiles, requireUnusedArchiveName, type WrittenPart } from "./parts.ts";
 import { TarWriter } from "./tar.ts";
 
 /** What a finished archive is. */
 export interface WrittenArchive {
-  /** Final path. */
+  /**
+   * The archive's name: the file, or for a split archive the name the parts add `.partNNN` to
+   * (no file has this exact name then; `cat PATH.part* > PATH` makes it).
+   */
   path: string;
   /** Path of the `.sha256` sidecar. */
   sidecarPath: string;
-  /** SHA-256 of the archive file. */
+  /** SHA-256 of the whole archive (of all parts in order). */
   sha256: string;
-  /** Size of the archive file. */
+  /** Size of the whole archive. */
   size: number;
+  /** The files written, in order: the archive itself, or its parts. */
+  parts: WrittenPart[];
+}
+
+/** Options of {@link ArchiveWriter.create}. */
+export interface ArchiveWriterOptions {
+  /**
+   * Split the archive into parts `PATH.part001`, `PATH.part002`, … of at most this many bytes
+   * (at least `MIN_PART_BYTES`, 1 KiB; at most `MAX_PARTS`, 999 parts). The sidecar then lists
+   * every part.
+   */
+  split?: number;
+  /**
+   * An upper bound of the archive's size in bytes. When given, the free space of the output's file
+   * system is checked before anything is written, and too little of it is refused with both
+   * numbers. For a compressed archive the uncompressed size is a safe bound.
+   */
+  estimatedBytes?: number;
+  /** Set to false to skip the free-space check even with `estimatedBytes` (default true). */
+  freeSpaceCheck?: boolean;
 }
 
 /** Streams files into a new archive. Call {@link ArchiveWriter.finish} or {@link ArchiveWriter.abort}. */
@@ -30,50 +57,38 @@ export class ArchiveWriter {
   /** Files added so far, with their hashes, in archive order. */
   readonly files: ManifestFile[] = [];
   #path: string;
-  #tempPath: string;
-  #file: Deno.FsFile;
+  #output: ArchiveFiles;
   #compressor: CompressingSink;
   #tar: TarWriter;
-  #hash = createHash("sha256");
-  #size = 0;
-  #closed = false;
 
-  private constructor(path: string, tempPath: string, file: Deno.FsFile, compression: Compression) {
+  private constructor(path: string, output: ArchiveFiles, compression: Compression) {
     this.#path = path;
-    this.#tempPath = tempPath;
-    this.#file = file;
-    this.#compressor = compressInto(async (chunk) => {
-      this.#hash.update(chunk);
-      this.#size += chunk.length;
-      await writeAll(this.#file, chunk);
-    }, compression);
+    this.#output = output;
+    this.#compressor = compressInto((chunk) => output.write(chunk), compression);
     this.#tar = new TarWriter(this.#compressor.write);
   }
 
   /**
-   * Starts an archive that will appear at `path`. Refuses an existing `path` (nothing is ever
-   * overwritten); the bytes go to a hidden temporary file in the same directory meanwhile.
+   * Starts an archive that will appear at `path`. Refuses an existing `path`, sidecar or part
+   * (nothing is ever overwritten), and with `options.estimatedBytes` a file system with less free
+   * space than that; the bytes go to hidden temporary files in the same directory meanwhile.
    */
-  static async create(path: string, compression: Compression): Promise<ArchiveWriter> {
-    for (const taken of [path, `${path}.sha256`]) {
-      if (await exists(taken)) {
-        throw usageError(`${taken} already exists: choose another name with -o`);
-      }
+  static async create(
+    path: string,
+    compression: Compression,
+    options: ArchiveWriterOptions = {},
+  ): Promise<ArchiveWriter> {
+    await requireUnusedArchiveName(path);
+    if (options.estimatedBytes !== undefined && options.freeSpaceCheck !== false) {
+      await requireFreeSpace(splitPath(path).dir, options.estimatedBytes, path);
     }
-    const { dir, base } = splitPath(path);
-    const tempPath = `${dir}/.${base}.promcase-tmp-${randomSuffix()}`;
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(tempPath, { write: true, createNew: true, mode: 0o644 });
-    } catch (err) {
-      throw new PromcaseError(`cannot write to ${dir}: ${describeError(err)}`);
-    }
-    return new ArchiveWriter(path, tempPath, file, compression);
+    const output = await ArchiveFiles.create(path, options.split);
+    return new ArchiveWriter(path, output, compression);
   }
 
   /** Bytes of compressed output written so far. */
   get bytesWritten(): number {
-    return this.#size;
+    return this.#output.size;
   }
 
   /** Adds a directory entry. */
@@ -102,71 +117,64 @@ export class ArchiveWriter {
 
   /**
    * Writes the manifest (with {@link ArchiveWriter.files} filled in) as the last entry, completes
-   * the file, renames it into place and writes the sidecar.
+   * the files, renames them into place and writes the sidecar.
    */
   async finish(manifest: Omit<Manifest, "files">): Promise<WrittenArchive> {
     const bytes = new TextEncoder().encode(formatManifest({ ...manifest, files: this.files }));
+    let done!: Awaited<ReturnType<ArchiveFiles["commit"]>>;
     await this.#guard(async () => {
       await this.#tar.addFile(MANIFEST_PATH, bytes.length, _once(bytes), {
         mtime: Math.floor(Date.now() / 1000),
       });
       await this.#tar.finish();
       await this.#compressor.end();
-      await this.#file.sync();
+      done = await this.#output.commit();
     });
-    this.#file.close();
-    this.#closed = true;
-    const sha256 = this.#hash.digest("hex");
-    const { base } = splitPath(this.#path);
-    const sidecarPath = `${this.#path}.sha256`;
-    const sidecarTemp = `${this.#tempPath}.sha256`;
-    let renamed = false;
-    try {
-      await Deno.writeTextFile(sidecarTemp, `${sha256}  ${base}\n`);
-      if (await exists(this.#path)) {
-        throw usageError(`${this.#path} appeared meanwhile: not overwritten`);
-      }
-      await Deno.rename(this.#tempPath, this.#path);
-      renamed = true;
-      await Deno.rename(sidecarTemp, sidecarPath);
-    } catch (err) {
-      // All or nothing: an archive without its sidecar is not left behind either.
-      if (renamed) await Deno.remove(this.#path).catch(() => {});
-      await this.abort();
-      if (err instanceof PromcaseError) throw err;
-      throw new PromcaseError(`cannot complete ${this.#path}: ${describeError(err)}`);
-    }
-    return { path: this.#path, sidecarPath, sha256, size: this.#size };
+    return {
+      path: this.#path,
+      sidecarPath: done.sidecar,
+      sha256: done.sha256,
+      size: done.size,
+      parts: done.parts,
+    };
   }
 
-  /** Stops and removes the temporary file. Safe to call more than once. */
+  /** Stops and removes every file written so far. Safe to call more than once, and concurrently. */
   async abort(): Promise<void> {
     this.#compressor.destroy();
-    if (!this.#closed) {
-      this.#closed = true;
-      try {
-        this.#file.close();
-      } catch {
-        // Already closed by a failed write.
-      }
-    }
-    for (const leftover of [this.#tempPath, `${this.#tempPath}.sha256`]) {
-      await Deno.remove(leftover).catch(() => {});
-    }
+    await this.#output.discard();
   }
 
-  /** Runs a write step; any failure removes the partial output before it is reported. */
+  /**
+   * Runs a write step; any failure removes the partial output before it is reported. After an
+   * interrupt removed the output, steps neither run nor fail: the interrupt handler is exiting the
+   * process with its own code and message, which a second error must not race.
+   */
   async #guard(step: () => Promise<void>): Promise<void> {
+    if (this.#output.interrupted) return await _untilExit();
     try {
       await step();
+      if (this.#output.interrupted) return await _untilExit();
     } catch (err) {
+      if (this.#output.interrupted) return await _untilExit();
+      const writing = this.#output.currentPath;
       await this.abort();
+      if (isDiskFull(err)) {
+        throw new PromcaseError(
+          `disk full while writing ${writing}: partial archive removed (${diskFullReason(err)})`,
+        );
+      }
       if (err instanceof PromcaseError) throw err;
       throw new PromcaseError(
         `writing the archive failed: ${describeError(err)}; nothing was kept`,
       );
     }
   }
+}
+
+/** Never settles: the interrupt handler ends the process meanwhile. */
+function _untilExit(): Promise<never> {
+  return new Promise(() => {});
 }
 
 async function* _once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {

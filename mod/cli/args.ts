@@ -8,6 +8,8 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { usageError } from "../errors.ts";
 
+export { formatBytes } from "../bytesize.ts";
+
 /** A subcommand of the CLI. */
 export interface Command {
   /** Its name on the command line. */
@@ -46,18 +48,6 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(
     );
   }
   return parsed;
-}
-
-/** Formats a byte count for people: `1.2 GiB`. */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
 }
 
 /** `JSON.stringify` for machine output: bigints become numbers, two-space indent. */

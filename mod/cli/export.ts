@@ -13,18 +13,27 @@ import {
   dashboardFiles,
 } from "../context.ts";
 import { describeError, usageError } from "../errors.ts";
-import { exportArchive, type ExportResult } from "../export.ts";
+import { exportArchive, type ExportOptions, type ExportResult } from "../export.ts";
+import { exportRemote } from "../export_remote.ts";
+import { parseByteSize } from "../bytesize.ts";
+import { parseRate, Throttle } from "../throttle.ts";
+import { loadHttpAuth, safeUrl } from "../remote/mod.ts";
+import { matchesSelector, parseSelector } from "../selector.ts";
 import { lowerPriority } from "../priority.ts";
-import { formatDuration, formatTime, resolveWindow } from "../window.ts";
+import { formatDuration, formatTime, type IncidentWindow, resolveWindow } from "../window.ts";
 import { type Command, formatBytes, parseFlags, toJson } from "./args.ts";
 import { createProgress } from "./progress.ts";
 
 const _HELP = `Usage: promcase export [DATA_DIR] --at TIME [--before DUR] [--after DUR] [options]
        promcase export [DATA_DIR] --from TIME --to TIME [options]
+       promcase export --url http://HOST:9090 --at TIME [--before DUR] [options]
 
-Writes one checksummed archive of the data around an incident: every block that overlaps the
-window, plus the head (newest checkpoint, WAL segments after it, chunks_head/, wbl/) when the window
-reaches into it. Reads the data dir only (safe while Prometheus runs), runs at low CPU and I/O
+Writes one checksummed archive of the data around an incident. By default the archive holds one new
+block with exactly the window's samples: the blocks that overlap the window are read (chunks wholly
+inside copied byte for byte, boundary chunks cut at sample precision, deletions applied) and the
+head (checkpoint, WAL, wbl/) is replayed into it with Prometheus' replay rules, so no WAL is shipped
+and any Prometheus from 2.x on can serve it. --raw ships the overlapping blocks and head files as
+they are instead. Reads the data dir only (safe while Prometheus runs), runs at low CPU and I/O
 priority, and writes to a temporary name that is renamed when complete, next to a FILE.sha256.
 
 DATA_DIR defaults to the first of /prometheus, /var/lib/prometheus/metrics2, ./data that exists.
@@ -49,7 +58,36 @@ Context (stored under context/ in the archive, secrets masked, tokens never stor
   --folder NAME             only dashboards in this folder (repeatable)
   --dashboard-file FILE     add an exported dashboard JSON file (repeatable)
 
+Network (when the data dir is out of reach: Kubernetes, managed platforms):
+  --url URL                 read the window from this Prometheus by remote read (POST
+                            /api/v1/read, streamed chunks) instead of a data dir; the archive is
+                            the same kind (one block of the window), its manifest names the URL
+  --concurrency N           requests in flight at once (default 2)
+  --bearer-token-file F     send "Authorization: Bearer <contents of F>"
+  --basic-auth-user U       basic auth user (with --basic-auth-password-file)
+  --basic-auth-password-file F
+  --header "Name: value"    extra request header (repeatable)
+  --tls-ca FILE             CA certificates to trust (PEM)
+  --insecure-skip-verify    do not verify the server's TLS certificate
+  --http-config-file F      Prometheus http_config YAML (authorization, basic_auth, tls_config,
+                            http_headers, proxy_url)
+
+Series (PromQL series selectors, as promtool takes them):
+  --match SELECTOR    ship only series matching it (repeatable: any of them), e.g.
+                      'up', '{job="node"}', 'http_requests_total{code=~"5.."}'
+  --exclude SELECTOR  leave out series matching it (repeatable)
+
+Production safety:
+  --rate-limit RATE   cap reading the data dir, e.g. 50MB/s, 10MiB/s
+  --no-nice           keep normal CPU and I/O priority (default: nice 19 and idle I/O class)
+  --max-size SIZE     refuse, before writing anything, when the estimated archive is larger
+                      (e.g. 500MB, 2GiB); --dry-run prints the estimate
+  --split SIZE        write the archive as NAME.part001, NAME.part002, ... of at most SIZE each
+                      (verify and restore take any part); cat NAME.part* > NAME joins them
+  --tmp-dir DIR       where the rewrite builds its block (default: the output's directory)
+
 Options:
+  --raw               copy whole blocks and the head files instead of rewriting
   -o, --output FILE   archive path (default promcase-HOST-<at>-<length>.tar.gz here)
   --compression C     gzip (default), zstd or none
   --dry-run           show what would be shipped, write nothing
@@ -60,9 +98,15 @@ Examples:
   promcase export /var/lib/prometheus/metrics2 --at "2026-11-25T10:30:00Z" --before 24h
   promcase export --at now-1h --before 6h --after 1h --compression zstd -o incident.tar.zst
   promcase export ./data --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z --dry-run
+  promcase export ./data --at now --match '{job="api"}' --exclude '{__name__=~"go_.*"}'
+  promcase export ./data --at now --raw
+  promcase export --at now --rate-limit 20MB/s --max-size 2GB --split 25MB
+  promcase export --url http://localhost:9090 --at now --before 6h --bearer-token-file token
   promcase export /prometheus --at now --grafana-url http://grafana:3000 \\
     --grafana-token-file ~/.grafana-token --folder Kubernetes --dashboard-file extra.json
 `;
+
+const _DEFAULT_PROMETHEUS_URL = "http://localhost:9090";
 
 /** The export command. */
 export const exportCommand: Command = {
@@ -80,7 +124,24 @@ export const exportCommand: Command = {
       compression: { type: "string", default: "gzip" },
       "dry-run": { type: "boolean" },
       json: { type: "boolean" },
-      "prometheus-url": { type: "string", default: "http://localhost:9090" },
+      raw: { type: "boolean" },
+      match: { type: "string", multiple: true },
+      exclude: { type: "string", multiple: true },
+      "rate-limit": { type: "string" },
+      "no-nice": { type: "boolean" },
+      "max-size": { type: "string" },
+      split: { type: "string" },
+      "tmp-dir": { type: "string" },
+      url: { type: "string" },
+      concurrency: { type: "string" },
+      "bearer-token-file": { type: "string" },
+      "basic-auth-user": { type: "string" },
+      "basic-auth-password-file": { type: "string" },
+      header: { type: "string", multiple: true },
+      "tls-ca": { type: "string" },
+      "insecure-skip-verify": { type: "boolean" },
+      "http-config-file": { type: "string" },
+      "prometheus-url": { type: "string", default: _DEFAULT_PROMETHEUS_URL },
       "no-prometheus-api": { type: "boolean" },
       "grafana-url": { type: "string" },
       "grafana-token": { type: "string" },
@@ -98,9 +159,17 @@ export const exportCommand: Command = {
       throw usageError(`--compression must be one of ${COMPRESSIONS.join(", ")}`);
     }
     const window = resolveWindow(values);
+    const selection = _selection(values.match ?? [], values.exclude ?? []);
+    if (selection && values.raw) {
+      throw usageError("--match and --exclude need the rewrite: they cannot be used with --raw");
+    }
+    const safety = _safety(values);
+    if (values.url !== undefined) {
+      return await _exportRemote(values, positionals, window, selection, safety);
+    }
     const dataDir = await findDataDir(positionals[0]);
     const context = values["dry-run"] ? undefined : await _captureContext(values);
-    await lowerPriority();
+    if (!values["no-nice"]) await lowerPriority();
     const progress = createProgress("export");
     let result: ExportResult;
     try {
@@ -110,8 +179,12 @@ export const exportCommand: Command = {
         output: values.output,
         compression,
         dryRun: values["dry-run"],
+        mode: values.raw ? "raw" : "rewrite",
+        selection,
         context,
         onProgress: (done, total, file) => progress.update(done, total, file),
+        onStatus: (text) => progress.status(text),
+        ...safety,
       });
     } finally {
       progress.done();
@@ -124,6 +197,135 @@ export const exportCommand: Command = {
     return 0;
   },
 };
+
+/** The production-safety flags as export options. */
+function _safety(values: {
+  "rate-limit"?: string;
+  "max-size"?: string;
+  split?: string;
+  "tmp-dir"?: string;
+}): Pick<ExportOptions, "throttle" | "maxBytes" | "split" | "tmpDir"> {
+  const rate = values["rate-limit"];
+  return {
+    throttle: rate === undefined ? undefined : new Throttle(parseRate(rate, "--rate-limit")),
+    maxBytes: values["max-size"] === undefined
+      ? undefined
+      : parseByteSize(values["max-size"], "--max-size"),
+    split: values.split === undefined ? undefined : parseByteSize(values.split, "--split"),
+    tmpDir: values["tmp-dir"],
+  };
+}
+
+/** `export --url`: the window read by remote read. */
+async function _exportRemote(
+  values: Record<string, unknown> & _ContextFlags,
+  positionals: string[],
+  window: IncidentWindow,
+  selection: ReturnType<typeof _selection>,
+  safety: ReturnType<typeof _safety>,
+): Promise<number> {
+  if (positionals.length > 0) throw usageError("give either DATA_DIR or --url, not both");
+  for (const flag of ["raw", "dry-run", "rate-limit", "max-size"]) {
+    if (values[flag]) throw usageError(`--${flag} cannot be used with --url`);
+  }
+  const url = String(values.url);
+  try {
+    if (!/^https?:$/.test(new URL(url).protocol)) throw new Error();
+  } catch {
+    throw usageError(`--url must be an http:// or https:// URL, not ${JSON.stringify(url)}`);
+  }
+  const concurrency = values.concurrency === undefined ? 2 : Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+    throw usageError("--concurrency must be a whole number from 1 to 64");
+  }
+  const auth = await loadHttpAuth({
+    bearerTokenFile: values["bearer-token-file"] as string | undefined,
+    basicAuthUser: values["basic-auth-user"] as string | undefined,
+    basicAuthPasswordFile: values["basic-auth-password-file"] as string | undefined,
+    headers: values.header as string[] | undefined,
+    caFile: values["tls-ca"] as string | undefined,
+    insecureSkipVerify: values["insecure-skip-verify"] as boolean | undefined,
+    httpConfigFile: values["http-config-file"] as string | undefined,
+  });
+  // The context comes from the same server unless told otherwise.
+  const context = await _captureContext({
+    ...values,
+    "prometheus-url": values["prometheus-url"] === _DEFAULT_PROMETHEUS_URL
+      ? url
+      : values["prometheus-url"],
+  });
+  if (!values["no-nice"]) await lowerPriority();
+  const progress = createProgress("export");
+  let result;
+  try {
+    result = await exportRemote({
+      url,
+      window,
+      output: values.output as string | undefined,
+      compression: values.compression as Compression,
+      selection: selection &&
+        { ...selection, matchers: selection.match.map((m) => [...parseSelector(m).matchers]) },
+      auth,
+      concurrency,
+      context,
+      onStatus: (text) => progress.status(text),
+      split: safety.split,
+      tmpDir: safety.tmpDir,
+    });
+  } finally {
+    progress.done();
+  }
+  for (const warning of result.manifest.warnings) console.error(`warning: ${warning}`);
+  const summary = {
+    archive: result.archive.path,
+    sidecar: result.archive.sidecarPath,
+    sha256: result.archive.sha256,
+    size: result.archive.size,
+    source: result.manifest.source,
+    mode: result.manifest.mode,
+    minPrometheusVersion: result.manifest.minPrometheusVersion,
+    window: { from: formatTime(window.from), to: formatTime(window.to), at: formatTime(window.at) },
+    block: result.block,
+    remoteRead: result.read,
+    context: result.manifest.context ?? null,
+    warnings: result.manifest.warnings,
+  };
+  console.log(
+    values.json ? toJson(summary) : [
+      `Window: ${formatTime(window.from)} to ${formatTime(window.to)} (${
+        formatDuration(window.to - window.from)
+      })`,
+      `Read ${safeUrl(url)}: ${result.read.requests} requests, ${result.read.series} series`,
+      `Block ${result.manifest.blocks[0].ulid}: ${result.block.series} series, ` +
+      `${result.block.samples} samples`,
+      `Wrote ${result.archive.path} (${formatBytes(result.archive.size)}) and ` +
+      result.archive.sidecarPath,
+      `SHA-256 ${result.archive.sha256}`,
+    ].join("\n"),
+  );
+  return 0;
+}
+
+/** The series selection of --match/--exclude, or undefined for all series. */
+function _selection(match: string[], exclude: string[]): ExportOptions["selection"] {
+  if (match.length === 0 && exclude.length === 0) return undefined;
+  const parse = (text: string, flag: string) => {
+    try {
+      return parseSelector(text);
+    } catch (err) {
+      throw usageError(`${flag} ${JSON.stringify(text)}: ${describeError(err)}`);
+    }
+  };
+  const keep = match.map((m) => parse(m, "--match"));
+  const drop = exclude.map((m) => parse(m, "--exclude"));
+  return {
+    keep: (labels) =>
+      (keep.length === 0 || keep.some((sel) => matchesSelector(labels, sel))) &&
+      !drop.some((sel) => matchesSelector(labels, sel)),
+    match,
+    exclude,
+  };
+}
 
 function _summary(result: ExportResult) {
   const { plan, archive } = result;
@@ -149,6 +351,10 @@ function _summary(result: ExportResult) {
     files: plan.files.length,
     bytesRead: plan.bytes,
     restarts: result.restarts,
+    mode: result.manifest?.mode ?? null,
+    minPrometheusVersion: result.manifest?.minPrometheusVersion ?? null,
+    rewrite: result.rewrite,
+    estimate: result.estimate,
     context: result.manifest?.context ?? null,
     warnings: plan.warnings,
   };
@@ -160,7 +366,7 @@ function _text(result: ExportResult): string {
     `Window: ${formatTime(plan.window.from)} to ${formatTime(plan.window.to)} (${
       formatDuration(plan.window.to - plan.window.from)
     })`,
-    `Blocks: ${plan.blocks.length} shipped, ${plan.skippedBlocks.length} outside the window`,
+    `Blocks: ${plan.blocks.length} overlap the window, ${plan.skippedBlocks.length} outside it`,
   ];
   for (const block of plan.blocks) {
     lines.push(
@@ -169,17 +375,37 @@ function _text(result: ExportResult): string {
     );
   }
   lines.push(
-    `Head: ${plan.head.included ? "shipped" : "not shipped"}: ${plan.head.reason}` +
+    `Head: ${plan.head.included ? "needed" : "not needed"}: ${plan.head.reason}` +
       (plan.head.included ? ` (${plan.head.files.length} files)` : ""),
   );
   lines.push(`Data: ${plan.files.length} files, ${formatBytes(plan.bytes)}`);
+  const rw = result.rewrite;
+  if (rw) {
+    const block = result.manifest?.blocks[0];
+    lines.push(
+      `Rewrote into block ${block?.ulid}: ${rw.series} series, ${rw.samples} samples; chunks ` +
+        `${rw.chunks.copied} copied, ${rw.chunks.recoded} re-encoded, ${rw.chunks.dropped} ` +
+        `outside the window` + (rw.seriesExcluded ? `; ${rw.seriesExcluded} series excluded` : ""),
+    );
+    if (rw.head) {
+      lines.push(
+        `  head: ${rw.head.records} WAL records, ${
+          rw.head.floatSamples + rw.head.histogramSamples + rw.head.outOfOrderSamples
+        } samples in the window`,
+      );
+    }
+    lines.push(`Served by Prometheus ${result.manifest?.minPrometheusVersion} or newer`);
+  }
   if (archive) {
     lines.push(
       `Wrote ${archive.path} (${formatBytes(archive.size)}) and ${archive.sidecarPath}`,
       `SHA-256 ${archive.sha256}`,
     );
   } else {
-    lines.push(`Dry run: nothing written (would write ${result.output})`);
+    lines.push(
+      `Dry run: nothing written (would write ${result.output}, about ` +
+        `${formatBytes(result.estimate.archiveBytes)})`,
+    );
   }
   return lines.join("\n");
 }

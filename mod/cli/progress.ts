@@ -11,13 +11,15 @@ import { formatBytes } from "./args.ts";
 export interface Progress {
   /** Reports `done` of `total` bytes, with an optional label. */
   update(done: number, total: number, label?: string): void;
+  /** Shows a free-text step (e.g. "replaying the head: 40960 records"). */
+  status(text: string): void;
   /** Clears the line. */
   done(): void;
 }
 
 /** Creates a progress reporter for `what` (e.g. "export"). */
 export function createProgress(what: string): Progress {
-  if (!Deno.stderr.isTerminal()) return { update() {}, done() {} };
+  if (!Deno.stderr.isTerminal()) return { update() {}, status() {}, done() {} };
   const encoder = new TextEncoder();
   let last = 0;
   let drawn = false;
@@ -34,6 +36,13 @@ export function createProgress(what: string): Progress {
         formatBytes(total)
       } ${label}`;
       Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${text.slice(0, 120)}`));
+      drawn = true;
+    },
+    status(text) {
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${`${what}: ${text}`.slice(0, 120)}`));
       drawn = true;
     },
     done() {

@@ -16,12 +16,17 @@ the archive holds exactly the files the manifest lists and no unsafe entries, an
 archive with its ARCHIVE.sha256 sidecar when it is there. Names every file that is wrong and exits
 with 1 on any mismatch.
 
+A split archive (ARCHIVE.part001, ARCHIVE.part002, ...) is named by any of its parts, by all of
+them (ARCHIVE.part*) or by ARCHIVE: every part must be present and match the sidecar; a missing,
+short or changed part is named.
+
 Options:
   --json    print the result as JSON on stdout
   -h, --help
 
-Example:
+Examples:
   promcase verify promcase-db1-20261125T1030Z-24h.tar.gz
+  promcase verify promcase-db1-20261125T1030Z-24h.tar.gz.part001
 `;
 
 /** The verify command. */
@@ -30,24 +35,30 @@ export const verifyCommand: Command = {
   summary: "check an archive's checksums and manifest",
   help: _HELP,
   async run(args) {
-    const { values, positionals } = parseFlags("verify", args, { json: { type: "boolean" } }, 1);
+    const { values, positionals } = parseFlags(
+      "verify",
+      args,
+      { json: { type: "boolean" } },
+      Infinity,
+    );
     if (values.help) {
       console.log(_HELP);
       return 0;
     }
     if (positionals.length === 0) throw usageError("name the archive to verify");
-    const archive = positionals[0];
     const progress = createProgress("verify");
     let check;
     try {
-      check = await checkArchive(archive, { onProgress: (d, t) => progress.update(d, t) });
+      check = await checkArchive(positionals, { onProgress: (d, t) => progress.update(d, t) });
     } finally {
       progress.done();
     }
+    const archive = check.path;
     const ok = check.problems.length === 0;
     if (values.json) {
       console.log(toJson({
         archive,
+        parts: check.parts,
         ok,
         problems: check.problems,
         sha256: check.sha256,
@@ -60,8 +71,9 @@ export const verifyCommand: Command = {
       }));
     } else if (ok) {
       const m = check.manifest!;
+      const parts = check.parts[0] !== archive ? ` in ${check.parts.length} parts` : "";
       console.log(
-        `OK ${archive}: ${check.files} files, ${formatBytes(check.bytes)} verified; ` +
+        `OK ${archive}: ${check.files} files, ${formatBytes(check.bytes)} verified${parts}; ` +
           `sidecar ${check.sidecar}; window ${m.window.from} to ${m.window.to} from ${m.host}`,
       );
     }

@@ -13,7 +13,7 @@ import { restoreArchive } from "../archive/restore.ts";
 import { describeError, EXIT_USAGE, PromcaseError, usageError } from "../errors.ts";
 import { exists, splitPath } from "../fileio.ts";
 import { onInterrupt } from "../interrupt.ts";
-import { compareVersions, prometheusVersion } from "../prometheus.ts";
+import { checkPrometheusVersion, compareVersions, prometheusVersion } from "../prometheus.ts";
 import { SERVE_CONFIG, SERVE_CONFIG_NAME, serveCommand, shellQuote } from "../serve.ts";
 import {
   composeFile,
@@ -114,7 +114,11 @@ export const viewCommand: Command = {
       prometheus: null as null | { url: string; version: string | null; command: string[] },
       grafana: null as null | { url: string; bin: string },
     };
-    if (promVersion && manifest.prometheus.version) {
+    const tooOld = checkPrometheusVersion(manifest, promVersion);
+    if (tooOld) {
+      console.error(`warning: ${tooOld}`);
+    } else if (promVersion && manifest.prometheus.version && !manifest.minPrometheusVersion) {
+      // A raw archive: blocks and WAL as the customer's release wrote them.
       const theirs = manifest.prometheus.version.split("+")[0];
       if (compareVersions(promVersion, theirs) < 0) {
         console.error(

@@ -29,6 +29,8 @@ import {
   writeTombstones,
 } from "./tombstones.ts";
 import { newUlid } from "./ulid.ts";
+import { BufferedFileWriter } from "./_io.ts";
+import { Decbuf, Encbuf, FormatError } from "./encoding.ts";
 
 export type { BlockMeta, BlockStats } from "./meta.ts";
 
@@ -185,16 +187,15 @@ export interface WrittenBlock {
   stats: WrittenBlockStats;
 }
 
-interface _PendingSeries {
-  labels: Label[];
-  chunks: ChunkMeta[];
-}
+/** Name of the file in which the series wait for the index (removed before the rename). */
+const _PENDING = "series.pending";
 
 /**
  * Writes a new block. Add series in label order ({@link compareLabels}); their chunks are
- * written to the segment files at once, only labels and chunk metas stay in memory until
- * {@link BlockWriter.commit} writes the index. Series without chunks are left out, as Prometheus
- * does.
+ * written to the segment files at once, labels and chunk metas to a temporary file from which
+ * {@link BlockWriter.commit} writes the index (its symbol table, which comes first, needs every
+ * series' labels). Memory holds only the distinct label strings and, while the index is written,
+ * the postings. Series without chunks are left out, as Prometheus does.
  */
 export class BlockWriter {
   /** The new block's ULID. */
@@ -204,7 +205,10 @@ export class BlockWriter {
   #parent: string;
   #options: BlockWriterOptions;
   #chunks: ChunkWriter;
-  #series: _PendingSeries[] = [];
+  #pending: BufferedFileWriter;
+  #enc = new Encbuf();
+  #numSeries = 0;
+  #lastLabels: Label[] | undefined;
   #symbols = new Set<string>();
   #stats = { samples: 0, floats: 0, histograms: 0, chunks: 0 };
   #mint: bigint | undefined;
@@ -216,12 +220,14 @@ export class BlockWriter {
     ulid: string,
     options: BlockWriterOptions,
     chunks: ChunkWriter,
+    pending: BufferedFileWriter,
   ) {
     this.#parent = parent;
     this.ulid = ulid;
     this.tmpDir = `${parent}/${ulid}.tmp-for-creation`;
     this.#options = options;
     this.#chunks = chunks;
+    this.#pending = pending;
   }
 
   /** Starts a block in `<parentDir>/<ULID>.tmp-for-creation`. */
@@ -233,7 +239,14 @@ export class BlockWriter {
       const chunks = await ChunkWriter.create(`${tmp}/chunks`, {
         segmentSize: options.segmentSize,
       });
-      return new BlockWriter(parentDir, ulid, options, chunks);
+      let pending: BufferedFileWriter;
+      try {
+        pending = await BufferedFileWriter.create(`${tmp}/${_PENDING}`);
+      } catch (e) {
+        chunks.abort();
+        throw e;
+      }
+      return new BlockWriter(parentDir, ulid, options, chunks, pending);
     } catch (e) {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
       throw e;
@@ -249,8 +262,8 @@ export class BlockWriter {
     chunks: readonly (RawChunk & { mint: bigint; maxt: bigint })[],
   ): Promise<void> {
     if (this.#done) throw new Error("BlockWriter already committed or aborted");
-    const last = this.#series[this.#series.length - 1];
-    if (last && compareLabels(labels, last.labels) <= 0) {
+    const last = this.#lastLabels;
+    if (last && compareLabels(labels, last) <= 0) {
       throw new Error("BlockWriter: series must be added in label order, without duplicates");
     }
     if (chunks.length === 0) return;
@@ -266,12 +279,21 @@ export class BlockWriter {
       if (this.#mint === undefined || c.mint < this.#mint) this.#mint = c.mint;
       if (this.#maxt === undefined || c.maxt > this.#maxt) this.#maxt = c.maxt;
     }
-    const copy = labels.map((l) => ({ name: l.name, value: l.value }));
-    for (const l of copy) {
+    this.#lastLabels = labels.map((l) => ({ name: l.name, value: l.value }));
+    this.#numSeries++;
+    const e = this.#enc;
+    e.reset();
+    e.uvarint(labels.length);
+    for (const l of labels) {
       this.#symbols.add(l.name);
       this.#symbols.add(l.value);
+      e.uvarintString(l.name).uvarintString(l.value);
     }
-    this.#series.push({ labels: copy, chunks: metas });
+    e.uvarint(metas.length);
+    for (const m of metas) e.varint(m.mint).varint(m.maxt).uvarint(m.ref);
+    const body = e.get();
+    await this.#pending.write(new Encbuf().uvarint(body.length).get());
+    await this.#pending.write(body);
   }
 
   /** Finishes the block: index, tombstones, meta.json, fsync, rename. */
@@ -282,6 +304,7 @@ export class BlockWriter {
       return await this.#commit();
     } catch (e) {
       this.#chunks.abort();
+      this.#pending.abort();
       await Deno.remove(this.tmpDir, { recursive: true }).catch(() => {});
       throw e;
     }
@@ -307,14 +330,19 @@ export class BlockWriter {
       );
     }
 
+    await this.#pending.close();
     const index = await IndexWriter.create(`${this.tmpDir}/index`, this.#symbols);
+    this.#symbols.clear();
     try {
-      for (const s of this.#series) await index.addSeries(s.labels, s.chunks);
+      for await (const s of _readPending(`${this.tmpDir}/${_PENDING}`)) {
+        await index.addSeries(s.labels, s.chunks);
+      }
       await index.close();
     } catch (e) {
       index.abort();
       throw e;
     }
+    await Deno.remove(`${this.tmpDir}/${_PENDING}`);
     const stones = o.tombstones ?? new Map();
     await writeTombstones(this.tmpDir, stones);
 
@@ -322,7 +350,7 @@ export class BlockWriter {
       numSamples: this.#stats.samples,
       numFloatSamples: this.#stats.floats,
       numHistogramSamples: this.#stats.histograms,
-      numSeries: this.#series.length,
+      numSeries: this.#numSeries,
       numChunks: this.#stats.chunks,
       numTombstones: countTombstones(stones),
     };
@@ -342,7 +370,6 @@ export class BlockWriter {
     const dir = `${this.#parent}/${this.ulid}`;
     await Deno.rename(this.tmpDir, dir);
     await _syncDir(this.#parent);
-    this.#series = [];
     return { ulid: this.ulid, dir, minTime, maxTime, stats };
   }
 
@@ -351,7 +378,57 @@ export class BlockWriter {
     if (this.#done) return;
     this.#done = true;
     this.#chunks.abort();
+    this.#pending.abort();
     await Deno.remove(this.tmpDir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Reads back the series {@link BlockWriter.addSeries} wrote to the pending file, in order. */
+async function* _readPending(
+  path: string,
+): AsyncGenerator<{ labels: Label[]; chunks: ChunkMeta[] }> {
+  using file = await Deno.open(path, { read: true });
+  let buf = new Uint8Array(1 << 20);
+  let start = 0;
+  let end = 0;
+  for (;;) {
+    // A record: uvarint length, then the body; refill when it is not whole in the buffer.
+    let d = new Decbuf(buf.subarray(start, end));
+    let len = -1;
+    try {
+      len = d.uvarint();
+    } catch { /* the length itself is cut off */ }
+    if (len < 0 || d.offset + len > end - start) {
+      const need = len < 0 ? 10 : d.offset + len;
+      if (need > buf.length) {
+        const bigger = new Uint8Array(need * 2);
+        bigger.set(buf.subarray(start, end));
+        buf = bigger;
+      } else {
+        buf.copyWithin(0, start, end);
+      }
+      end -= start;
+      start = 0;
+      const n = await file.read(buf.subarray(end));
+      if (n === null) {
+        if (end === 0) return;
+        throw new FormatError(`${path}: truncated`);
+      }
+      end += n;
+      continue;
+    }
+    start += d.offset;
+    d = new Decbuf(buf.subarray(start, start + len));
+    start += len;
+    const labels: Label[] = [];
+    for (let n = d.uvarint(); n > 0; n--) {
+      labels.push({ name: d.uvarintString(), value: d.uvarintString() });
+    }
+    const chunks: ChunkMeta[] = [];
+    for (let n = d.uvarint(); n > 0; n--) {
+      chunks.push({ mint: d.varint64(), maxt: d.varint64(), ref: d.uvarint64() });
+    }
+    yield { labels, chunks };
   }
 }
 

@@ -35,6 +35,8 @@ export interface BlockMeta {
   sources: string[];
   /** ULIDs of the blocks this one was compacted from. */
   parents: string[];
+  /** Compaction hints, e.g. "from-out-of-order" for blocks made from out-of-order data. */
+  hints: string[];
   /** Statistics. */
   stats: BlockStats;
   /** The whole parsed meta.json, kept as Prometheus wrote it. */
@@ -69,6 +71,7 @@ export function parseBlockMeta(text: string): BlockMeta {
     level: typeof compaction.level === "number" ? compaction.level : 1,
     sources: Array.isArray(compaction.sources) ? compaction.sources.map(String) : [],
     parents: parents.map((p) => String((p as Record<string, unknown>)?.ulid ?? "")),
+    hints: Array.isArray(compaction.hints) ? compaction.hints.map(String) : [],
     stats: {
       numSamples: count(stats.numSamples),
       numSeries: count(stats.numSeries),

@@ -1,0 +1,174 @@
+/**
+ * Export over the network: when nobody can reach the Prometheus host's data dir, read the window
+ * through Prometheus' remote-read API and write the same kind of archive a data-dir export writes
+ * (one block holding exactly the window), with the manifest saying where it came from.
+ *
+ * @module
+ */
+
+import type { Manifest } from "./archive/manifest.ts";
+import type { Compression } from "./archive/compression.ts";
+import { ArchiveWriter, type WrittenArchive } from "./archive/writer.ts";
+import type { ContextCapture } from "./context.ts";
+import { PromcaseError } from "./errors.ts";
+import {
+  archiveWindowBlock,
+  defaultArchiveName,
+  type ExportOptions,
+  manifestHeader,
+} from "./export.ts";
+import { splitPath } from "./fileio.ts";
+import { withTempDirUntilDone } from "./interrupt.ts";
+import {
+  type HttpAuth,
+  readRemote,
+  type RemoteProgress,
+  type RemoteReadStats,
+  safeUrl,
+} from "./remote/mod.ts";
+import type { LabelMatcher } from "./selector.ts";
+import { writeWindowBlock } from "./tsdb/compact.ts";
+import { formatTime, type IncidentWindow } from "./window.ts";
+
+/** Options of {@link exportRemote}. */
+export interface RemoteExportOptions {
+  /** Base URL of the Prometheus server (`http://host:9090`). */
+  url: string;
+  /** The window to export. */
+  window: IncidentWindow;
+  /** Archive path; default {@link defaultArchiveName} in the current directory. */
+  output?: string;
+  /** Compression of the archive. */
+  compression: Compression;
+  /** Host name for the manifest and the default name (default: the URL's host). */
+  host?: string;
+  /** Series to ship; `matchers` (the `--match` selectors) are sent to the server. */
+  selection?: ExportOptions["selection"] & { matchers: (readonly LabelMatcher[])[] };
+  /** Credentials and TLS settings. */
+  auth?: HttpAuth;
+  /** Requests in flight at once (default 2). */
+  concurrency?: number;
+  /** Where the block and the read spill are built (default: the output's directory). */
+  tmpDir?: string;
+  /** Context documents to store beside the data, keyed by source. */
+  context?: Record<string, ContextCapture>;
+  /** Progress: what is being done. */
+  onStatus?: (text: string) => void;
+  /** Write the archive as numbered parts of at most this many bytes. */
+  split?: number;
+}
+
+/** What {@link exportRemote} did. */
+export interface RemoteExportResult {
+  /** The archive. */
+  archive: WrittenArchive;
+  /** Its manifest. */
+  manifest: Manifest;
+  /** Counters of the remote read. */
+  read: RemoteReadStats;
+  /** Series and samples written, chunks copied and re-encoded. */
+  block: { series: number; samples: number; chunks: { copied: number; recoded: number } };
+}
+
+/** Reads the window from a Prometheus server by remote read and archives it as one block. */
+export async function exportRemote(options: RemoteExportOptions): Promise<RemoteExportResult> {
+  const { window } = options;
+  const host = options.host ?? new URL(options.url).host;
+  const output = options.output ?? defaultArchiveName(host, window, options.compression);
+  return await withTempDirUntilDone(
+    options.tmpDir ?? splitPath(output).dir,
+    ".promcase-export-",
+    async (staging, signal) => {
+      let writer: ArchiveWriter | null = null;
+      try {
+        const source = readRemote({
+          url: options.url,
+          from: window.from,
+          to: window.to,
+          matchers: options.selection?.matchers,
+          concurrency: options.concurrency,
+          sliceMs: remoteSliceMs(window.from, window.to),
+          tmpDir: staging,
+          auth: options.auth,
+          signal,
+          onProgress: (p) => options.onStatus?.(_progressText(p)),
+        });
+        const written = await writeWindowBlock(staging, [source], {
+          from: window.from,
+          to: window.to,
+          keep: options.selection?.keep,
+          signal,
+        });
+        const block = written.block;
+        if (!block) {
+          throw new PromcaseError(
+            `no samples in the window ${formatTime(window.from)} to ${formatTime(window.to)} ` +
+              `at ${safeUrl(options.url)}` + (options.selection ? " for the selected series" : ""),
+          );
+        }
+        const read = source.stats();
+        options.onStatus?.("writing the archive");
+        writer = await ArchiveWriter.create(output, options.compression, { split: options.split });
+        const summary = {
+          series: block.stats.numSeries,
+          samples: block.stats.numSamples,
+          chunks: { copied: written.chunks.copied, recoded: written.chunks.recoded },
+        };
+        const manifest = _manifest(options, host, read, summary);
+        const done = await archiveWindowBlock(writer, { ...written, block }, manifest, options);
+        return { ...done, read, block: summary };
+      } catch (err) {
+        await writer?.abort();
+        throw err;
+      }
+    },
+  );
+}
+
+function _manifest(
+  options: RemoteExportOptions,
+  host: string,
+  read: RemoteReadStats,
+  summary: RemoteExportResult["block"],
+): Omit<Manifest, "files"> {
+  const { window } = options;
+  return {
+    ...manifestHeader(
+      host,
+      { kind: "remote", url: safeUrl(options.url) },
+      { version: null, running: true },
+      window,
+      options.compression,
+    ),
+    blocks: [],
+    head: {
+      included: false,
+      reason: "read over the network by remote read: the server's head is in the block",
+      checkpoint: null,
+      walSegments: [],
+      chunksHead: [],
+      wbl: [],
+    },
+    rewrite: { remoteRead: { ...read }, ...summary },
+    warnings: [...read.warnings],
+  };
+}
+
+/**
+ * The time slice of the remote reads: Prometheus' 2h block range, widened for very long windows
+ * (`--from 0`) so that they take at most about 500 requests per series batch.
+ */
+export function remoteSliceMs(from: bigint, to: bigint): bigint {
+  const twoHours = 7_200_000n;
+  const per = (to - from) / 500n;
+  return per <= twoHours ? twoHours : ((per + twoHours - 1n) / twoHours) * twoHours;
+}
+
+function _progressText(p: RemoteProgress): string {
+  if (p.phase === "discover") return "listing metric names";
+  if (p.phase === "read") {
+    return `read ${p.requestsDone}/${p.requests} requests (${p.slicesDone}/${p.slices} slices), ` +
+      `${p.seriesReceived} series parts`;
+  }
+  return `writing the block: ${p.seriesDone} series`;
+}

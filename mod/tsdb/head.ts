@@ -1,0 +1,380 @@
+/**
+ * Replays a head (checkpoint + WAL segments, and the out-of-order `wbl/`) into series with
+ * chunks, the way Prometheus rebuilds its head at startup (`head_wal.go` loadWAL), so the head's
+ * data can be written as block data instead of shipping the WAL.
+ *
+ * Replay rules, as Prometheus': series records with the same labels map later refs onto the first
+ * one; samples of unknown refs are skipped; samples before `minValidTime` (the newest block's
+ * end) are dropped, as are samples at or before the series' last appended time (out of order or
+ * duplicate); out-of-order samples are taken from the WBL instead. Tombstone records delete.
+ *
+ * Memory stays small per series: samples are encoded into the series' open chunk as they come and
+ * finished chunks are spilled to a temporary file; only labels, the open chunk and chunk
+ * positions stay in memory. Out-of-order samples (rare) are kept decoded until the end.
+ *
+ * @module
+ */
+
+import type { FloatHistogramSample, HistogramSample } from "./chunkenc/histogram.ts";
+import {
+  type EncodedChunk,
+  FloatHistogramChunkEncoder,
+  HistogramChunkEncoder,
+} from "./chunkenc/histogram_appender.ts";
+import { Encoding } from "./chunkenc/mod.ts";
+import { XorAppender } from "./chunkenc/xor.ts";
+import {
+  CHUNK_RANGE_MS,
+  chunkRangeEnd,
+  encodeSamples,
+  type Sample,
+  SAMPLES_PER_CHUNK,
+  trimChunks,
+} from "./compact.ts";
+import { BufferedFileWriter, readExactAt } from "./_io.ts";
+import { compareLabels, type Label } from "./index.ts";
+import { decodeRecord, recordTypeName } from "./record.ts";
+import type { SeriesChunks, TimedChunk } from "./series.ts";
+import { addInterval, type Interval } from "./tombstones.ts";
+import { type SegmentRef, WalReader } from "./wlog.ts";
+
+/** Options of {@link HeadReplay.replay}. */
+export interface HeadReplayOptions {
+  /** The newest checkpoint's segments, then the WAL segments after it, in order. */
+  wal: readonly SegmentRef[];
+  /** The WBL's segments (out-of-order samples), in order. */
+  wbl?: readonly SegmentRef[];
+  /** Samples before this are dropped (the newest block's maxTime), null for none. */
+  minValidTime: bigint | null;
+  /** Only samples in `[from, to]` are kept (the other samples still advance the series). */
+  from: bigint;
+  /** Inclusive end of the kept samples. */
+  to: bigint;
+  /** Directory for the temporary chunk file. */
+  tmpDir: string;
+  /** Called every few thousand records with the records read so far. */
+  onProgress?: (records: number) => void;
+  /** Awaited with the size of each record read (e.g. to cap the read rate). */
+  pace?: (bytes: number) => Promise<void>;
+  /** Stops the replay when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Counters of a replay. */
+export interface HeadReplayStats {
+  /** Records read (WAL and WBL). */
+  records: number;
+  /** Distinct series (by labels) seen in series records. */
+  series: number;
+  /** Series records whose labels an earlier ref already had (Prometheus' multiRef). */
+  duplicateSeriesRefs: number;
+  /** Float samples kept in the window. */
+  floatSamples: number;
+  /** Histogram samples kept in the window. */
+  histogramSamples: number;
+  /** Out-of-order samples taken from the WBL. */
+  outOfOrderSamples: number;
+  /** Samples dropped because they were before the newest block's end. */
+  droppedBeforeMinValid: number;
+  /** Samples dropped as out of order or duplicate timestamps. */
+  droppedOutOfOrder: number;
+  /** Samples of refs no series record named. */
+  droppedUnknownSeries: number;
+  /** Records of types this replay skips (exemplars, metadata, unknown), by type name. */
+  skippedRecords: Record<string, number>;
+  /** Where the WAL ended inside a record (a torn write, normal for a live or crashed WAL). */
+  torn: { path: string; offset: number } | null;
+}
+
+interface _Series {
+  labels: Label[];
+  /** Last appended timestamp (in-order rule); null before the first sample. */
+  lastT: bigint | null;
+  /** The open chunk: floats go into an XOR appender, histograms into a chunk encoder. */
+  open: XorAppender | HistogramChunkEncoder | FloatHistogramChunkEncoder | null;
+  openKind: Sample["kind"] | null;
+  /** First and last timestamp and chunk-range end of the open float chunk. */
+  openMint: bigint;
+  openMaxt: bigint;
+  openEnd: bigint;
+  /** Spilled chunks: offset, length, encoding, mint, maxt (ms as numbers) per chunk. */
+  spilled: number[];
+  ooo: Sample[] | null;
+  deleted: Interval[] | null;
+}
+
+/** The head of a data dir, replayed: iterate {@link HeadReplay.series}, then close. */
+export class HeadReplay {
+  /** Counters. */
+  readonly stats: HeadReplayStats;
+  #series: _Series[];
+  #path: string;
+  #file: Deno.FsFile | null = null;
+
+  private constructor(series: _Series[], path: string, stats: HeadReplayStats) {
+    this.#series = series;
+    this.#path = path;
+    this.stats = stats;
+  }
+
+  /** Reads the WAL (and WBL) and builds the series. */
+  static async replay(options: HeadReplayOptions): Promise<HeadReplay> {
+    const path = `${options.tmpDir}/head-chunks-${crypto.randomUUID()}`;
+    const spill = await BufferedFileWriter.create(path);
+    try {
+      const replay = new _Replayer(options, spill);
+      await replay.run();
+      await spill.close();
+      return new HeadReplay(replay.distinct(), path, replay.stats);
+    } catch (e) {
+      spill.abort();
+      await Deno.remove(path).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Number of series with samples in the window. */
+  get numSeries(): number {
+    return this.#series.length;
+  }
+
+  /** The series with samples in the window, in label order, with their chunks. */
+  async *series(): AsyncGenerator<SeriesChunks> {
+    this.#file ??= await Deno.open(this.#path, { read: true });
+    for (const s of this.#series) {
+      const chunks: TimedChunk[] = [];
+      const sp = s.spilled;
+      for (let i = 0; i < sp.length; i += 5) {
+        chunks.push({
+          encoding: sp[i + 2],
+          data: await readExactAt(this.#file, sp[i], sp[i + 1], "head chunk spill file"),
+          mint: BigInt(sp[i + 3]),
+          maxt: BigInt(sp[i + 4]),
+        });
+      }
+      if (s.ooo) {
+        s.ooo.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
+        chunks.push(...encodeSamples(s.ooo.filter((x, i, a) => i === 0 || a[i - 1].t !== x.t)));
+      }
+      const merged = s.deleted || s.ooo
+        ? trimChunks(chunks, -(2n ** 63n), 2n ** 63n - 1n, s.deleted ?? [])
+        : chunks;
+      if (merged.length > 0) yield { labels: s.labels, chunks: merged };
+    }
+  }
+
+  /** Removes the temporary chunk file. */
+  async close(): Promise<void> {
+    this.#file?.close();
+    this.#file = null;
+    await Deno.remove(this.#path).catch(() => {});
+  }
+}
+
+class _Replayer {
+  readonly stats: HeadReplayStats = {
+    records: 0,
+    series: 0,
+    duplicateSeriesRefs: 0,
+    floatSamples: 0,
+    histogramSamples: 0,
+    outOfOrderSamples: 0,
+    droppedBeforeMinValid: 0,
+    droppedOutOfOrder: 0,
+    droppedUnknownSeries: 0,
+    skippedRecords: {},
+    torn: null,
+  };
+  #o: HeadReplayOptions;
+  #spill: BufferedFileWriter;
+  #byRef = new Map<number, _Series>();
+  #byLabels = new Map<string, _Series>();
+
+  constructor(options: HeadReplayOptions, spill: BufferedFileWriter) {
+    this.#o = options;
+    this.#spill = spill;
+  }
+
+  async run(): Promise<void> {
+    await this.#read(this.#o.wal, false);
+    if (this.#o.wbl && this.#o.wbl.length > 0) await this.#read(this.#o.wbl, true);
+    for (const s of this.#byLabels.values()) await this.#finish(s);
+  }
+
+  /** The distinct series that have data, sorted by labels. */
+  distinct(): _Series[] {
+    return [...this.#byLabels.values()]
+      .filter((s) => s.spilled.length > 0 || (s.ooo?.length ?? 0) > 0)
+      .sort((a, b) => compareLabels(a.labels, b.labels));
+  }
+
+  async #read(segments: readonly SegmentRef[], wbl: boolean): Promise<void> {
+    const reader = new WalReader(segments);
+    for await (const rec of reader) {
+      this.#o.signal?.throwIfAborted();
+      await this.#o.pace?.(rec.bytes.length);
+      const st = this.stats;
+      if (++st.records % 4096 === 0) this.#o.onProgress?.(st.records);
+      const r = decodeRecord(rec.bytes);
+      switch (r.type) {
+        case "series":
+          if (!wbl) { for (const s of r.series) this.#addSeries(Number(s.ref), s.labels); }
+          break;
+        case "samples":
+          for (const s of r.samples) {
+            await this.#append(Number(s.ref), { t: s.t, kind: "float", v: s.v }, wbl);
+          }
+          break;
+        case "histograms":
+          for (const s of r.histograms) {
+            await this.#append(
+              Number(s.ref),
+              { t: s.t, kind: "histogram", h: { ...s.h, t: s.t } as HistogramSample },
+              wbl,
+            );
+          }
+          break;
+        case "floatHistograms":
+          for (const s of r.histograms) {
+            await this.#append(
+              Number(s.ref),
+              { t: s.t, kind: "floatHistogram", h: { ...s.h, t: s.t } as FloatHistogramSample },
+              wbl,
+            );
+          }
+          break;
+        case "tombstones":
+          for (const ts of r.tombstones) {
+            const s = this.#byRef.get(Number(ts.ref));
+            if (s) s.deleted = addInterval(s.deleted ?? [], { mint: ts.mint, maxt: ts.maxt });
+          }
+          break;
+        default: {
+          const name = r.type === "unknown" ? `unknown type ${r.code}` : recordTypeName(r.code);
+          st.skippedRecords[name] = (st.skippedRecords[name] ?? 0) + 1;
+        }
+      }
+    }
+    if (reader.torn && !this.stats.torn) {
+      this.stats.torn = { path: reader.torn.path, offset: reader.torn.offset };
+    }
+  }
+
+  #addSeries(ref: number, labels: Label[]): void {
+    const key = _labelsKey(labels);
+    const known = this.#byLabels.get(key);
+    if (known) {
+      if (!this.#byRef.has(ref)) this.stats.duplicateSeriesRefs++;
+      this.#byRef.set(ref, known);
+      return;
+    }
+    const s: _Series = {
+      labels,
+      lastT: null,
+      open: null,
+      openKind: null,
+      openMint: 0n,
+      openMaxt: 0n,
+      openEnd: 0n,
+      spilled: [],
+      ooo: null,
+      deleted: null,
+    };
+    this.#byLabels.set(key, s);
+    this.#byRef.set(ref, s);
+    this.stats.series++;
+  }
+
+  async #append(ref: number, sample: Sample, wbl: boolean): Promise<void> {
+    const st = this.stats;
+    const s = this.#byRef.get(ref);
+    if (!s) {
+      st.droppedUnknownSeries++;
+      return;
+    }
+    const { minValidTime, from, to } = this.#o;
+    if (wbl) {
+      // Out-of-order samples: kept as they come, merged with the in-order chunks at the end.
+      if (sample.t < from || sample.t > to) return;
+      (s.ooo ??= []).push(sample);
+      st.outOfOrderSamples++;
+      return;
+    }
+    if (minValidTime !== null && sample.t < minValidTime) {
+      st.droppedBeforeMinValid++;
+      return;
+    }
+    if (s.lastT !== null && sample.t <= s.lastT) {
+      st.droppedOutOfOrder++;
+      return;
+    }
+    s.lastT = sample.t;
+    if (sample.t < from || sample.t > to) return;
+    if (sample.kind === "float") st.floatSamples++;
+    else st.histogramSamples++;
+    await this.#appendToChunk(s, sample);
+  }
+
+  async #appendToChunk(s: _Series, sample: Sample): Promise<void> {
+    const t = sample.t;
+    if (s.open && s.openKind !== sample.kind) await this.#finish(s);
+    if (sample.kind === "float") {
+      let app = s.open as XorAppender | null;
+      // As Prometheus' head: 120 samples a chunk, never across a 2h chunk-range boundary.
+      if (app && (t >= s.openEnd || app.numSamples >= SAMPLES_PER_CHUNK)) {
+        await this.#finish(s);
+        app = null;
+      }
+      if (!app) {
+        s.open = app = new XorAppender();
+        s.openKind = "float";
+        s.openMint = t;
+        s.openEnd = chunkRangeEnd(t);
+      }
+      app.append(t, sample.v);
+      s.openMaxt = t;
+      return;
+    }
+    // Histogram chunk encoders cut as Prometheus' head does (layout changes, counter resets,
+    // size, chunk-range boundaries) and hand back each finished chunk.
+    let finished: EncodedChunk | undefined;
+    if (sample.kind === "histogram") {
+      const enc = (s.open ??= new HistogramChunkEncoder({ chunkRange: CHUNK_RANGE_MS }));
+      finished = (enc as HistogramChunkEncoder).add(sample.h);
+    } else {
+      const enc = (s.open ??= new FloatHistogramChunkEncoder({ chunkRange: CHUNK_RANGE_MS }));
+      finished = (enc as FloatHistogramChunkEncoder).add(sample.h);
+    }
+    s.openKind = sample.kind;
+    if (finished) await this.#spillChunk(s, finished);
+  }
+
+  async #finish(s: _Series): Promise<void> {
+    const open = s.open;
+    s.open = null;
+    s.openKind = null;
+    if (open instanceof XorAppender) {
+      if (open.numSamples === 0) return;
+      await this.#spillChunk(s, {
+        encoding: Encoding.xor,
+        data: open.bytes(),
+        mint: s.openMint,
+        maxt: s.openMaxt,
+      });
+    } else if (open) {
+      const last = open.flush();
+      if (last) await this.#spillChunk(s, last);
+    }
+  }
+
+  async #spillChunk(s: _Series, c: EncodedChunk): Promise<void> {
+    s.spilled.push(this.#spill.position, c.data.length, c.encoding, Number(c.mint), Number(c.maxt));
+    await this.#spill.write(c.data);
+  }
+}
+
+function _labelsKey(labels: readonly Label[]): string {
+  let key = "";
+  for (const l of labels) key += `${l.name}\u0000${l.value}\u0000`;
+  return key;
+}
