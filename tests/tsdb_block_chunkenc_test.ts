@@ -353,3 +353,28 @@ Deno.test("histogram decoders reject truncated data and unknown schemas", () => 
   bytes[1] = 1;
   assert.throws(() => decodeHistogram(bytes), /unknown histogram schema 60/);
 });
+
+Deno.test("XOR appender: the number fast path and the bigint path agree at their edges", () => {
+  const cases: bigint[][] = [
+    // Deltas of delta at every bucket edge, then beyond 20 bits.
+    [0n, 1000n, 2000n, 10192n, 10193n + 8192n, 100_000n, 100_001n + 524_288n, 9_999_999_999n],
+    // Timestamps beyond 2^53, negative, and a decreasing one (Go's uint64 delta wraps).
+    [-(2n ** 62n), 0n, 2n ** 62n, 5n, 2n ** 63n - 1n],
+    [9_007_199_254_740_990n, 9_007_199_254_740_991n, 9_007_199_254_740_995n],
+  ];
+  for (const t of cases) {
+    const v = t.map((_, i) => BigInt(i) * 0x0101010101n);
+    const data = encodeXor(t, v);
+    const back = decodeXor(data);
+    assert.deepEqual([...back.t], t);
+    assert.deepEqual([...back.v], v);
+    // appendNumber gives the same bytes wherever the timestamps are exact as doubles.
+    if (t.every((x) => Number.isSafeInteger(Number(x)) && BigInt(Number(x)) === x)) {
+      const app = new XorAppender();
+      t.forEach((x, i) =>
+        app.appendNumber(Number(x), Number(v[i] >> 32n), Number(v[i] & 0xffffffffn))
+      );
+      assert.deepEqual(app.bytes(), data);
+    }
+  }
+});

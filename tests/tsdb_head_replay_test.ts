@@ -70,52 +70,56 @@ async function replayed(head: HeadReplay): Promise<Map<string, [bigint, bigint][
   return out;
 }
 
-Deno.test("head replay follows Prometheus' rules", async () => {
-  await withTempDir("promcase-head-", async (dir) => {
-    await Deno.mkdir(`${dir}/wal`);
-    await Deno.mkdir(`${dir}/wbl`);
-    const a = { __name__: "a" };
-    const b = { __name__: "b" };
-    await writeSegment(`${dir}/wal/00000000`, [
-      seriesRecord([[1, a], [2, b]]),
-      // 50 is before minValidTime (100); 200 twice (duplicate) and 150 after 300 (out of order).
-      samplesRecord([[1, 50, 1], [1, 200, 2], [1, 200, 3], [1, 300, 4], [1, 150, 5]]),
-      // A second ref for a's labels (as after a restart): its samples join series a.
-      seriesRecord([[7, a]]),
-      samplesRecord([[7, 400, 6], [2, 400, 7], [2, 500, 8], [9, 500, 9]]),
-      new Uint8Array([200, 1, 2, 3]), // a record type from the future
-      tombstoneRecord(2, 450, 600),
-    ]);
-    await writeSegment(`${dir}/wal/00000001`, [samplesRecord([[1, 600, 10]])], true);
-    // The WBL holds the out-of-order sample 250 of a.
-    await writeSegment(`${dir}/wbl/00000000`, [samplesRecord([[1, 250, 11]])]);
-    const head = await HeadReplay.replay({
-      wal: [0, 1].map((i) => ({ index: i, path: `${dir}/wal/0000000${i}` })),
-      wbl: [{ index: 0, path: `${dir}/wbl/00000000` }],
-      minValidTime: 100n,
-      from: 0n,
-      to: 550n,
-      tmpDir: dir,
+for (const memoryBudget of [undefined, 0]) {
+  const where = memoryBudget === 0 ? "chunks in a temporary file" : "chunks in memory";
+  Deno.test(`head replay follows Prometheus' rules (${where})`, async () => {
+    await withTempDir("promcase-head-", async (dir) => {
+      await Deno.mkdir(`${dir}/wal`);
+      await Deno.mkdir(`${dir}/wbl`);
+      const a = { __name__: "a" };
+      const b = { __name__: "b" };
+      await writeSegment(`${dir}/wal/00000000`, [
+        seriesRecord([[1, a], [2, b]]),
+        // 50 is before minValidTime (100); 200 twice (duplicate) and 150 after 300 (out of order).
+        samplesRecord([[1, 50, 1], [1, 200, 2], [1, 200, 3], [1, 300, 4], [1, 150, 5]]),
+        // A second ref for a's labels (as after a restart): its samples join series a.
+        seriesRecord([[7, a]]),
+        samplesRecord([[7, 400, 6], [2, 400, 7], [2, 500, 8], [9, 500, 9]]),
+        new Uint8Array([200, 1, 2, 3]), // a record type from the future
+        tombstoneRecord(2, 450, 600),
+      ]);
+      await writeSegment(`${dir}/wal/00000001`, [samplesRecord([[1, 600, 10]])], true);
+      // The WBL holds the out-of-order sample 250 of a.
+      await writeSegment(`${dir}/wbl/00000000`, [samplesRecord([[1, 250, 11]])]);
+      const head = await HeadReplay.replay({
+        wal: [0, 1].map((i) => ({ index: i, path: `${dir}/wal/0000000${i}` })),
+        wbl: [{ index: 0, path: `${dir}/wbl/00000000` }],
+        minValidTime: 100n,
+        from: 0n,
+        to: 550n,
+        tmpDir: dir,
+        memoryBudget,
+      });
+      try {
+        const got = await replayed(head);
+        assert.deepEqual([...got.keys()], ["__name__=a", "__name__=b"]);
+        assert.deepEqual(got.get("__name__=a"), [[200n, 2n], [250n, 11n], [300n, 4n], [400n, 6n]]);
+        // b's 500 is deleted by the tombstone; 600 of a lies outside the window.
+        assert.deepEqual(got.get("__name__=b"), [[400n, 7n]]);
+        assert.equal(head.stats.duplicateSeriesRefs, 1);
+        assert.equal(head.stats.droppedBeforeMinValid, 1);
+        assert.equal(head.stats.droppedOutOfOrder, 2);
+        assert.equal(head.stats.droppedUnknownSeries, 1);
+        assert.equal(head.stats.outOfOrderSamples, 1);
+        assert.deepEqual(head.stats.skippedRecords, { "unknown type 200": 1 });
+        assert.ok(head.stats.torn, "the torn last record ends the WAL normally");
+      } finally {
+        await head.close();
+      }
+      assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(), [
+        "wal",
+        "wbl",
+      ], "the spill file is removed");
     });
-    try {
-      const got = await replayed(head);
-      assert.deepEqual([...got.keys()], ["__name__=a", "__name__=b"]);
-      assert.deepEqual(got.get("__name__=a"), [[200n, 2n], [250n, 11n], [300n, 4n], [400n, 6n]]);
-      // b's 500 is deleted by the tombstone; 600 of a lies outside the window.
-      assert.deepEqual(got.get("__name__=b"), [[400n, 7n]]);
-      assert.equal(head.stats.duplicateSeriesRefs, 1);
-      assert.equal(head.stats.droppedBeforeMinValid, 1);
-      assert.equal(head.stats.droppedOutOfOrder, 2);
-      assert.equal(head.stats.droppedUnknownSeries, 1);
-      assert.equal(head.stats.outOfOrderSamples, 1);
-      assert.deepEqual(head.stats.skippedRecords, { "unknown type 200": 1 });
-      assert.ok(head.stats.torn, "the torn last record ends the WAL normally");
-    } finally {
-      await head.close();
-    }
-    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(), [
-      "wal",
-      "wbl",
-    ], "the spill file is removed");
   });
-});
+}

@@ -61,6 +61,7 @@ export class ChunkReader {
   #segments: _Segment[];
   #windowSize: number;
   #window: { seg: number; start: number; bytes: Uint8Array } | undefined;
+  #buffer = new Uint8Array(0);
   // seek+read on one handle is not atomic: reads run one after the other.
   #lock = new FileLock();
 
@@ -137,7 +138,12 @@ export class ChunkReader {
 
   async #load(seg: number, start: number, length: number): Promise<void> {
     const s = this.#segments[seg];
-    const bytes = new Uint8Array(Math.min(Math.max(this.#windowSize, length), s.size - start));
+    const size = Math.min(Math.max(this.#windowSize, length), s.size - start);
+    // One buffer, reused while it is large enough: chunks leave the window as copies, so only
+    // garbage-free reads remain (a new buffer per move left tens of MiB for the collector).
+    if (this.#buffer.length < size) this.#buffer = new Uint8Array(size);
+    const bytes = this.#buffer.subarray(0, size);
+    this.#window = undefined;
     const got = await readAt(s.file, start, bytes);
     this.#window = { seg, start, bytes: bytes.subarray(0, got) };
   }

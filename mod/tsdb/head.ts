@@ -8,9 +8,10 @@
  * end) are dropped, as are samples at or before the series' last appended time (out of order or
  * duplicate); out-of-order samples are taken from the WBL instead. Tombstone records delete.
  *
- * Memory stays small per series: samples are encoded into the series' open chunk as they come and
- * finished chunks are spilled to a temporary file; only labels, the open chunk and chunk
- * positions stay in memory. Out-of-order samples (rare) are kept decoded until the end.
+ * Memory stays small per series: samples are encoded into the series' open chunk as they come;
+ * finished chunks stay in memory up to a budget, then go to a temporary file; only labels, the
+ * open chunk and chunk positions stay in memory beyond that. Out-of-order samples (rare) are kept
+ * decoded until the end.
  *
  * @module
  */
@@ -25,7 +26,6 @@ import { Encoding } from "./chunkenc/mod.ts";
 import { XorAppender } from "./chunkenc/xor.ts";
 import {
   CHUNK_RANGE_MS,
-  chunkRangeEnd,
   encodeSamples,
   type Sample,
   SAMPLES_PER_CHUNK,
@@ -33,10 +33,12 @@ import {
 } from "./compact.ts";
 import { BufferedFileWriter, readExactAt } from "./_io.ts";
 import { compareLabels, type Label } from "./index.ts";
-import { decodeRecord, recordTypeName } from "./record.ts";
+import { decodeRecord, forEachSampleV1, recordTypeName } from "./record.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { type SegmentRef, WalReader } from "./wlog.ts";
+
+const _RANGE_MS = Number(CHUNK_RANGE_MS);
 
 /** Options of {@link HeadReplay.replay}. */
 export interface HeadReplayOptions {
@@ -58,6 +60,8 @@ export interface HeadReplayOptions {
   pace?: (bytes: number) => Promise<void>;
   /** Stops the replay when aborted. */
   signal?: AbortSignal;
+  /** Bytes of finished chunks kept in memory before they go to the temporary file (32 MiB). */
+  memoryBudget?: number;
 }
 
 /** Counters of a replay. */
@@ -88,16 +92,19 @@ export interface HeadReplayStats {
 
 interface _Series {
   labels: Label[];
-  /** Last appended timestamp (in-order rule); null before the first sample. */
-  lastT: bigint | null;
+  /** Last appended timestamp (in-order rule); -Infinity before the first sample. */
+  lastT: number;
   /** The open chunk: floats go into an XOR appender, histograms into a chunk encoder. */
   open: XorAppender | HistogramChunkEncoder | FloatHistogramChunkEncoder | null;
   openKind: Sample["kind"] | null;
   /** First and last timestamp and chunk-range end of the open float chunk. */
-  openMint: bigint;
-  openMaxt: bigint;
-  openEnd: bigint;
-  /** Spilled chunks: offset, length, encoding, mint, maxt (ms as numbers) per chunk. */
+  openMint: number;
+  openMaxt: number;
+  openEnd: number;
+  /**
+   * Finished chunks: where (a file offset, or -1 - index into the in-memory chunks), length,
+   * encoding, mint, maxt (ms as numbers) per chunk.
+   */
   spilled: number[];
   ooo: Sample[] | null;
   deleted: Interval[] | null;
@@ -110,11 +117,18 @@ export class HeadReplay {
   #series: _Series[];
   #path: string;
   #file: Deno.FsFile | null = null;
+  #memory: Uint8Array[];
 
-  private constructor(series: _Series[], path: string, stats: HeadReplayStats) {
+  private constructor(
+    series: _Series[],
+    path: string,
+    stats: HeadReplayStats,
+    memory: Uint8Array[],
+  ) {
     this.#series = series;
     this.#path = path;
     this.stats = stats;
+    this.#memory = memory;
   }
 
   /** Reads the WAL (and WBL) and builds the series. */
@@ -125,7 +139,7 @@ export class HeadReplay {
       const replay = new _Replayer(options, spill);
       await replay.run();
       await spill.close();
-      return new HeadReplay(replay.distinct(), path, replay.stats);
+      return new HeadReplay(replay.distinct(), path, replay.stats, replay.memory);
     } catch (e) {
       spill.abort();
       await Deno.remove(path).catch(() => {});
@@ -140,14 +154,21 @@ export class HeadReplay {
 
   /** The series with samples in the window, in label order, with their chunks. */
   async *series(): AsyncGenerator<SeriesChunks> {
-    this.#file ??= await Deno.open(this.#path, { read: true });
     for (const s of this.#series) {
       const chunks: TimedChunk[] = [];
       const sp = s.spilled;
       for (let i = 0; i < sp.length; i += 5) {
+        const at = sp[i];
+        let data: Uint8Array;
+        if (at < 0) {
+          data = this.#memory[-1 - at];
+        } else {
+          this.#file ??= await Deno.open(this.#path, { read: true });
+          data = await readExactAt(this.#file, at, sp[i + 1], "head chunk spill file");
+        }
         chunks.push({
           encoding: sp[i + 2],
-          data: await readExactAt(this.#file, sp[i], sp[i + 1], "head chunk spill file"),
+          data,
           mint: BigInt(sp[i + 3]),
           maxt: BigInt(sp[i + 4]),
         });
@@ -165,6 +186,7 @@ export class HeadReplay {
 
   /** Removes the temporary chunk file. */
   async close(): Promise<void> {
+    this.#memory = [];
     this.#file?.close();
     this.#file = null;
     await Deno.remove(this.#path).catch(() => {});
@@ -189,16 +211,30 @@ class _Replayer {
   #spill: BufferedFileWriter;
   #byRef = new Map<number, _Series>();
   #byLabels = new Map<string, _Series>();
+  #queued: Uint8Array[] = [];
+  #position = 0;
+  #strings = new Map<string, string>();
+  // Window and minValidTime as numbers (ms timestamps are exact as doubles).
+  #minValid: number;
+  #from: number;
+  #to: number;
+  /** Finished chunks kept in memory, while they fit the budget. */
+  readonly memory: Uint8Array[] = [];
+  #memoryBytes = 0;
 
   constructor(options: HeadReplayOptions, spill: BufferedFileWriter) {
     this.#o = options;
     this.#spill = spill;
+    this.#minValid = options.minValidTime === null ? -Infinity : Number(options.minValidTime);
+    this.#from = Number(options.from);
+    this.#to = Number(options.to);
   }
 
   async run(): Promise<void> {
     await this.#read(this.#o.wal, false);
     if (this.#o.wbl && this.#o.wbl.length > 0) await this.#read(this.#o.wbl, true);
-    for (const s of this.#byLabels.values()) await this.#finish(s);
+    for (const s of this.#byLabels.values()) this.#finish(s);
+    await this.#flush();
   }
 
   /** The distinct series that have data, sorted by labels. */
@@ -215,6 +251,11 @@ class _Replayer {
       await this.#o.pace?.(rec.bytes.length);
       const st = this.stats;
       if (++st.records % 4096 === 0) this.#o.onProgress?.(st.records);
+      // Float samples, nearly all of a WAL, take the allocation-free path.
+      if (!wbl && forEachSampleV1(rec.bytes, this.#appendWalFloat)) {
+        if (this.#queued.length > 256) await this.#flush();
+        continue;
+      }
       const r = decodeRecord(rec.bytes);
       switch (r.type) {
         case "series":
@@ -222,12 +263,12 @@ class _Replayer {
           break;
         case "samples":
           for (const s of r.samples) {
-            await this.#append(Number(s.ref), { t: s.t, kind: "float", v: s.v }, wbl);
+            this.#append(Number(s.ref), { t: s.t, kind: "float", v: s.v }, wbl);
           }
           break;
         case "histograms":
           for (const s of r.histograms) {
-            await this.#append(
+            this.#append(
               Number(s.ref),
               { t: s.t, kind: "histogram", h: { ...s.h, t: s.t } as HistogramSample },
               wbl,
@@ -236,7 +277,7 @@ class _Replayer {
           break;
         case "floatHistograms":
           for (const s of r.histograms) {
-            await this.#append(
+            this.#append(
               Number(s.ref),
               { t: s.t, kind: "floatHistogram", h: { ...s.h, t: s.t } as FloatHistogramSample },
               wbl,
@@ -254,6 +295,7 @@ class _Replayer {
           st.skippedRecords[name] = (st.skippedRecords[name] ?? 0) + 1;
         }
       }
+      if (this.#queued.length > 256) await this.#flush();
     }
     if (reader.torn && !this.stats.torn) {
       this.stats.torn = { path: reader.torn.path, offset: reader.torn.offset };
@@ -268,14 +310,22 @@ class _Replayer {
       this.#byRef.set(ref, known);
       return;
     }
+    // Label strings repeat across series (names, jobs, hosts): keep one copy of each.
+    const strings = this.#strings;
+    const intern = (x: string) => {
+      const known = strings.get(x);
+      if (known !== undefined) return known;
+      strings.set(x, x);
+      return x;
+    };
     const s: _Series = {
-      labels,
-      lastT: null,
+      labels: labels.map((l) => ({ name: intern(l.name), value: intern(l.value) })),
+      lastT: -Infinity,
       open: null,
       openKind: null,
-      openMint: 0n,
-      openMaxt: 0n,
-      openEnd: 0n,
+      openMint: 0,
+      openMaxt: 0,
+      openEnd: 0,
       spilled: [],
       ooo: null,
       deleted: null,
@@ -285,58 +335,79 @@ class _Replayer {
     this.stats.series++;
   }
 
-  async #append(ref: number, sample: Sample, wbl: boolean): Promise<void> {
+  #append(ref: number, sample: Sample, wbl: boolean): void {
     const st = this.stats;
     const s = this.#byRef.get(ref);
     if (!s) {
       st.droppedUnknownSeries++;
       return;
     }
-    const { minValidTime, from, to } = this.#o;
+    const t = Number(sample.t);
     if (wbl) {
       // Out-of-order samples: kept as they come, merged with the in-order chunks at the end.
-      if (sample.t < from || sample.t > to) return;
+      if (t < this.#from || t > this.#to) return;
       (s.ooo ??= []).push(sample);
       st.outOfOrderSamples++;
       return;
     }
-    if (minValidTime !== null && sample.t < minValidTime) {
-      st.droppedBeforeMinValid++;
+    if (!this.#inOrder(s, t)) return;
+    if (sample.kind === "float") {
+      const v = sample.v;
+      this.#appendFloat(s, t, Number(v >> 32n), Number(v & 0xffffffffn));
       return;
     }
-    if (s.lastT !== null && sample.t <= s.lastT) {
-      st.droppedOutOfOrder++;
-      return;
-    }
-    s.lastT = sample.t;
-    if (sample.t < from || sample.t > to) return;
-    if (sample.kind === "float") st.floatSamples++;
-    else st.histogramSamples++;
-    await this.#appendToChunk(s, sample);
+    st.histogramSamples++;
+    this.#appendHistogram(s, sample);
   }
 
-  async #appendToChunk(s: _Series, sample: Sample): Promise<void> {
-    const t = sample.t;
-    if (s.open && s.openKind !== sample.kind) await this.#finish(s);
-    if (sample.kind === "float") {
-      let app = s.open as XorAppender | null;
-      // As Prometheus' head: 120 samples a chunk, never across a 2h chunk-range boundary.
-      if (app && (t >= s.openEnd || app.numSamples >= SAMPLES_PER_CHUNK)) {
-        await this.#finish(s);
-        app = null;
-      }
-      if (!app) {
-        s.open = app = new XorAppender();
-        s.openKind = "float";
-        s.openMint = t;
-        s.openEnd = chunkRangeEnd(t);
-      }
-      app.append(t, sample.v);
-      s.openMaxt = t;
+  /** The fast path of {@link #append} for float samples of the WAL: numbers, no objects. */
+  #appendWalFloat = (ref: number, t: number, vh: number, vl: number): void => {
+    const s = this.#byRef.get(ref);
+    if (!s) {
+      this.stats.droppedUnknownSeries++;
       return;
     }
-    // Histogram chunk encoders cut as Prometheus' head does (layout changes, counter resets,
-    // size, chunk-range boundaries) and hand back each finished chunk.
+    if (this.#inOrder(s, t)) this.#appendFloat(s, t, vh, vl);
+  };
+
+  // Prometheus' in-order rules: not before the newest block's end, not at or before the series'
+  // last sample. A kept sample advances the series even outside the window.
+  #inOrder(s: _Series, t: number): boolean {
+    if (t < this.#minValid) {
+      this.stats.droppedBeforeMinValid++;
+      return false;
+    }
+    if (t <= s.lastT) {
+      this.stats.droppedOutOfOrder++;
+      return false;
+    }
+    s.lastT = t;
+    return t >= this.#from && t <= this.#to;
+  }
+
+  #appendFloat(s: _Series, t: number, vh: number, vl: number): void {
+    this.stats.floatSamples++;
+    if (s.open && s.openKind !== "float") this.#finish(s);
+    let app = s.open as XorAppender | null;
+    // As Prometheus' head: 120 samples a chunk, never across a 2h chunk-range boundary.
+    if (app && (t >= s.openEnd || app.numSamples >= SAMPLES_PER_CHUNK)) {
+      this.#finish(s);
+      app = null;
+    }
+    if (!app) {
+      s.open = app = new XorAppender();
+      s.openKind = "float";
+      s.openMint = t;
+      s.openEnd = Math.trunc(t / _RANGE_MS) * _RANGE_MS + _RANGE_MS;
+    }
+    app.appendNumber(t, vh, vl);
+    s.openMaxt = t;
+  }
+
+  // Histogram chunk encoders cut as Prometheus' head does (layout changes, counter resets, size,
+  // chunk-range boundaries) and hand back each finished chunk.
+  #appendHistogram(s: _Series, sample: Exclude<Sample, { kind: "float" }>): void {
+    if (s.open && s.openKind !== sample.kind) this.#finish(s);
     let finished: EncodedChunk | undefined;
     if (sample.kind === "histogram") {
       const enc = (s.open ??= new HistogramChunkEncoder({ chunkRange: CHUNK_RANGE_MS }));
@@ -346,30 +417,47 @@ class _Replayer {
       finished = (enc as FloatHistogramChunkEncoder).add(sample.h);
     }
     s.openKind = sample.kind;
-    if (finished) await this.#spillChunk(s, finished);
+    if (finished) this.#spillChunk(s, finished);
   }
 
-  async #finish(s: _Series): Promise<void> {
+  #finish(s: _Series): void {
     const open = s.open;
     s.open = null;
     s.openKind = null;
     if (open instanceof XorAppender) {
       if (open.numSamples === 0) return;
-      await this.#spillChunk(s, {
+      this.#spillChunk(s, {
         encoding: Encoding.xor,
         data: open.bytes(),
-        mint: s.openMint,
-        maxt: s.openMaxt,
+        mint: BigInt(s.openMint),
+        maxt: BigInt(s.openMaxt),
       });
     } else if (open) {
       const last = open.flush();
-      if (last) await this.#spillChunk(s, last);
+      if (last) this.#spillChunk(s, last);
     }
   }
 
-  async #spillChunk(s: _Series, c: EncodedChunk): Promise<void> {
-    s.spilled.push(this.#spill.position, c.data.length, c.encoding, Number(c.mint), Number(c.maxt));
-    await this.#spill.write(c.data);
+  // Finished chunks are queued and written once per record: the per-sample path stays
+  // synchronous (fast, and its garbage dies young).
+  #spillChunk(s: _Series, c: EncodedChunk): void {
+    const size = c.data.length;
+    let at: number;
+    if (this.#memoryBytes + size <= (this.#o.memoryBudget ?? 32 * 1024 * 1024)) {
+      at = -1 - this.memory.length;
+      this.memory.push(c.data);
+      this.#memoryBytes += size;
+    } else {
+      at = this.#position;
+      this.#position += size;
+      this.#queued.push(c.data);
+    }
+    s.spilled.push(at, size, c.encoding, Number(c.mint), Number(c.maxt));
+  }
+
+  async #flush(): Promise<void> {
+    for (const data of this.#queued) await this.#spill.write(data);
+    this.#queued = [];
   }
 }
 

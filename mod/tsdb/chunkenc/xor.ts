@@ -268,6 +268,10 @@ export class XorAppender {
   #n = 0;
   #t = 0n;
   #tDelta = 0n; // uint64 as in Go
+  // The same state as doubles, used while #big is false (see #appendNumber).
+  #tn = 0;
+  #dn = 0;
+  #big = false;
   #val = new XorValueWriter();
 
   /** Samples appended so far. */
@@ -287,8 +291,78 @@ export class XorAppender {
 
   /** Appends a sample: timestamp (ms, int64) and raw float64 bits. */
   append(t: bigint, v: bigint): void {
-    const w = this.#w;
     const [vh, vl] = splitBig(v);
+    if (!this.#big && t >= _MIN_SAFE && t <= _MAX_SAFE) this.#appendNumber(Number(t), vh, vl);
+    else this.#appendBig(t, vh, vl);
+  }
+
+  /**
+   * Appends a sample given as a timestamp number (ms, a safe integer) and the value's raw bits as
+   * two uint32 halves: the allocation-free path for hot loops (the bits are the same).
+   */
+  appendNumber(t: number, vh: number, vl: number): void {
+    if (!this.#big && Number.isSafeInteger(t)) this.#appendNumber(t, vh >>> 0, vl >>> 0);
+    else this.#appendBig(BigInt(t), vh >>> 0, vl >>> 0);
+  }
+
+  // Timestamps, deltas and deltas of deltas as doubles while they are exact (the usual case);
+  // anything else switches the chunk to the bigint path for good.
+  #appendNumber(t: number, vh: number, vl: number): void {
+    const w = this.#w;
+    const n = this.#n;
+    if (n >= MAX_XOR_SAMPLES) throw new RangeError("XOR chunk capacity (65535 samples) exceeded");
+    if (n === 0) {
+      w.writeVarint(BigInt(t));
+      w.writeHiLo(vh, vl, 64);
+      this.#val.set(vh, vl);
+      this.#tn = t;
+      this.#dn = 0;
+      this.#n = 1;
+      return;
+    }
+    const delta = t - this.#tn;
+    if (delta < 0) {
+      // Go's uint64 delta wraps around: only the bigint path writes that.
+      this.#toBig();
+      this.#appendBig(BigInt(t), vh, vl);
+      return;
+    }
+    if (n === 1) {
+      w.writeUvarint(BigInt(delta));
+    } else {
+      const dod = delta - this.#dn;
+      if (dod === 0) {
+        w.writeBit(0);
+      } else if (dod >= -8191 && dod <= 8192) {
+        w.writeBits(0b10, 2);
+        w.writeBits(dod & 0x3fff, 14);
+      } else if (dod >= -65535 && dod <= 65536) {
+        w.writeBits(0b110, 3);
+        w.writeBits(dod & 0x1ffff, 17);
+      } else if (dod >= -524287 && dod <= 524288) {
+        w.writeBits(0b1110, 4);
+        w.writeBits(dod & 0xfffff, 20);
+      } else {
+        w.writeBits(0b1111, 4);
+        w.writeBigBits(BigInt(dod), 64);
+      }
+    }
+    this.#val.write(w, vh, vl);
+    this.#tn = t;
+    this.#dn = delta;
+    this.#n = n + 1;
+  }
+
+  #toBig(): void {
+    if (this.#big) return;
+    this.#big = true;
+    this.#t = BigInt(this.#tn);
+    this.#tDelta = BigInt(this.#dn);
+  }
+
+  #appendBig(t: bigint, vh: number, vl: number): void {
+    this.#toBig();
+    const w = this.#w;
     const n = this.#n;
     if (n >= MAX_XOR_SAMPLES) throw new RangeError("XOR chunk capacity (65535 samples) exceeded");
     let tDelta = 0n;
@@ -332,6 +406,9 @@ export class XorAppender {
     return this.#w.bytes().slice();
   }
 }
+
+const _MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const _MIN_SAFE = -_MAX_SAFE;
 
 /** Encodes samples (timestamps and raw float64 bits) into one XOR chunk's data. */
 export function encodeXor(t: ArrayLike<bigint>, v: ArrayLike<bigint>): Uint8Array {
