@@ -583,6 +583,14 @@ async function _rewriteArchive(
         wbl: [],
       };
       manifest.rewrite = { ...rewrite };
+      const damage = headStats?.corruption;
+      if (damage) {
+        manifest.warnings = [
+          ...manifest.warnings,
+          `${damage.message}: the head's samples from there on were dropped, as Prometheus ` +
+          `drops them when it repairs its WAL`,
+        ];
+      }
       const done = await archiveWindowBlock(writer, { ...written, block }, manifest, options);
       return { ...done, rewrite };
     } catch (err) {

@@ -27,6 +27,15 @@ export interface CliOptions {
   wrapper?: string[];
 }
 
+/**
+ * A wrapper that holds promcase to file modes even where the tests run as root (root reads
+ * everything): without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, as an operator's account would
+ * be. Root's own Deno cache stays usable, unlike under another user.
+ */
+export const UNPRIVILEGED: string[] | undefined = Deno.uid() === 0
+  ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+  : undefined;
+
 /** Runs `promcase ARGS` and collects its output. */
 export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   const argv = [...(options.wrapper ?? []), Deno.execPath(), "run", "--allow-all", MAIN, ...args];

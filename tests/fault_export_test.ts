@@ -6,7 +6,7 @@
 // runs the export in slices (SIGSTOP/SIGCONT), looks at the output dir while it is stopped, and
 // sends the signal as soon as anything of the archive (a temporary file or staging dir) is there.
 import assert from "node:assert/strict";
-import { isOneLineError, runCli, runCliJson } from "./_cli.ts";
+import { isOneLineError, runCli, runCliJson, UNPRIVILEGED } from "./_cli.ts";
 import { copyTree, listDir, TEST_DATADIR, withTempDir } from "./_files.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -121,10 +121,7 @@ Deno.test("an unreadable WAL segment or chunk file fails the export in one line 
     await copyTree(TEST_DATADIR, data);
     const block = (await listDir(data)).find((n) => /^[0-9A-Z]{26}$/.test(n))!;
     const segment = (await listDir(`${data}/wal`)).filter((n) => /^\d{8}$/.test(n)).at(-1)!;
-    // Root reads everything; without CAP_DAC_OVERRIDE it is held to the file modes like anyone.
-    const wrapper = Deno.uid() === 0
-      ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-      : undefined;
+    const wrapper = UNPRIVILEGED;
     for (const mode of await exportModes()) {
       for (const file of [`wal/${segment}`, `${block}/chunks/000001`]) {
         const what = `${file} ${mode.join(" ") || "(default mode)"}`;

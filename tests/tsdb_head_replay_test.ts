@@ -123,3 +123,37 @@ for (const memoryBudget of [undefined, 0]) {
     });
   });
 }
+
+Deno.test("a damaged WAL segment ends the replay there, as Prometheus' repair does", async () => {
+  await withTempDir("promcase-head-damage-", async (dir) => {
+    await Deno.mkdir(`${dir}/wal`);
+    await writeSegment(`${dir}/wal/00000000`, [
+      seriesRecord([[1, { __name__: "a" }]]),
+      samplesRecord([[1, 10, 1], [1, 20, 2]]),
+      samplesRecord([[1, 30, 3]]),
+    ]);
+    await writeSegment(`${dir}/wal/00000001`, [samplesRecord([[1, 40, 4]])]);
+    // Flip a payload byte of the third record: its CRC no longer matches.
+    const bytes = await Deno.readFile(`${dir}/wal/00000000`);
+    let end = bytes.length;
+    while (bytes[end - 1] === 0) end--;
+    bytes[end - 2] ^= 0xff;
+    await Deno.writeFile(`${dir}/wal/00000000`, bytes);
+    const head = await HeadReplay.replay({
+      wal: [0, 1].map((i) => ({ index: i, path: `${dir}/wal/0000000${i}` })),
+      minValidTime: null,
+      from: 0n,
+      to: 100n,
+      tmpDir: dir,
+    });
+    try {
+      assert.deepEqual((await replayed(head)).get("__name__=a"), [[10n, 1n], [20n, 2n]]);
+      assert.match(
+        head.stats.corruption!.message,
+        /corruption in WAL segment .*00000000 at offset/,
+      );
+    } finally {
+      await head.close();
+    }
+  });
+});

@@ -189,8 +189,8 @@ export const exportCommand: Command = {
     } finally {
       progress.done();
     }
-    const contextWarnings = Object.values(context ?? {}).flatMap((c) => c.warnings);
-    for (const warning of [...result.plan.warnings, ...contextWarnings]) {
+    // The manifest's warnings: the plan's, the context capture's and the export's own.
+    for (const warning of result.manifest?.warnings ?? result.plan.warnings) {
       console.error(`warning: ${warning}`);
     }
     console.log(values.json ? toJson(_summary(result)) : _text(result));
@@ -356,7 +356,7 @@ function _summary(result: ExportResult) {
     rewrite: result.rewrite,
     estimate: result.estimate,
     context: result.manifest?.context ?? null,
-    warnings: plan.warnings,
+    warnings: result.manifest?.warnings ?? plan.warnings,
   };
 }
 

@@ -36,7 +36,7 @@ import { compareLabels, type Label } from "./index.ts";
 import { decodeRecord, forEachSampleV1, recordTypeName } from "./record.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
-import { type SegmentRef, WalReader } from "./wlog.ts";
+import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
 
 const _RANGE_MS = Number(CHUNK_RANGE_MS);
 
@@ -88,6 +88,11 @@ export interface HeadReplayStats {
   skippedRecords: Record<string, number>;
   /** Where the WAL ended inside a record (a torn write, normal for a live or crashed WAL). */
   torn: { path: string; offset: number } | null;
+  /**
+   * Where the WAL (or WBL) is damaged: the replay stopped there, as Prometheus' repair drops
+   * everything from the damage on.
+   */
+  corruption: { path: string; offset: number; message: string } | null;
 }
 
 interface _Series {
@@ -206,6 +211,7 @@ class _Replayer {
     droppedUnknownSeries: 0,
     skippedRecords: {},
     torn: null,
+    corruption: null,
   };
   #o: HeadReplayOptions;
   #spill: BufferedFileWriter;
@@ -246,6 +252,21 @@ class _Replayer {
 
   async #read(segments: readonly SegmentRef[], wbl: boolean): Promise<void> {
     const reader = new WalReader(segments);
+    try {
+      await this.#readRecords(reader, wbl);
+    } catch (err) {
+      // Prometheus repairs a damaged WAL by dropping everything from the damage on; so does the
+      // replay (the damage is reported, and the data before it kept). A damaged checkpoint is
+      // fatal to Prometheus, and to the replay.
+      if (!(err instanceof CorruptionError) || /\/checkpoint\.\d+\//.test(err.path)) throw err;
+      this.stats.corruption ??= { path: err.path, offset: err.offset, message: err.message };
+    }
+    if (reader.torn && !this.stats.torn) {
+      this.stats.torn = { path: reader.torn.path, offset: reader.torn.offset };
+    }
+  }
+
+  async #readRecords(reader: WalReader, wbl: boolean): Promise<void> {
     for await (const rec of reader) {
       this.#o.signal?.throwIfAborted();
       await this.#o.pace?.(rec.bytes.length);
@@ -296,9 +317,6 @@ class _Replayer {
         }
       }
       if (this.#queued.length > 256) await this.#flush();
-    }
-    if (reader.torn && !this.stats.torn) {
-      this.stats.torn = { path: reader.torn.path, offset: reader.torn.offset };
     }
   }
 
