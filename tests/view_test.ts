@@ -139,3 +139,25 @@ Deno.test("view serves the data with a real Prometheus and stops cleanly on Ctrl
     await assert.rejects(fetch(`http://127.0.0.1:${port}/-/ready`).then((r) => r.body?.cancel()));
   });
 });
+
+Deno.test("view of a split archive restores once, whichever part is named", async () => {
+  await withTempDir("promcase-view-split-", async (work) => {
+    const archive = `${work}/case.tar.gz`;
+    await runCliJson([
+      ...exportAllArgs(DATADIR, archive),
+      "--no-prometheus-api",
+      "--split",
+      "16KiB",
+    ]);
+    const view = (part: string) =>
+      runCliJson<{ reused: boolean }>([
+        "view",
+        `${archive}.${part}`,
+        "--workdir",
+        `${work}/case`,
+        "--no-start",
+      ]);
+    assert.equal((await view("part001")).reused, false);
+    assert.equal((await view("part002")).reused, true);
+  });
+});

@@ -9,6 +9,7 @@
 
 import type { Manifest } from "../archive/manifest.ts";
 import { parseManifest } from "../archive/manifest.ts";
+import { locateArchive } from "../archive/parts.ts";
 import { restoreArchive } from "../archive/restore.ts";
 import { describeError, EXIT_USAGE, PromcaseError, usageError } from "../errors.ts";
 import { exists, splitPath } from "../fileio.ts";
@@ -186,11 +187,11 @@ async function _restoreOrReuse(
   workdir: string,
 ): Promise<{ manifest: Manifest; reused: boolean }> {
   const marker = `${workdir}/${_SOURCE_MARKER}`;
+  const identity = await _sidecarIdentity(archive);
   if (await exists(marker)) {
-    const sidecar = await Deno.readTextFile(`${archive}.sha256`).catch(() => "");
     const recorded = (await Deno.readTextFile(marker)).trim();
     // Without a sidecar the archive cannot be matched cheaply: restore anew into another dir.
-    if (sidecar && sidecar.trim().split(/\s+/)[0] === recorded) {
+    if (identity && identity === recorded) {
       return {
         manifest: parseManifest(await Deno.readTextFile(`${workdir}/manifest.json`)),
         reused: true,
@@ -206,10 +207,26 @@ async function _restoreOrReuse(
       onProgress: (d, t) => progress.update(d, t),
       extraFiles: { [SERVE_CONFIG_NAME]: SERVE_CONFIG },
     });
-    await Deno.writeTextFile(`${workdir}/${_SOURCE_MARKER}`, `${restored.sha256}\n`);
+    await Deno.writeTextFile(`${workdir}/${_SOURCE_MARKER}`, `${identity ?? restored.sha256}\n`);
     return { manifest: restored.manifest, reused: false };
   } finally {
     progress.done();
+  }
+}
+
+/**
+ * What identifies an archive cheaply: the SHA-256 sums its sidecar lists (one for a single file,
+ * one per part for a split archive, whichever part was named), or null without a sidecar.
+ */
+async function _sidecarIdentity(archive: string): Promise<string | null> {
+  try {
+    const { sidecar, hasSidecar } = await locateArchive(archive);
+    if (!hasSidecar) return null;
+    const sums = (await Deno.readTextFile(sidecar)).split("\n").map((l) => l.trim().split(/\s+/)[0])
+      .filter((sum) => sum);
+    return sums.length > 0 ? sums.join(",") : null;
+  } catch {
+    return null;
   }
 }
 
