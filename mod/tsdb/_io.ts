@@ -77,6 +77,19 @@ export class BufferedFileWriter {
     this.#buffered = 0;
   }
 
+  /** Bytes that {@link BufferedFileWriter.writeBuffered} can take before a flush is needed. */
+  get room(): number {
+    return this.#buf.length - this.#buffered;
+  }
+
+  /** Appends `bytes` to the buffer at once; they must fit in {@link BufferedFileWriter.room}. */
+  writeBuffered(bytes: Uint8Array): void {
+    if (bytes.length > this.room) throw new RangeError("BufferedFileWriter: buffer overflow");
+    this.#buf.set(bytes, this.#buffered);
+    this.#buffered += bytes.length;
+    this.#pos += bytes.length;
+  }
+
   /** Appends `bytes`. */
   async write(bytes: Uint8Array): Promise<void> {
     if (this.#buffered + bytes.length > this.#buf.length) {

@@ -116,6 +116,14 @@ export class ChunkReader {
     return this.#segments.reduce((a, s) => a + s.size, 0);
   }
 
+  /**
+   * The chunk at `ref` (CRC checked) when the read window already holds it, without waiting;
+   * undefined when it must be read with {@link ChunkReader.read}.
+   */
+  readBuffered(ref: bigint): RawChunk | undefined {
+    return this.#fromWindow(ref);
+  }
+
   /** Reads the chunk at `ref` and checks its CRC. The returned data is the caller's to keep. */
   read(ref: bigint): Promise<RawChunk> {
     // Chunks inside the current window need no I/O and no place in the read queue.
@@ -254,6 +262,7 @@ export class ChunkWriter {
   #file: BufferedFileWriter | undefined;
   #seq = 0; // number of segment files created
   #header = new Uint8Array(16);
+  #crc = new Uint8Array(4);
   #closed = false;
 
   private constructor(dir: string, segmentSize: number, bufferSize: number) {
@@ -316,11 +325,18 @@ export class ChunkWriter {
     }
     h[i++] = len;
     h[i++] = encoding;
-    await file.write(h.subarray(0, i));
-    await file.write(data);
-    const crc = new Uint8Array(4);
+    const crc = this.#crc;
     new DataView(crc.buffer).setUint32(0, crc32c(data, crc32c(h.subarray(i - 1, i))));
-    await file.write(crc);
+    // Nearly every chunk fits the write buffer: then no await at all.
+    if (file.room >= i + data.length + 4) {
+      file.writeBuffered(h.subarray(0, i));
+      file.writeBuffered(data);
+      file.writeBuffered(crc);
+    } else {
+      await file.write(h.subarray(0, i));
+      await file.write(data);
+      await file.write(crc);
+    }
     return ref;
   }
 

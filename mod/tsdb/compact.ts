@@ -230,8 +230,9 @@ export async function* blockSource(
     const chunks: TimedChunk[] = [];
     for (const c of s.chunks) {
       if (c.maxt < from || c.mint > to) continue;
-      const raw = await reader.chunks.read(c.ref);
-      await pace?.(raw.data.length);
+      // Most chunks are in the read window already: no await (a microtask each) for those.
+      const raw = reader.chunks.readBuffered(c.ref) ?? await reader.chunks.read(c.ref);
+      if (pace) await pace(raw.data.length);
       chunks.push({ ...raw, mint: c.mint, maxt: c.maxt });
     }
     if (chunks.length === 0) continue;
