@@ -1,6 +1,7 @@
 // Export while the data dir changes under it, as compaction and WAL truncation do on a live
-// Prometheus: a block replaced by its compacted successor before it is opened makes the selection
-// start over; files deleted after they were opened are still copied whole.
+// Prometheus: a block replaced by its compacted successor, or a checkpoint and WAL segment replaced
+// by a newer checkpoint, before they are opened make the selection start over; files deleted after
+// they were opened are still read whole.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { checkArchive } from "../mod/archive/reader.ts";
@@ -161,5 +162,45 @@ Deno.test("blocks deleted after the rewrite opened them are still read whole", a
       { ...undisturbed.rewrite, head: null },
     );
     assert.deepEqual((await checkArchive(`${work}/b.tar`)).problems, []);
+  });
+});
+
+Deno.test("a WAL truncation between selection and replay makes the rewrite start over", async () => {
+  await withCopy(async (work, data) => {
+    const undisturbed = await exportArchive({
+      dataDir: data,
+      window: everything,
+      output: `${work}/a.tar`,
+      compression: "none",
+    });
+    let truncated = false;
+    const result = await exportArchive({
+      dataDir: data,
+      window: everything,
+      output: `${work}/b.tar`,
+      compression: "none",
+      beforeOpen: async () => {
+        if (truncated) return;
+        truncated = true;
+        // What Prometheus' truncation does: a new checkpoint holding the old one and the next
+        // segment appears, then the old checkpoint and that segment are deleted.
+        const wal = `${data}/wal`;
+        const old = (await Array.fromAsync(Deno.readDir(wal)))
+          .map((e) => e.name).find((n) => n.startsWith("checkpoint."))!;
+        const covered = Number(old.slice("checkpoint.".length)) + 1;
+        const next = `checkpoint.${String(covered).padStart(8, "0")}`;
+        const segment = String(covered).padStart(8, "0");
+        await Deno.mkdir(`${wal}/${next}.tmp`);
+        await Deno.copyFile(`${wal}/${old}/00000000`, `${wal}/${next}.tmp/00000000`);
+        await Deno.copyFile(`${wal}/${segment}`, `${wal}/${next}.tmp/00000001`);
+        await Deno.rename(`${wal}/${next}.tmp`, `${wal}/${next}`);
+        await Deno.remove(`${wal}/${old}`, { recursive: true });
+        await Deno.remove(`${wal}/${segment}`);
+      },
+    });
+    assert.ok(truncated);
+    assert.equal(result.restarts, 1);
+    assert.equal(result.rewrite!.samples, undisturbed.rewrite!.samples);
+    assert.equal(result.rewrite!.series, undisturbed.rewrite!.series);
   });
 });
