@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "./_files.ts";
 import { readTar, type TarHeader, TarWriter } from "../mod/archive/tar.ts";
 import { PromcaseError } from "../mod/errors.ts";
 
@@ -112,15 +113,6 @@ async function tar(args: string[], cwd?: string): Promise<string> {
   return new TextDecoder().decode(stdout);
 }
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "promcase_tar_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 async function rejectsWith(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {
     assert.ok(err instanceof PromcaseError, `expected PromcaseError, got ${err}`);
@@ -203,7 +195,7 @@ Deno.test("tar: pax record lengths across digit boundaries", async () => {
   const entries = await readAll(chunked(archive, 13));
   assert.deepEqual(entries.map((e) => e.header.path), specs.map((s) => s.path));
   // GNU tar checks every record length against the data and rejects the archive otherwise.
-  await withTempDir(async (dir) => {
+  await withTempDir("promcase_tar_test_", async (dir) => {
     await Deno.writeFile(`${dir}/a.tar`, archive);
     const listed = (await tar(["-tf", `${dir}/a.tar`])).split("\n").filter((l) => l !== "");
     assert.deepEqual(listed, specs.map((s) => s.path));
@@ -277,7 +269,7 @@ Deno.test("tar: the source is closed when reading ends early or at the end block
 
 Deno.test("tar: GNU tar extracts our archive to identical files", async () => {
   const archive = await writeArchive(SPECS);
-  await withTempDir(async (dir) => {
+  await withTempDir("promcase_tar_test_", async (dir) => {
     await Deno.writeFile(`${dir}/ours.tar`, archive);
     await Deno.mkdir(`${dir}/out`);
     await tar(["-xf", `${dir}/ours.tar`, "-C", `${dir}/out`]);
@@ -367,7 +359,7 @@ async function checkGnuArchive(dir: string, archivePath: string, files: Map<stri
 
 for (const format of ["pax", "gnu"]) {
   Deno.test(`tar: reads an archive made by GNU tar --format=${format}`, async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("promcase_tar_test_", async (dir) => {
       const files = await makeTree(dir);
       await tar([`--format=${format}`, "-cf", `${dir}/gnu.tar`, "-C", dir, "top"]);
       await checkGnuArchive(dir, `${dir}/gnu.tar`, files);
@@ -376,7 +368,7 @@ for (const format of ["pax", "gnu"]) {
 }
 
 Deno.test("tar: reads the ustar prefix field (GNU tar --format=ustar)", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("promcase_tar_test_", async (dir) => {
     // 150+ bytes, but splittable into a prefix of <= 155 and a name of <= 100 bytes.
     const path = LONG_PATH.replace(/^data\//, "top/").replace(
       /directory-level-[567]-abcdefgh\//g,
@@ -404,7 +396,7 @@ Deno.test("tar: reads base-256 sizes (GNU tar agrees)", async () => {
   const entries = await readAll(chunked(archive, 3));
   assert.equal(entries[0].header.size, 5);
   assert.equal(new TextDecoder().decode(entries[0].data), "12345");
-  await withTempDir(async (dir) => {
+  await withTempDir("promcase_tar_test_", async (dir) => {
     await Deno.writeFile(`${dir}/b.tar`, archive);
     assert.equal(await tar(["-xOf", `${dir}/b.tar`]), "12345");
   });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "./_files.ts";
 import {
   ChunkReader,
   chunkRef,
@@ -20,15 +21,6 @@ async function fixtureBlocks(): Promise<string[]> {
     }
   }
   return out.sort();
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "promcase-tsdb-chunks-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 /** The chunks of a block in index order: [meta ref, mint, maxt]. */
@@ -56,7 +48,7 @@ Deno.test("ChunkReader reads every chunk of real blocks and writing them back gi
     const reader = await ChunkReader.open(`${block}/chunks`, { windowSize: 512 });
     try {
       assert.deepEqual(reader.segmentNames, ["000001"]);
-      await withTempDir(async (tmp) => {
+      await withTempDir("promcase-tsdb-chunks-", async (tmp) => {
         const writer = await ChunkWriter.create(`${tmp}/chunks`);
         for (const m of metas) {
           const c = await reader.read(m.ref);
@@ -82,7 +74,7 @@ Deno.test("ChunkReader reads every chunk of real blocks and writing them back gi
 Deno.test("ChunkReader detects CRC errors, bad refs and bad headers", async () => {
   const [block] = await fixtureBlocks();
   const [first] = await indexChunks(block);
-  await withTempDir(async (tmp) => {
+  await withTempDir("promcase-tsdb-chunks-", async (tmp) => {
     await Deno.mkdir(`${tmp}/chunks`);
     const bytes = await Deno.readFile(`${block}/chunks/000001`);
     bytes[Number(first.ref) + 5] ^= 0x01; // inside the first chunk's data
@@ -101,7 +93,7 @@ Deno.test("ChunkReader detects CRC errors, bad refs and bad headers", async () =
 });
 
 Deno.test("ChunkWriter cuts segments and the reader maps refs to name-sorted files", async () => {
-  await withTempDir(async (tmp) => {
+  await withTempDir("promcase-tsdb-chunks-", async (tmp) => {
     const chunks = Array.from({ length: 40 }, (_, i) => {
       const t = Array.from({ length: 10 + i }, (_, k) => BigInt(k * 1000 + i));
       return encodeXor(t, t.map((x) => x * 3n));

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "./_files.ts";
 import { crc32c } from "../mod/tsdb/crc32c.ts";
 import { Encbuf, FormatError } from "../mod/tsdb/encoding.ts";
 import {
@@ -25,15 +26,6 @@ async function fixtureBlocks(): Promise<string[]> {
     }
   }
   return out.sort();
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "promcase-tsdb-index-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 async function allSeries(r: IndexReader): Promise<IndexSeries[]> {
@@ -90,7 +82,7 @@ Deno.test("IndexWriter rewrites real indexes: symbols and series bytes identical
   for (const block of await fixtureBlocks()) {
     using orig = await IndexReader.open(`${block}/index`);
     const series = await allSeries(orig);
-    await withTempDir(async (tmp) => {
+    await withTempDir("promcase-tsdb-index-", async (tmp) => {
       const w = await IndexWriter.create(
         `${tmp}/index`,
         series.flatMap((s) => s.labels.flatMap((l) => [l.name, l.value])),
@@ -133,7 +125,7 @@ Deno.test("IndexWriter rewrites real indexes: symbols and series bytes identical
 });
 
 Deno.test("IndexWriter sorts symbols and checks series order by UTF-8 bytes", async () => {
-  await withTempDir(async (tmp) => {
+  await withTempDir("promcase-tsdb-index-", async (tmp) => {
     // U+FF5E sorts before U+1F600 by UTF-8 bytes, after it by UTF-16 code units.
     const series = [
       L("__name__", "m", "x", "\uff5e"),
@@ -167,7 +159,7 @@ Deno.test("IndexWriter sorts symbols and checks series order by UTF-8 bytes", as
     assert.deepEqual(r.labelValues("x"), ["\uff5e", "\u{1f600}"]);
     assert.deepEqual([...await r.postings("x", "\u{1f600}")], [got[1].id, got[2].id]);
   });
-  await withTempDir(async (tmp) => {
+  await withTempDir("promcase-tsdb-index-", async (tmp) => {
     const w = await IndexWriter.create(`${tmp}/index`, ["a", "b", "__name__"]);
     await assert.rejects(() => w.addSeries(L("b", "a", "a", "b"), []), /not sorted/);
     await assert.rejects(() => w.addSeries(L("a", "zzz"), []), /symbol "zzz" missing/);
@@ -196,7 +188,7 @@ Deno.test("IndexWriter sorts symbols and checks series order by UTF-8 bytes", as
 Deno.test("IndexReader accepts the v3 header byte and rejects damage", async () => {
   const [block] = await fixtureBlocks();
   const bytes = await Deno.readFile(`${block}/index`);
-  await withTempDir(async (tmp) => {
+  await withTempDir("promcase-tsdb-index-", async (tmp) => {
     const path = `${tmp}/index`;
     const v3 = bytes.slice();
     v3[4] = 3;
@@ -275,7 +267,7 @@ Deno.test("IndexReader reads the v1 layout: offsets as symbol refs and series ID
   for (const v of [symbolsAt, seriesAt, 0, 0, postingsAt, tableAt]) toc.be64(BigInt(v));
   e.bytes(toc.get()).be32(crc32c(toc.get()));
 
-  await withTempDir(async (tmp) => {
+  await withTempDir("promcase-tsdb-index-", async (tmp) => {
     await Deno.writeFile(`${tmp}/index`, e.get());
     using r = await IndexReader.open(`${tmp}/index`);
     assert.equal(r.version, 1);

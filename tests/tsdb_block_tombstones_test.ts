@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "./_files.ts";
 import { IndexReader } from "../mod/tsdb/index.ts";
 import { parseBlockMeta } from "../mod/tsdb/meta.ts";
 import {
@@ -21,21 +22,12 @@ async function blockIn(fixture: string): Promise<string> {
   throw new Error(`no block in ${fixture}`);
 }
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "promcase-tsdb-tombstones-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("an empty tombstones file is exactly the 9 bytes Prometheus writes", async () => {
   const empty = [0x01, 0x30, 0xba, 0x30, 0x01, 0x00, 0x00, 0x00, 0x00];
   assert.deepEqual([...encodeTombstones()], empty);
   assert.deepEqual([...await Deno.readFile(`${await blockIn("native")}/tombstones`)], empty);
   assert.equal(parseTombstones(new Uint8Array(empty)).size, 0);
-  await withTempDir(async (dir) => {
+  await withTempDir("promcase-tsdb-tombstones-", async (dir) => {
     assert.equal((await readTombstones(dir)).size, 0); // a missing file: no tombstones
     await writeTombstones(dir);
     assert.deepEqual([...await Deno.readFile(`${dir}/tombstones`)], empty);
