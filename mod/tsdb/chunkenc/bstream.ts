@@ -182,6 +182,20 @@ export class BitWriter {
     }
   }
 
+  /** The low `n` bits of the 64-bit value `(hi:lo) >> shift` (the meaningful bits of an XOR). */
+  writeShifted(hi: number, lo: number, shift: number, n: number): void {
+    let h = hi;
+    let l = lo;
+    if (shift >= 32) {
+      l = hi >>> (shift - 32);
+      h = 0;
+    } else if (shift > 0) {
+      l = ((lo >>> shift) | (hi << (32 - shift))) >>> 0;
+      h = hi >>> shift;
+    }
+    this.writeHiLo(h, l, n);
+  }
+
   /** The low `n` bits (0 to 64) of `v`. */
   writeBigBits(v: bigint, n: number): void {
     const u = BigInt.asUintN(64, v);

@@ -130,7 +130,7 @@ export class XorValueWriter {
     const trailing = ctz64(xh, xl);
     if (this.#leading !== 0xff && leading >= this.#leading && trailing >= this.#trailing) {
       w.writeBit(0);
-      _writeShifted(w, xh, xl, this.#trailing, 64 - this.#leading - this.#trailing);
+      w.writeShifted(xh, xl, this.#trailing, 64 - this.#leading - this.#trailing);
       return;
     }
     this.#leading = leading;
@@ -139,22 +139,8 @@ export class XorValueWriter {
     w.writeBits(leading, 5);
     const sigbits = 64 - leading - trailing;
     w.writeBits(sigbits & 63, 6); // 64 is written as 0
-    _writeShifted(w, xh, xl, trailing, sigbits);
+    w.writeShifted(xh, xl, trailing, sigbits);
   }
-}
-
-/** Writes the low `n` bits of `(hi:lo) >> shift`. */
-function _writeShifted(w: BitWriter, hi: number, lo: number, shift: number, n: number): void {
-  let h = hi;
-  let l = lo;
-  if (shift >= 32) {
-    l = hi >>> (shift - 32);
-    h = 0;
-  } else if (shift > 0) {
-    l = ((lo >>> shift) | (hi << (32 - shift))) >>> 0;
-    h = hi >>> shift;
-  }
-  w.writeHiLo(h, l, n);
 }
 
 /** The sample count in a float (XOR) chunk's header. */

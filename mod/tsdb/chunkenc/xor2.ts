@@ -324,7 +324,7 @@ export class Xor2Appender {
     const trailing = ctz64(xh, xl);
     if (this.#leading !== 0xff && leading >= this.#leading && trailing >= this.#trailing) {
       w.writeBit(0); // same window: `0` (dod-0 form) or the `0` of `10`
-      _writeShifted(w, xh, xl, this.#trailing, 64 - this.#leading - this.#trailing);
+      w.writeShifted(xh, xl, this.#trailing, 64 - this.#leading - this.#trailing);
       return;
     }
     this.#leading = leading;
@@ -334,20 +334,6 @@ export class Xor2Appender {
     w.writeBits(leading, 5);
     const sig = 64 - leading - trailing;
     w.writeBits(sig & 63, 6);
-    _writeShifted(w, xh, xl, trailing, sig);
+    w.writeShifted(xh, xl, trailing, sig);
   }
-}
-
-/** Writes the low `n` bits of `(hi:lo) >> shift`. */
-function _writeShifted(w: BitWriter, hi: number, lo: number, shift: number, n: number): void {
-  let h = hi;
-  let l = lo;
-  if (shift >= 32) {
-    l = hi >>> (shift - 32);
-    h = 0;
-  } else if (shift > 0) {
-    l = ((lo >>> shift) | (hi << (32 - shift))) >>> 0;
-    h = hi >>> shift;
-  }
-  w.writeHiLo(h, l, n);
 }
