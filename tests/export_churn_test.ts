@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { checkArchive } from "../mod/archive/reader.ts";
-import { exportArchive } from "../mod/export.ts";
+import { exportArchive, type ExportOptions } from "../mod/export.ts";
 import { resolveWindow } from "../mod/window.ts";
 import { copyTree, TEST_DATADIR, withTempDir } from "./_files.ts";
 
@@ -17,6 +17,17 @@ async function withCopy(fn: (work: string, data: string) => Promise<void>): Prom
 }
 
 const everything = resolveWindow({ from: "0", to: "now" });
+
+/** Exports everything in `data` into an uncompressed archive at `output`. */
+function exportAll(data: string, output: string, options: Partial<ExportOptions> = {}) {
+  return exportArchive({
+    dataDir: data,
+    window: everything,
+    output,
+    compression: "none",
+    ...options,
+  });
+}
 
 for (const mode of ["raw", "rewrite"] as const) {
   Deno.test(`a block compacted away before it is opened makes the selection start over (${mode})`, async () => {
@@ -88,11 +99,7 @@ Deno.test("files deleted or grown after they were opened are copied as selected"
   await withCopy(async (work, data) => {
     const before = new Map<string, Uint8Array>();
     let deleted = false;
-    const result = await exportArchive({
-      dataDir: data,
-      window: everything,
-      output: `${work}/a.tar`,
-      compression: "none",
+    const result = await exportAll(data, `${work}/a.tar`, {
       mode: "raw",
       onProgress: () => {
         if (deleted) return;
@@ -131,18 +138,9 @@ Deno.test("files deleted or grown after they were opened are copied as selected"
 
 Deno.test("blocks deleted after the rewrite opened them are still read whole", async () => {
   await withCopy(async (work, data) => {
-    const undisturbed = await exportArchive({
-      dataDir: data,
-      window: everything,
-      output: `${work}/a.tar`,
-      compression: "none",
-    });
+    const undisturbed = await exportAll(data, `${work}/a.tar`);
     let deleted = false;
-    const result = await exportArchive({
-      dataDir: data,
-      window: everything,
-      output: `${work}/b.tar`,
-      compression: "none",
+    const result = await exportAll(data, `${work}/b.tar`, {
       onStatus: () => {
         if (deleted) return;
         deleted = true;
@@ -167,18 +165,9 @@ Deno.test("blocks deleted after the rewrite opened them are still read whole", a
 
 Deno.test("a WAL truncation between selection and replay makes the rewrite start over", async () => {
   await withCopy(async (work, data) => {
-    const undisturbed = await exportArchive({
-      dataDir: data,
-      window: everything,
-      output: `${work}/a.tar`,
-      compression: "none",
-    });
+    const undisturbed = await exportAll(data, `${work}/a.tar`);
     let truncated = false;
-    const result = await exportArchive({
-      dataDir: data,
-      window: everything,
-      output: `${work}/b.tar`,
-      compression: "none",
+    const result = await exportAll(data, `${work}/b.tar`, {
       beforeOpen: async () => {
         if (truncated) return;
         truncated = true;
