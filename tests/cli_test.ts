@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { ArchiveWriter } from "../mod/archive/writer.ts";
-import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION } from "../mod/archive/manifest.ts";
+import { ARCHIVE_FORMAT_VERSION } from "../mod/archive/manifest.ts";
+import { testManifest } from "./archive_fixtures.ts";
 import { exportAllArgs, isOneLineError, runCli, runCliJson, UNPRIVILEGED } from "./_cli.ts";
 import { copyTree, listDir, pathExists, tarListing, TEST_DATADIR, withTempDir } from "./_files.ts";
 
@@ -266,7 +267,7 @@ Deno.test("restore refuses a non-empty target and archives with unsafe entries o
     const content = new TextEncoder().encode("owned\n");
     const writer = await ArchiveWriter.create(evil, "gzip");
     await writer.addBytes("data/../../escaped", content);
-    await writer.finish(_manifest());
+    await writer.finish(testManifest());
     const e = await runCli(["restore", evil, "--into", `${dir}/nest/r`]);
     assert.equal(e.code, 1, e.stderr);
     assert.ok(isOneLineError(e), e.stderr);
@@ -280,7 +281,7 @@ Deno.test("restore refuses a non-empty target and archives with unsafe entries o
     // An archive from a future promcase is refused with advice, not misread.
     const future = `${dir}/future.tar.gz`;
     const w2 = await ArchiveWriter.create(future, "gzip");
-    await w2.finish({ ..._manifest(), formatVersion: ARCHIVE_FORMAT_VERSION + 1 });
+    await w2.finish({ ...testManifest(), formatVersion: ARCHIVE_FORMAT_VERSION + 1 });
     const fu = await runCli(["verify", future]);
     assert.equal(fu.code, 1);
     assert.match(fu.stderr, /newer than this promcase reads.*upgrade promcase/);
@@ -297,31 +298,6 @@ Deno.test("restore refuses a non-empty target and archives with unsafe entries o
     assert.equal(await pathExists(`${dir}/r-link`), false);
   });
 });
-
-function _manifest() {
-  return {
-    format: ARCHIVE_FORMAT as typeof ARCHIVE_FORMAT,
-    formatVersion: ARCHIVE_FORMAT_VERSION,
-    tool: { name: "promcase", version: "test" },
-    createdAt: new Date().toISOString(),
-    host: "test",
-    source: { kind: "datadir" as const, dataDir: "/nowhere" },
-    prometheus: { version: null, running: false },
-    window: { fromMs: 0, toMs: 1, from: "", to: "" },
-    incident: { at: "", atMs: 1 },
-    compression: "gzip",
-    blocks: [],
-    head: {
-      included: false,
-      reason: "",
-      checkpoint: null,
-      walSegments: [],
-      chunksHead: [],
-      wbl: [],
-    },
-    warnings: [],
-  };
-}
 
 Deno.test("inspect reports broken blocks and WAL gaps, and export leaves such blocks out", async () => {
   await withTemp(async (dir) => {
