@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { ArchiveWriter } from "../mod/archive/writer.ts";
 import { freeBytes } from "../mod/diskspace.ts";
-import { isOneLineError, runCli } from "./_cli.ts";
+import { exportAllArgs, isOneLineError, runCli } from "./_cli.ts";
 import { listDir, TEST_DATADIR, withTempDir } from "./_files.ts";
 import { packArchive, withSmallFs } from "./archive_fixtures.ts";
 
@@ -62,17 +62,10 @@ Deno.test("a full disk mid-write removes the partial archive, split or not", asy
     // Through the CLI, in every export mode: refused up front or stopped mid-way, never a trace.
     for (const mode of await exportModes()) {
       const result = await runCli([
-        "export",
-        TEST_DATADIR,
+        ...exportAllArgs(TEST_DATADIR, `${dir}/z.tar`),
         ...mode,
-        "--from",
-        "0",
-        "--to",
-        "now",
         "--compression",
         "none",
-        "-o",
-        `${dir}/z.tar`,
         "--no-prometheus-api",
       ]);
       const what = mode.join(" ") || "(default mode)";
@@ -108,17 +101,10 @@ Deno.test("a file size limit (EFBIG) mid-write removes the partial archive", asy
           "run",
           "--allow-all",
           MAIN,
-          "export",
-          TEST_DATADIR,
+          ...exportAllArgs(TEST_DATADIR, `${dir}/x.tar`),
           ...mode,
-          "--from",
-          "0",
-          "--to",
-          "now",
           "--compression",
           "none",
-          "-o",
-          `${dir}/x.tar`,
           "--no-prometheus-api",
         ],
         stdout: "null",

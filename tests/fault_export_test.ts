@@ -6,7 +6,7 @@
 // runs the export in slices (SIGSTOP/SIGCONT), looks at the output dir while it is stopped, and
 // sends the signal as soon as anything of the archive (a temporary file or staging dir) is there.
 import assert from "node:assert/strict";
-import { isOneLineError, runCli, runCliJson, UNPRIVILEGED } from "./_cli.ts";
+import { exportAllArgs, isOneLineError, runCli, runCliJson, UNPRIVILEGED } from "./_cli.ts";
 import { copyTree, listDir, TEST_DATADIR, withTempDir } from "./_files.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -68,15 +68,8 @@ Deno.test("SIGINT and SIGTERM mid-export leave nothing, exit 130/143 in one line
         const out = `${dir}/out-${signal}${mode.join("")}`;
         await Deno.mkdir(out);
         const args = [
-          "export",
-          TEST_DATADIR,
+          ...exportAllArgs(TEST_DATADIR, `${out}/case.tar.gz`),
           ...mode,
-          "--from",
-          "0",
-          "--to",
-          "now",
-          "-o",
-          `${out}/case.tar.gz`,
           "--no-prometheus-api",
         ];
         // A signal that lands in the last instant may lose to the finished export (exit 0 and a
@@ -130,15 +123,8 @@ Deno.test("an unreadable WAL segment or chunk file fails the export in one line 
         await Deno.mkdir(out);
         const result = await runCli(
           [
-            "export",
-            data,
+            ...exportAllArgs(data, `${out}/x.tar.gz`),
             ...mode,
-            "--from",
-            "0",
-            "--to",
-            "now",
-            "-o",
-            `${out}/x.tar.gz`,
             "--no-prometheus-api",
           ],
           { wrapper },
