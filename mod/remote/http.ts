@@ -20,6 +20,7 @@ import { Readable } from "node:stream";
 import { dirname, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { describeError, PromcaseError, usageError } from "../errors.ts";
+import { concatBytes } from "../tsdb/encoding.ts";
 
 /** Authentication and TLS settings for requests to one server. Plain data: holds no resources. */
 export interface HttpAuth {
@@ -835,13 +836,7 @@ export async function readText(response: Response, maxBytes: number): Promise<st
   } finally {
     await reader.cancel().catch(() => {});
   }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return new TextDecoder().decode(all);
+  return new TextDecoder().decode(concatBytes(parts));
 }
 
 /** Basic auth credentials embedded in a URL (`http://user:pass@host`), as an {@link HttpAuth}. */

@@ -23,6 +23,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { compress as snappyCompress } from "snappyjs";
 import { PromcaseError, usageError } from "../errors.ts";
+import { concatBytes } from "../tsdb/encoding.ts";
 import { compareLabels, type Label } from "../tsdb/index.ts";
 import type { SeriesChunks, SeriesSource, TimedChunk } from "../tsdb/series.ts";
 import { encodingName } from "../tsdb/chunkenc/mod.ts";
@@ -648,13 +649,7 @@ class _Reader {
     } catch (err) {
       throw err instanceof HttpFailure ? err : this.#networkFailure(err, own, outer);
     }
-    const all = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      all.set(p, at);
-      at += p.length;
-    }
-    return all;
+    return concatBytes(parts);
   }
 
   /** The failure to report for an error of fetch or the body stream. */

@@ -8,6 +8,11 @@
 /** Reads into `buf` at file position `pos`; returns the bytes read (fewer only at end of file). */
 export async function readAt(file: Deno.FsFile, pos: number, buf: Uint8Array): Promise<number> {
   await file.seek(pos, Deno.SeekMode.Start);
+  return await readFull(file, buf);
+}
+
+/** Reads from the current position until `buf` is full or the file ends; returns the bytes read. */
+export async function readFull(file: Deno.FsFile, buf: Uint8Array): Promise<number> {
   let done = 0;
   while (done < buf.length) {
     const n = await file.read(buf.subarray(done));

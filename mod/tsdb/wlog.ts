@@ -17,7 +17,8 @@
 import { zstdDecompressSync } from "node:zlib";
 import { compress as snappyCompress, uncompress as snappyUncompress } from "snappyjs";
 import { crc32c } from "./crc32c.ts";
-import { FormatError } from "./encoding.ts";
+import { concatBytes, FormatError } from "./encoding.ts";
+import { readFull } from "./_io.ts";
 
 /** Size of a WAL page. Segment sizes are multiples of it. */
 export const WAL_PAGE_SIZE = 32 * 1024;
@@ -297,7 +298,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
     };
 
     for (let pageStart = 0;; pageStart += WAL_PAGE_SIZE) {
-      const valid = await _readFull(file, page);
+      const valid = await readFull(file, page);
       if (valid === 0) break; // end of the segment at a page boundary
       let p = 0;
       while (p < WAL_PAGE_SIZE) {
@@ -368,7 +369,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
         parts.push(payload.slice());
         p = end;
         if (type === _FULL || type === _LAST) {
-          const stored = parts.length === 1 ? parts[0] : _concat(parts);
+          const stored = parts.length === 1 ? parts[0] : concatBytes(parts);
           const start = recordStart;
           parts = [];
           recordStart = -1;
@@ -410,29 +411,6 @@ export class WalReader implements AsyncIterable<WalRecord> {
     this.stats.records++;
     return { segment: seg.index, path: seg.path, offset, compression, bytes };
   }
-}
-
-/** Reads until `buf` is full or the file ends; returns the bytes read. */
-async function _readFull(file: Deno.FsFile, buf: Uint8Array): Promise<number> {
-  let n = 0;
-  while (n < buf.length) {
-    const got = await file.read(buf.subarray(n));
-    if (got === null) break;
-    n += got;
-  }
-  return n;
-}
-
-function _concat(parts: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const part of parts) size += part.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** Reads the uncompressed length that starts a snappy block (a uvarint), or -1. */
