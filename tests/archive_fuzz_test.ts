@@ -10,7 +10,7 @@
 //   sidecar, since the manifest cannot hash itself. Such cases are counted and printed.
 import assert from "node:assert/strict";
 import { main } from "../main.ts";
-import { isOneLineError, runCli, runCliJson } from "./_cli.ts";
+import { exportAllArgs, isOneLineError, runCli, runCliJson } from "./_cli.ts";
 import { listDir, TEST_DATADIR, withTempDir } from "./_files.ts";
 import { snapshot } from "./archive_fixtures.ts";
 import { seededRandom } from "./_random.ts";
@@ -84,14 +84,7 @@ Deno.test("fuzzed archives: verify always fails cleanly, restore never leaves a 
     for (const compression of ["gzip", "zstd", "none"] as const) {
       const original = `${dir}/orig-${compression}.tar`;
       await runCliJson([
-        "export",
-        TEST_DATADIR,
-        "--from",
-        "0",
-        "--to",
-        "now",
-        "-o",
-        original,
+        ...exportAllArgs(TEST_DATADIR, original),
         "--compression",
         compression,
         "--no-prometheus-api",
@@ -194,14 +187,7 @@ Deno.test("damage outside the hashed content is caught by the sidecar and change
     for (const compression of ["none", "gzip"] as const) {
       const original = `${dir}/orig-${compression}`;
       await runCliJson([
-        "export",
-        TEST_DATADIR,
-        "--from",
-        "0",
-        "--to",
-        "now",
-        "-o",
-        original,
+        ...exportAllArgs(TEST_DATADIR, original),
         "--compression",
         compression,
         "--no-prometheus-api",
