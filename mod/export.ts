@@ -498,7 +498,6 @@ async function _rewriteArchive(
     const root = plan.dataDir.path;
     const readers: BlockReader[] = [];
     let head: HeadReplay | null = null;
-    let writer: ArchiveWriter | null = null;
     try {
       try {
         for (const block of plan.blocks) {
@@ -567,10 +566,6 @@ async function _rewriteArchive(
       };
       options.onStatus?.("writing the archive");
       signal.throwIfAborted();
-      writer = await ArchiveWriter.create(output, options.compression, {
-        split: options.split,
-        estimatedBytes: await _blockBytes(block.dir),
-      });
       const manifest = await _manifest(plan, host, options.compression);
       manifest.head = {
         included: false,
@@ -591,11 +586,8 @@ async function _rewriteArchive(
           `drops them when it repairs its WAL`,
         ];
       }
-      const done = await archiveWindowBlock(writer, { ...written, block }, manifest, options);
+      const done = await archiveWindowBlock(output, { ...written, block }, manifest, options);
       return { ...done, rewrite };
-    } catch (err) {
-      await writer?.abort();
-      throw err;
     } finally {
       for (const r of readers) r.close();
       await head?.close();
@@ -616,37 +608,55 @@ function _stagingFull(err: unknown, staging: string): PromcaseError {
   );
 }
 
-/** Bytes of the files of a written block (an upper bound of what its archive takes). */
-async function _blockBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const rel of await _listFiles(dir)) total += (await Deno.stat(`${dir}/${rel}`)).size;
-  return total;
-}
-
 /**
- * Archives a block the rewrite wrote: its files under `data/<ULID>/`, then the context files and
- * the manifest, completed with the mode, the oldest Prometheus that can serve it, the selectors
- * and the block's meta.json. Finishes the writer.
+ * Writes the archive of a block the rewrite wrote (checking free space for it first): the block's
+ * files under `data/<ULID>/`, then the context files and the manifest, completed with the mode,
+ * the oldest Prometheus that can serve it, the selectors and the block's meta.json. All or
+ * nothing: on failure the partial archive is removed.
  */
 export async function archiveWindowBlock(
+  output: string,
+  written: WindowBlockResult & { block: WrittenBlock },
+  manifest: Omit<Manifest, "files">,
+  options: Pick<ExportOptions, "compression" | "split" | "context" | "selection">,
+): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
+  const { block } = written;
+  const files = [];
+  for (const rel of await _listFiles(block.dir)) {
+    files.push({ rel, info: await Deno.stat(`${block.dir}/${rel}`) });
+  }
+  const writer = await ArchiveWriter.create(output, options.compression, {
+    split: options.split,
+    // The block's bytes bound the archive's (compression only shrinks them).
+    estimatedBytes: files.reduce((sum, f) => sum + f.info.size, 0),
+  });
+  try {
+    return await _archiveBlockFiles(writer, files, written, manifest, options);
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+}
+
+async function _archiveBlockFiles(
   writer: ArchiveWriter,
+  files: { rel: string; info: Deno.FileInfo }[],
   written: WindowBlockResult & { block: WrittenBlock },
   manifest: Omit<Manifest, "files">,
   options: Pick<ExportOptions, "context" | "selection">,
 ): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
   const { block } = written;
   const addParents = _parentAdder(writer);
-  for (const rel of await _listFiles(block.dir)) {
+  for (const { rel, info } of files) {
     const path = `${DATA_PREFIX}${block.ulid}/${rel}`;
     await addParents(path);
     const file = await Deno.open(`${block.dir}/${rel}`, { read: true });
     try {
-      const { size, mtime } = await file.stat();
       await writer.addFile(
         path,
-        size,
-        readExactly(file, size, rel),
-        Math.floor((mtime?.getTime() ?? Date.now()) / 1000),
+        info.size,
+        readExactly(file, info.size, rel),
+        Math.floor((info.mtime?.getTime() ?? Date.now()) / 1000),
       );
     } finally {
       file.close();

@@ -8,7 +8,7 @@
 
 import type { Manifest } from "./archive/manifest.ts";
 import type { Compression } from "./archive/compression.ts";
-import { ArchiveWriter, type WrittenArchive } from "./archive/writer.ts";
+import type { WrittenArchive } from "./archive/writer.ts";
 import type { ContextCapture } from "./context.ts";
 import { PromcaseError } from "./errors.ts";
 import {
@@ -79,48 +79,41 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
     options.tmpDir ?? splitPath(output).dir,
     ".promcase-export-",
     async (staging, signal) => {
-      let writer: ArchiveWriter | null = null;
-      try {
-        const source = readRemote({
-          url: options.url,
-          from: window.from,
-          to: window.to,
-          matchers: options.selection?.matchers,
-          concurrency: options.concurrency,
-          sliceMs: remoteSliceMs(window.from, window.to),
-          tmpDir: staging,
-          auth: options.auth,
-          signal,
-          onProgress: (p) => options.onStatus?.(_progressText(p)),
-        });
-        const written = await writeWindowBlock(staging, [source], {
-          from: window.from,
-          to: window.to,
-          keep: options.selection?.keep,
-          signal,
-        });
-        const block = written.block;
-        if (!block) {
-          throw new PromcaseError(
-            `no samples in the window ${formatTime(window.from)} to ${formatTime(window.to)} ` +
-              `at ${safeUrl(options.url)}` + (options.selection ? " for the selected series" : ""),
-          );
-        }
-        const read = source.stats();
-        options.onStatus?.("writing the archive");
-        writer = await ArchiveWriter.create(output, options.compression, { split: options.split });
-        const summary = {
-          series: block.stats.numSeries,
-          samples: block.stats.numSamples,
-          chunks: { copied: written.chunks.copied, recoded: written.chunks.recoded },
-        };
-        const manifest = _manifest(options, host, read, summary);
-        const done = await archiveWindowBlock(writer, { ...written, block }, manifest, options);
-        return { ...done, read, block: summary };
-      } catch (err) {
-        await writer?.abort();
-        throw err;
+      const source = readRemote({
+        url: options.url,
+        from: window.from,
+        to: window.to,
+        matchers: options.selection?.matchers,
+        concurrency: options.concurrency,
+        sliceMs: remoteSliceMs(window.from, window.to),
+        tmpDir: staging,
+        auth: options.auth,
+        signal,
+        onProgress: (p) => options.onStatus?.(_progressText(p)),
+      });
+      const written = await writeWindowBlock(staging, [source], {
+        from: window.from,
+        to: window.to,
+        keep: options.selection?.keep,
+        signal,
+      });
+      const block = written.block;
+      if (!block) {
+        throw new PromcaseError(
+          `no samples in the window ${formatTime(window.from)} to ${formatTime(window.to)} ` +
+            `at ${safeUrl(options.url)}` + (options.selection ? " for the selected series" : ""),
+        );
       }
+      const read = source.stats();
+      options.onStatus?.("writing the archive");
+      const summary = {
+        series: block.stats.numSeries,
+        samples: block.stats.numSamples,
+        chunks: { copied: written.chunks.copied, recoded: written.chunks.recoded },
+      };
+      const manifest = _manifest(options, host, read, summary);
+      const done = await archiveWindowBlock(output, { ...written, block }, manifest, options);
+      return { ...done, read, block: summary };
     },
   );
 }
