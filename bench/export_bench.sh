@@ -49,7 +49,7 @@ mkdir -p "$run"
 trap 'rm -rf "$run"' EXIT
 
 # promcase as the compiled binary runs it: the V8 flag it carries (deno.json compile tasks).
-pc=(deno run --allow-all --v8-flags=--max-semi-space-size=1 main.ts)
+pc=(deno run --allow-all --v8-flags=--max-semi-space-size=1,--optimize-for-size main.ts)
 newest=$(jq -r .newestSampleMs "$work/summary.json")
 window=(--at "$newest" --before 24h --no-prometheus-api)
 

@@ -9,9 +9,9 @@
  * duplicate); out-of-order samples are taken from the WBL instead. Tombstone records delete.
  *
  * Memory stays small per series: samples are encoded into the series' open chunk as they come;
- * finished chunks stay in memory up to a budget, then go to a temporary file; only labels, the
- * open chunk and chunk positions stay in memory beyond that. Out-of-order samples (rare) are kept
- * decoded until the end.
+ * finished chunks go to a {@link ChunkSpill} (memory up to a budget, then a temporary file); only
+ * the labels (as one string), the open chunk and a few numbers stay per series. Out-of-order
+ * samples (rare) are kept decoded until the end.
  *
  * @module
  */
@@ -31,8 +31,9 @@ import {
   SAMPLES_PER_CHUNK,
   trimChunks,
 } from "./compact.ts";
-import { BufferedFileWriter, readExactAt } from "./_io.ts";
-import { compareLabels, type Label } from "./index.ts";
+import { ChunkSpill } from "./chunk_spill.ts";
+import { compareUtf8 } from "./encoding.ts";
+import type { Label } from "./index.ts";
 import { decodeRecord, forEachSampleV1, recordTypeName } from "./record.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
@@ -60,7 +61,7 @@ export interface HeadReplayOptions {
   pace?: (bytes: number) => Promise<void>;
   /** Stops the replay when aborted. */
   signal?: AbortSignal;
-  /** Bytes of finished chunks kept in memory before they go to the temporary file (32 MiB). */
+  /** Bytes of finished chunks kept in memory before they go to the temporary file (8 MiB). */
   memoryBudget?: number;
 }
 
@@ -96,21 +97,22 @@ export interface HeadReplayStats {
 }
 
 interface _Series {
-  labels: Label[];
+  /** The labels as {@link _labelsKey} writes them (one string costs less than label objects). */
+  key: string;
+  /** The series' list of finished chunks in the spill. */
+  id: number;
   /** Last appended timestamp (in-order rule); -Infinity before the first sample. */
   lastT: number;
-  /** The open chunk: floats go into an XOR appender, histograms into a chunk encoder. */
-  open: XorAppender | HistogramChunkEncoder | FloatHistogramChunkEncoder | null;
+  /** What the open chunk holds, if a chunk is open. */
   openKind: Sample["kind"] | null;
+  /** The float chunk appender, reused chunk after chunk (open when `openKind` is "float"). */
+  xor: XorAppender | null;
+  /** The open histogram chunk encoder. */
+  hist: HistogramChunkEncoder | FloatHistogramChunkEncoder | null;
   /** First and last timestamp and chunk-range end of the open float chunk. */
   openMint: number;
   openMaxt: number;
   openEnd: number;
-  /**
-   * Finished chunks: where (a file offset, or -1 - index into the in-memory chunks), length,
-   * encoding, mint, maxt (ms as numbers) per chunk.
-   */
-  spilled: number[];
   ooo: Sample[] | null;
   deleted: Interval[] | null;
 }
@@ -120,34 +122,27 @@ export class HeadReplay {
   /** Counters. */
   readonly stats: HeadReplayStats;
   #series: _Series[];
-  #path: string;
-  #file: Deno.FsFile | null = null;
-  #memory: Uint8Array[];
+  #spill: ChunkSpill;
 
-  private constructor(
-    series: _Series[],
-    path: string,
-    stats: HeadReplayStats,
-    memory: Uint8Array[],
-  ) {
+  private constructor(series: _Series[], spill: ChunkSpill, stats: HeadReplayStats) {
     this.#series = series;
-    this.#path = path;
+    this.#spill = spill;
     this.stats = stats;
-    this.#memory = memory;
   }
 
   /** Reads the WAL (and WBL) and builds the series. */
   static async replay(options: HeadReplayOptions): Promise<HeadReplay> {
-    const path = `${options.tmpDir}/head-chunks-${crypto.randomUUID()}`;
-    const spill = await BufferedFileWriter.create(path);
+    const spill = await ChunkSpill.create(
+      `${options.tmpDir}/head-chunks-${crypto.randomUUID()}`,
+      { memoryBudget: options.memoryBudget },
+    );
     try {
       const replay = new _Replayer(options, spill);
       await replay.run();
-      await spill.close();
-      return new HeadReplay(replay.distinct(), path, replay.stats, replay.memory);
+      await spill.finish();
+      return new HeadReplay(replay.distinct(), spill, replay.stats);
     } catch (e) {
-      spill.abort();
-      await Deno.remove(path).catch(() => {});
+      await spill.close();
       throw e;
     }
   }
@@ -160,24 +155,7 @@ export class HeadReplay {
   /** The series with samples in the window, in label order, with their chunks. */
   async *series(): AsyncGenerator<SeriesChunks> {
     for (const s of this.#series) {
-      const chunks: TimedChunk[] = [];
-      const sp = s.spilled;
-      for (let i = 0; i < sp.length; i += 5) {
-        const at = sp[i];
-        let data: Uint8Array;
-        if (at < 0) {
-          data = this.#memory[-1 - at];
-        } else {
-          this.#file ??= await Deno.open(this.#path, { read: true });
-          data = await readExactAt(this.#file, at, sp[i + 1], "head chunk spill file");
-        }
-        chunks.push({
-          encoding: sp[i + 2],
-          data,
-          mint: BigInt(sp[i + 3]),
-          maxt: BigInt(sp[i + 4]),
-        });
-      }
+      const chunks: TimedChunk[] = this.#spill.read(s.id);
       if (s.ooo) {
         s.ooo.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
         chunks.push(...encodeSamples(s.ooo.filter((x, i, a) => i === 0 || a[i - 1].t !== x.t)));
@@ -185,16 +163,13 @@ export class HeadReplay {
       const merged = s.deleted || s.ooo
         ? trimChunks(chunks, -(2n ** 63n), 2n ** 63n - 1n, s.deleted ?? [])
         : chunks;
-      if (merged.length > 0) yield { labels: s.labels, chunks: merged };
+      if (merged.length > 0) yield { labels: _parseLabelsKey(s.key), chunks: merged };
     }
   }
 
-  /** Removes the temporary chunk file. */
+  /** Frees the chunks and removes the temporary chunk file. */
   async close(): Promise<void> {
-    this.#memory = [];
-    this.#file?.close();
-    this.#file = null;
-    await Deno.remove(this.#path).catch(() => {});
+    await this.#spill.close();
   }
 }
 
@@ -214,21 +189,15 @@ class _Replayer {
     corruption: null,
   };
   #o: HeadReplayOptions;
-  #spill: BufferedFileWriter;
+  #spill: ChunkSpill;
   #byRef = new Map<number, _Series>();
   #byLabels = new Map<string, _Series>();
-  #queued: Uint8Array[] = [];
-  #position = 0;
-  #strings = new Map<string, string>();
   // Window and minValidTime as numbers (ms timestamps are exact as doubles).
   #minValid: number;
   #from: number;
   #to: number;
-  /** Finished chunks kept in memory, while they fit the budget. */
-  readonly memory: Uint8Array[] = [];
-  #memoryBytes = 0;
 
-  constructor(options: HeadReplayOptions, spill: BufferedFileWriter) {
+  constructor(options: HeadReplayOptions, spill: ChunkSpill) {
     this.#o = options;
     this.#spill = spill;
     this.#minValid = options.minValidTime === null ? -Infinity : Number(options.minValidTime);
@@ -239,15 +208,19 @@ class _Replayer {
   async run(): Promise<void> {
     await this.#read(this.#o.wal, false);
     if (this.#o.wbl && this.#o.wbl.length > 0) await this.#read(this.#o.wbl, true);
-    for (const s of this.#byLabels.values()) this.#finish(s);
-    await this.#flush();
+    for (const s of this.#byLabels.values()) {
+      this.#finish(s);
+      s.xor = null;
+    }
+    await this.#spill.flush();
   }
 
   /** The distinct series that have data, sorted by labels. */
   distinct(): _Series[] {
+    // Ordering the keys by UTF-8 bytes orders the label sets (see _labelsKey).
     return [...this.#byLabels.values()]
-      .filter((s) => s.spilled.length > 0 || (s.ooo?.length ?? 0) > 0)
-      .sort((a, b) => compareLabels(a.labels, b.labels));
+      .filter((s) => this.#spill.has(s.id) || (s.ooo?.length ?? 0) > 0)
+      .sort((a, b) => compareUtf8(a.key, b.key));
   }
 
   async #read(segments: readonly SegmentRef[], wbl: boolean): Promise<void> {
@@ -274,7 +247,7 @@ class _Replayer {
       if (++st.records % 4096 === 0) this.#o.onProgress?.(st.records);
       // Float samples, nearly all of a WAL, take the allocation-free path.
       if (!wbl && forEachSampleV1(rec.bytes, this.#appendWalFloat)) {
-        if (this.#queued.length > 256) await this.#flush();
+        if (this.#spill.needsFlush) await this.#spill.flush();
         continue;
       }
       const r = decodeRecord(rec.bytes);
@@ -316,7 +289,7 @@ class _Replayer {
           st.skippedRecords[name] = (st.skippedRecords[name] ?? 0) + 1;
         }
       }
-      if (this.#queued.length > 256) await this.#flush();
+      if (this.#spill.needsFlush) await this.#spill.flush();
     }
   }
 
@@ -328,23 +301,16 @@ class _Replayer {
       this.#byRef.set(ref, known);
       return;
     }
-    // Label strings repeat across series (names, jobs, hosts): keep one copy of each.
-    const strings = this.#strings;
-    const intern = (x: string) => {
-      const known = strings.get(x);
-      if (known !== undefined) return known;
-      strings.set(x, x);
-      return x;
-    };
     const s: _Series = {
-      labels: labels.map((l) => ({ name: intern(l.name), value: intern(l.value) })),
+      key,
+      id: this.#byLabels.size,
       lastT: -Infinity,
-      open: null,
       openKind: null,
+      xor: null,
+      hist: null,
       openMint: 0,
       openMaxt: 0,
       openEnd: 0,
-      spilled: [],
       ooo: null,
       deleted: null,
     };
@@ -405,15 +371,15 @@ class _Replayer {
 
   #appendFloat(s: _Series, t: number, vh: number, vl: number): void {
     this.stats.floatSamples++;
-    if (s.open && s.openKind !== "float") this.#finish(s);
-    let app = s.open as XorAppender | null;
+    if (s.openKind !== null && s.openKind !== "float") this.#finish(s);
+    let app = s.openKind === "float" ? s.xor : null;
     // As Prometheus' head: 120 samples a chunk, never across a 2h chunk-range boundary.
     if (app && (t >= s.openEnd || app.numSamples >= SAMPLES_PER_CHUNK)) {
       this.#finish(s);
       app = null;
     }
     if (!app) {
-      s.open = app = new XorAppender();
+      app = s.xor ??= new XorAppender();
       s.openKind = "float";
       s.openMint = t;
       s.openEnd = Math.trunc(t / _RANGE_MS) * _RANGE_MS + _RANGE_MS;
@@ -425,13 +391,13 @@ class _Replayer {
   // Histogram chunk encoders cut as Prometheus' head does (layout changes, counter resets, size,
   // chunk-range boundaries) and hand back each finished chunk.
   #appendHistogram(s: _Series, sample: Exclude<Sample, { kind: "float" }>): void {
-    if (s.open && s.openKind !== sample.kind) this.#finish(s);
+    if (s.openKind !== null && s.openKind !== sample.kind) this.#finish(s);
     let finished: EncodedChunk | undefined;
     if (sample.kind === "histogram") {
-      const enc = (s.open ??= new HistogramChunkEncoder({ chunkRange: CHUNK_RANGE_MS }));
+      const enc = (s.hist ??= new HistogramChunkEncoder({ chunkRange: CHUNK_RANGE_MS }));
       finished = (enc as HistogramChunkEncoder).add(sample.h);
     } else {
-      const enc = (s.open ??= new FloatHistogramChunkEncoder({ chunkRange: CHUNK_RANGE_MS }));
+      const enc = (s.hist ??= new FloatHistogramChunkEncoder({ chunkRange: CHUNK_RANGE_MS }));
       finished = (enc as FloatHistogramChunkEncoder).add(sample.h);
     }
     s.openKind = sample.kind;
@@ -439,48 +405,42 @@ class _Replayer {
   }
 
   #finish(s: _Series): void {
-    const open = s.open;
-    s.open = null;
+    const kind = s.openKind;
     s.openKind = null;
-    if (open instanceof XorAppender) {
-      if (open.numSamples === 0) return;
-      this.#spillChunk(s, {
-        encoding: Encoding.xor,
-        data: open.bytes(),
-        mint: BigInt(s.openMint),
-        maxt: BigInt(s.openMaxt),
-      });
-    } else if (open) {
-      const last = open.flush();
+    if (kind === "float") {
+      const app = s.xor!;
+      if (app.numSamples > 0) {
+        this.#spill.add(s.id, Encoding.xor, app.view(), s.openMint, s.openMaxt);
+      }
+      app.reset();
+    } else if (kind !== null) {
+      const last = s.hist!.flush();
+      s.hist = null;
       if (last) this.#spillChunk(s, last);
     }
   }
 
-  // Finished chunks are queued and written once per record: the per-sample path stays
-  // synchronous (fast, and its garbage dies young).
+  // The spill's add is synchronous: the per-sample path stays so (fast, and its garbage dies
+  // young); chunks that must wait for the file are written once per record.
   #spillChunk(s: _Series, c: EncodedChunk): void {
-    const size = c.data.length;
-    let at: number;
-    if (this.#memoryBytes + size <= (this.#o.memoryBudget ?? 32 * 1024 * 1024)) {
-      at = -1 - this.memory.length;
-      this.memory.push(c.data);
-      this.#memoryBytes += size;
-    } else {
-      at = this.#position;
-      this.#position += size;
-      this.#queued.push(c.data);
-    }
-    s.spilled.push(at, size, c.encoding, Number(c.mint), Number(c.maxt));
-  }
-
-  async #flush(): Promise<void> {
-    for (const data of this.#queued) await this.#spill.write(data);
-    this.#queued = [];
+    this.#spill.add(s.id, c.encoding, c.data, Number(c.mint), Number(c.maxt));
   }
 }
 
+// A label set as one string, `name NUL value NUL` per label. Label names and values hold no NUL
+// in practice, so the key identifies the set, and ordering keys by UTF-8 bytes orders the sets as
+// compareLabels does (NUL sorts before every other byte, so a shorter name or value comes first).
 function _labelsKey(labels: readonly Label[]): string {
   let key = "";
   for (const l of labels) key += `${l.name}\u0000${l.value}\u0000`;
   return key;
+}
+
+function _parseLabelsKey(key: string): Label[] {
+  const parts = key.split("\u0000");
+  const labels: Label[] = [];
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    labels.push({ name: parts[i], value: parts[i + 1] });
+  }
+  return labels;
 }

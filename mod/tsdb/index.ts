@@ -117,7 +117,7 @@ async function _readSection(
 
 /** Options of {@link IndexReader.open}. */
 export interface IndexReaderOptions {
-  /** Bytes read at once while iterating the series (default 1 MiB). */
+  /** Bytes read at once while iterating the series (default 256 KiB). */
   windowSize?: number;
 }
 
@@ -244,7 +244,7 @@ export class IndexReader {
         symbols,
         byOffset,
         postingsOffsets,
-        options.windowSize ?? 1024 * 1024,
+        options.windowSize ?? 256 * 1024,
       );
     } catch (e) {
       file.close();

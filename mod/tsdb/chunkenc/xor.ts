@@ -387,9 +387,24 @@ export class XorAppender {
 
   /** The chunk data (header with the sample count, then the bit stream), as a copy. */
   bytes(): Uint8Array {
+    return this.view().slice();
+  }
+
+  /** The chunk data as a view into the appender's buffer, valid until the next append or reset. */
+  view(): Uint8Array {
     this.#w.setByte(0, this.#n >>> 8);
     this.#w.setByte(1, this.#n & 0xff);
-    return this.#w.bytes().slice();
+    return this.#w.bytes();
+  }
+
+  /** Starts a new, empty chunk, keeping the buffer (for appenders reused chunk after chunk). */
+  reset(): void {
+    this.#w.reset(2);
+    this.#n = 0;
+    this.#t = 0n;
+    this.#tDelta = 0n;
+    this.#big = false;
+    this.#val = new XorValueWriter();
   }
 }
 
