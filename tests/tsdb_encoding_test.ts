@@ -43,6 +43,42 @@ Deno.test("varints and big-endian values round-trip at the 64-bit edges", () => 
   assert.deepEqual([...new Encbuf().varint(-3).get()], [0x05]);
 });
 
+Deno.test("number and bigint varint paths agree around the 7-byte and 2^52/2^53 edges", () => {
+  // The reference: Go's algorithm on bigints, byte by byte.
+  const goUvarint = (v: bigint) => {
+    const out: number[] = [];
+    let x = BigInt.asUintN(64, v);
+    while (x >= 0x80n) {
+      out.push(Number(x & 0x7fn) | 0x80);
+      x >>= 7n;
+    }
+    return [...out, Number(x)];
+  };
+  const goVarint = (v: bigint) => goUvarint(BigInt.asUintN(64, (v << 1n) ^ (v >> 63n)));
+  const edges = [0n, 1n, 127n, 128n, 2n ** 49n - 1n, 2n ** 49n, 2n ** 52n - 1n, 2n ** 52n];
+  const values = [...edges, 2n ** 53n - 1n, 2n ** 53n, 2n ** 64n - 1n, 1_764_000_000_000n];
+  for (const v of values) {
+    const want = goUvarint(v);
+    assert.deepEqual([...new Encbuf().uvarint(v).get()], want, `uvarint ${v}`);
+    if (v <= 2n ** 53n) assert.deepEqual([...new Encbuf().uvarint(Number(v)).get()], want);
+    const d = new Decbuf(new Uint8Array(want));
+    assert.equal(d.uvarint64(), v);
+    if (v < 2n ** 53n) assert.equal(new Decbuf(new Uint8Array(want)).uvarint(), Number(v));
+  }
+  for (const v of [...edges, 2n ** 62n, 2n ** 63n - 1n].flatMap((x) => [x, -x, -x - 1n])) {
+    if (v < -(2n ** 63n)) continue;
+    const want = goVarint(v);
+    assert.deepEqual([...new Encbuf().varint(v).get()], want, `varint ${v}`);
+    if (v > -(2n ** 53n) && v < 2n ** 53n) {
+      assert.deepEqual([...new Encbuf().varint(Number(v)).get()], want, `varint number ${v}`);
+    }
+    assert.equal(new Decbuf(new Uint8Array(want)).varint64(), v);
+  }
+  // A 7-byte prefix that runs out of data is an error, not a small value.
+  assert.throws(() => new Decbuf(new Uint8Array([0x80, 0x80])).uvarint(), /unexpected end/);
+  assert.throws(() => new Decbuf(new Uint8Array([0x80, 0x80])).varint64(), /unexpected end/);
+});
+
 Deno.test("compareUtf8 sorts by UTF-8 bytes, not UTF-16 code units", () => {
   // U+FF5E (3 UTF-8 bytes EF BD 9E) sorts before U+1F600 (F0 9F 98 80) in UTF-8,
   // but after it in UTF-16 (FF5E > D83D).

@@ -79,8 +79,32 @@ export class Decbuf {
     return v;
   }
 
+  /**
+   * A uvarint of at most 7 bytes (below 2^49) as a number, or -1 with the offset unchanged. Nearly
+   * every varint (lengths, symbol refs, timestamps and their deltas) takes this path, which
+   * allocates nothing; the bigint path costs several allocations per byte.
+   */
+  #smallUvarint(): number {
+    const b = this.bytes;
+    let p = this.offset;
+    let v = 0;
+    let scale = 1;
+    for (let i = 0; i < 7 && p < b.length; i++) {
+      const x = b[p++];
+      v += (x & 0x7f) * scale;
+      if (x < 0x80) {
+        this.offset = p;
+        return v;
+      }
+      scale *= 128;
+    }
+    return -1;
+  }
+
   /** Go `binary.Uvarint` as bigint (up to 64 bits). */
   uvarint64(): bigint {
+    const small = this.#smallUvarint();
+    if (small >= 0) return BigInt(small);
     let result = 0n;
     let shift = 0n;
     for (let i = 0; i < 10; i++) {
@@ -97,6 +121,8 @@ export class Decbuf {
 
   /** Go `binary.Uvarint` as a number; throws beyond 2^53. */
   uvarint(): number {
+    const small = this.#smallUvarint();
+    if (small >= 0) return small;
     const v = this.uvarint64();
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw new FormatError(`uvarint ${v} too large at offset ${this.offset}`);
@@ -104,8 +130,16 @@ export class Decbuf {
     return Number(v);
   }
 
+  /** Go `binary.Varint` (zig-zag) as a number; throws beyond 2^53 in magnitude. */
+  varint(): number {
+    const u = this.uvarint();
+    return u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+  }
+
   /** Go `binary.Varint` (zig-zag) as bigint. */
   varint64(): bigint {
+    const small = this.#smallUvarint();
+    if (small >= 0) return BigInt(small % 2 === 0 ? small / 2 : -(small + 1) / 2);
     const u = this.uvarint64();
     return (u & 1n) === 0n ? u >> 1n : ~(u >> 1n);
   }
@@ -126,6 +160,8 @@ export class Decbuf {
 
 const _decoder = new TextDecoder("utf-8", { fatal: true });
 const _encoder = new TextEncoder();
+const _MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const _MAX_ZIGZAG = 2n ** 52n;
 
 /** Appends values to a growing byte buffer. */
 export class Encbuf {
@@ -181,6 +217,16 @@ export class Encbuf {
 
   /** Go `binary.PutUvarint`. */
   uvarint(v: number | bigint): this {
+    // Safe integers, nearly all values, go without bigint arithmetic.
+    const n = typeof v === "number" ? v : v >= 0n && v <= _MAX_SAFE ? Number(v) : -1;
+    if (n >= 0 && n <= Number.MAX_SAFE_INTEGER && Number.isInteger(n)) {
+      let x = n;
+      while (x >= 0x80) {
+        this.byte((x % 0x80) | 0x80);
+        x = Math.floor(x / 0x80);
+      }
+      return this.byte(x);
+    }
     let x = BigInt.asUintN(64, BigInt(v));
     while (x >= 0x80n) {
       this.byte(Number(x & 0x7fn) | 0x80);
@@ -191,6 +237,11 @@ export class Encbuf {
 
   /** Go `binary.PutVarint` (zig-zag). */
   varint(v: number | bigint): this {
+    // Zig-zag of a value below 2^52 in magnitude stays a safe integer.
+    const n = typeof v === "number" ? v : v > -_MAX_ZIGZAG && v < _MAX_ZIGZAG ? Number(v) : NaN;
+    if (Number.isInteger(n) && Math.abs(n) < 2 ** 52) {
+      return this.uvarint(n >= 0 ? 2 * n : -2 * n - 1);
+    }
     const x = BigInt.asIntN(64, BigInt(v));
     return this.uvarint(BigInt.asUintN(64, (x << 1n) ^ (x >> 63n)));
   }

@@ -327,7 +327,7 @@ export class IndexReader {
     }
     const nChunks = d.uvarint();
     const chunks: ChunkMeta[] = [];
-    if (nChunks > 0) {
+    if (nChunks > 0 && !_chunkMetasAsNumbers(d, nChunks, chunks)) {
       const mint = d.varint64();
       let maxt = BigInt.asIntN(64, mint + d.uvarint64());
       let ref = d.uvarint64();
@@ -661,6 +661,35 @@ export class IndexWriter {
     this.#closed = true;
     this.#f.abort();
   }
+}
+
+/**
+ * Decodes a series' chunk metas with number arithmetic, true when every value stayed a safe
+ * integer (timestamps and refs always do in practice); false leaves `d` and `out` as they were,
+ * for the bigint decoding. A BigInt per value is made only at the end: the bigint arithmetic of
+ * the general decoding made several per varint, for every chunk of every block read.
+ */
+function _chunkMetasAsNumbers(d: Decbuf, n: number, out: ChunkMeta[]): boolean {
+  const start = d.offset;
+  try {
+    let mint = d.varint();
+    let maxt = mint + d.uvarint();
+    let ref = d.uvarint();
+    for (let i = 0;; i++) {
+      if (!Number.isSafeInteger(maxt)) break;
+      out.push({ mint: BigInt(mint), maxt: BigInt(maxt), ref: BigInt(ref) });
+      if (i + 1 === n) return true;
+      mint = maxt + d.uvarint();
+      maxt = mint + d.uvarint();
+      ref += d.varint();
+      if (!Number.isSafeInteger(mint) || ref < 0 || !Number.isSafeInteger(ref)) break;
+    }
+  } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
+  }
+  d.offset = start;
+  out.length = 0;
+  return false;
 }
 
 function _fmt(labels: readonly Label[]): string {
