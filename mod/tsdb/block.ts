@@ -270,7 +270,7 @@ export class BlockWriter {
     const metas: ChunkMeta[] = [];
     for (const c of chunks) {
       const n = chunkNumSamples(c.encoding, c.data);
-      const ref = await this.#chunks.write(c.encoding, c.data);
+      const ref = await this.#chunks.write(c.encoding, c.data, c.crc);
       metas.push({ mint: c.mint, maxt: c.maxt, ref });
       this.#stats.samples += n;
       this.#stats.chunks++;

@@ -32,6 +32,11 @@ export interface RawChunk {
   encoding: number;
   /** The chunk data (for XOR: BE16 sample count and the bit stream). */
   data: Uint8Array;
+  /**
+   * The CRC32C of encoding byte and data as a segment file stores it, when the chunk was read
+   * unchanged from one: a writer need not compute it again.
+   */
+  crc?: number;
 }
 
 /** Packs a segment index and offset into a chunk reference. */
@@ -118,14 +123,18 @@ export class ChunkReader {
 
   /**
    * The chunk at `ref` (CRC checked) when the read window already holds it, without waiting;
-   * undefined when it must be read with {@link ChunkReader.read}.
+   * undefined when it must be read with {@link ChunkReader.readView}. Its data is a view into
+   * the read window, valid until the next read of this reader: copy what must stay.
    */
   readBuffered(ref: bigint): RawChunk | undefined {
     return this.#fromWindow(ref);
   }
 
-  /** Reads the chunk at `ref` and checks its CRC. The returned data is the caller's to keep. */
-  read(ref: bigint): Promise<RawChunk> {
+  /**
+   * Reads the chunk at `ref` and checks its CRC. Its data is a view into the read window, valid
+   * until the next read of this reader (for one reader per consumer that copies what it keeps).
+   */
+  readView(ref: bigint): Promise<RawChunk> {
     // Chunks inside the current window need no I/O and no place in the read queue.
     try {
       const chunk = this.#fromWindow(ref);
@@ -134,6 +143,15 @@ export class ChunkReader {
       return Promise.reject(e);
     }
     return this.#lock.run(() => this.#read(ref));
+  }
+
+  /** Reads the chunk at `ref` and checks its CRC. The returned data is the caller's to keep. */
+  read(ref: bigint): Promise<RawChunk> {
+    // Copied inside the lock: a read queued behind this one may move the window.
+    return this.#lock.run(async () => {
+      const chunk = await this.#read(ref);
+      return { ...chunk, data: chunk.data.slice() };
+    });
   }
 
   #inWindow(seg: number, start: number, length: number): Uint8Array | undefined {
@@ -147,8 +165,8 @@ export class ChunkReader {
   async #load(seg: number, start: number, length: number): Promise<void> {
     const s = this.#segments[seg];
     const size = Math.min(Math.max(this.#windowSize, length), s.size - start);
-    // One buffer, reused while it is large enough: chunks leave the window as copies, so only
-    // garbage-free reads remain (a new buffer per move left tens of MiB for the collector).
+    // One buffer, reused while it is large enough (a new buffer per move left tens of MiB for
+    // the collector): chunk data handed out as views is valid until the next read.
     if (this.#buffer.length < size) this.#buffer = new Uint8Array(size);
     const bytes = this.#buffer.subarray(0, size);
     this.#window = undefined;
@@ -192,25 +210,40 @@ export class ChunkReader {
 
   /** The chunk at `ref` if the window holds all of it. */
   #fromWindow(ref: bigint): RawChunk | undefined {
+    // Called for every chunk copied: plain numbers and byte reads, one view of the data.
     const [s, seg, offset] = this.#locate(ref);
-    // The length field takes at most 10 bytes, then comes the encoding byte.
-    const head = this.#inWindow(seg, offset, Math.min(11, s.size - offset));
-    if (!head) return undefined;
-    const total = this.#totalSize(ref, s, offset, head);
-    const all = this.#inWindow(seg, offset, total);
-    if (!all) return undefined;
-    let i = 0;
-    while (all[i] >= 0x80) i++; // the last byte of the length field
-    const body = all.subarray(i + 1, total - 4); // encoding byte and data: what the CRC covers
-    const want = new DataView(all.buffer, all.byteOffset + total - 4, 4).getUint32(0);
-    const got = crc32c(body);
+    const w = this.#window;
+    if (!w || w.seg !== seg || offset < w.start) return undefined;
+    const bytes = w.bytes;
+    const at = offset - w.start;
+    // The length field (a uvarint of at most 10 bytes), then the encoding byte.
+    let len = 0;
+    let i = at;
+    for (let scale = 1;; scale *= 128) {
+      if (i >= bytes.length) return undefined;
+      if (i - at >= 10) throw new FormatError(`chunk ref 0x${ref.toString(16)}: bad length field`);
+      const b = bytes[i++];
+      len += (b & 0x7f) * scale;
+      if (b < 0x80) break;
+    }
+    const dataEnd = i + 1 + len;
+    if (offset + (dataEnd + 4 - at) > s.size) {
+      throw new FormatError(
+        `chunk ref 0x${ref.toString(16)}: chunk of ${len} bytes runs past the end of ${s.name}`,
+      );
+    }
+    if (dataEnd + 4 > bytes.length) return undefined;
+    // The CRC covers the encoding byte and the data.
+    const want = ((bytes[dataEnd] << 24) | (bytes[dataEnd + 1] << 16) | (bytes[dataEnd + 2] << 8) |
+      bytes[dataEnd + 3]) >>> 0;
+    const got = crc32c(bytes.subarray(i, dataEnd));
     if (got !== want) {
       throw new FormatError(
         `chunk ref 0x${ref.toString(16)} in ${s.name}: CRC32C mismatch ` +
           `(stored 0x${want.toString(16)}, computed 0x${got.toString(16)})`,
       );
     }
-    return { encoding: body[0], data: body.slice(1) };
+    return { encoding: bytes[i], data: bytes.subarray(i + 1, dataEnd), crc: want };
   }
 
   async #read(ref: bigint): Promise<RawChunk> {
@@ -303,8 +336,11 @@ export class ChunkWriter {
     return file;
   }
 
-  /** Appends one chunk and returns its reference. */
-  async write(encoding: number, data: Uint8Array): Promise<bigint> {
+  /**
+   * Appends one chunk and returns its reference. `crc`, when given, is the chunk's CRC32C as
+   * another segment file stored it ({@link RawChunk.crc}); otherwise it is computed.
+   */
+  async write(encoding: number, data: Uint8Array, crc?: number): Promise<bigint> {
     if (this.#closed) throw new Error("ChunkWriter is closed");
     const size = _MAX_LEN_FIELD + 1 + data.length + 4;
     let file = this.#file;
@@ -325,17 +361,17 @@ export class ChunkWriter {
     }
     h[i++] = len;
     h[i++] = encoding;
-    const crc = this.#crc;
-    new DataView(crc.buffer).setUint32(0, crc32c(data, crc32c(h.subarray(i - 1, i))));
+    const crcBytes = this.#crc;
+    new DataView(crcBytes.buffer).setUint32(0, crc ?? crc32c(data, crc32c(h.subarray(i - 1, i))));
     // Nearly every chunk fits the write buffer: then no await at all.
     if (file.room >= i + data.length + 4) {
       file.writeBuffered(h.subarray(0, i));
       file.writeBuffered(data);
-      file.writeBuffered(crc);
+      file.writeBuffered(crcBytes);
     } else {
       await file.write(h.subarray(0, i));
       await file.write(data);
-      await file.write(crc);
+      await file.write(crcBytes);
     }
     return ref;
   }

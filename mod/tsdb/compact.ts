@@ -135,6 +135,11 @@ export function trimChunks(
   deleted: readonly Interval[] = [],
   counts: TrimCounts = { copied: 0, recoded: 0, dropped: 0 },
 ): TimedChunk[] {
+  if (deleted.length === 0 && _inWindowInOrder(chunks, from, to)) {
+    // The usual case (one source, chunks inside the window): nothing to cut or merge.
+    counts.copied += chunks.length;
+    return chunks as TimedChunk[];
+  }
   const sorted = chunks.filter((c) => {
     const keep = c.maxt >= from && c.mint <= to;
     if (!keep) counts.dropped++;
@@ -177,10 +182,22 @@ export function trimChunks(
   return out;
 }
 
+/** Whether the chunks lie inside `[from, to]`, each after the previous one without overlap. */
+function _inWindowInOrder(chunks: readonly TimedChunk[], from: bigint, to: bigint): boolean {
+  let prev = from - 1n;
+  for (const c of chunks) {
+    if (c.mint <= prev || c.maxt < c.mint) return false;
+    prev = c.maxt;
+  }
+  return prev <= to;
+}
+
 /**
  * Merges several sources, each in label order, into one stream in label order: the chunks of a
  * label set found in several sources are concatenated (in source order). Throws a
- * {@link FormatError} when a source is out of order.
+ * {@link FormatError} when a source is out of order. A source is asked for its next series only
+ * when the caller asks for the next merged one, so sources that reuse a series' chunk memory
+ * (as {@link blockSource} does) stay correct.
  */
 export async function* mergeSeries(sources: readonly SeriesSource[]): AsyncGenerator<SeriesChunks> {
   const iters = sources.map((s) => s[Symbol.asyncIterator]());
@@ -201,14 +218,17 @@ export async function* mergeSeries(sources: readonly SeriesSource[]): AsyncGener
       for (const h of heads) if (h && (!min || compareLabels(h.labels, min) < 0)) min = h.labels;
       if (!min) return;
       const chunks: TimedChunk[] = [];
+      const taken: number[] = [];
       for (let i = 0; i < heads.length; i++) {
         const h = heads[i];
         if (h && compareLabels(h.labels, min) === 0) {
           chunks.push(...h.chunks);
-          await advance(i);
+          taken.push(i);
         }
       }
       yield { labels: min, chunks };
+      // Only now, when the caller is done with them, may the sources reuse the chunks' memory.
+      for (const i of taken) await advance(i);
     }
   } finally {
     await Promise.all(iters.map((it) => it.return?.()));
@@ -218,7 +238,7 @@ export async function* mergeSeries(sources: readonly SeriesSource[]): AsyncGener
 /**
  * A block's series that have samples in `[from, to]`, with their deleted intervals applied: only
  * the chunks that overlap the window are read (`pace`, when given, is awaited with the size of
- * each, e.g. to cap the read rate).
+ * each, e.g. to cap the read rate). A series' chunk data is valid until the next one is asked for.
  */
 export async function* blockSource(
   reader: BlockReader,
@@ -226,14 +246,32 @@ export async function* blockSource(
   to: bigint,
   pace?: (bytes: number) => Promise<void>,
 ): AsyncGenerator<SeriesChunks> {
+  // Chunk data is copied out of the reader's window into one buffer, reused series after series
+  // (a new array per chunk cost more in allocation and collection than the copy).
+  let buffer = new Uint8Array(64 * 1024);
   for await (const s of reader.index.series()) {
     const chunks: TimedChunk[] = [];
+    let used = 0;
     for (const c of s.chunks) {
       if (c.maxt < from || c.mint > to) continue;
       // Most chunks are in the read window already: no await (a microtask each) for those.
-      const raw = reader.chunks.readBuffered(c.ref) ?? await reader.chunks.read(c.ref);
-      if (pace) await pace(raw.data.length);
-      chunks.push({ ...raw, mint: c.mint, maxt: c.maxt });
+      const raw = reader.chunks.readBuffered(c.ref) ?? await reader.chunks.readView(c.ref);
+      const size = raw.data.length;
+      // Earlier chunks of this series keep the old buffer alive.
+      if (used + size > buffer.length) {
+        buffer = new Uint8Array(Math.max(2 * buffer.length, size));
+        used = 0;
+      }
+      buffer.set(raw.data, used);
+      chunks.push({
+        encoding: raw.encoding,
+        data: buffer.subarray(used, used + size),
+        crc: raw.crc,
+        mint: c.mint,
+        maxt: c.maxt,
+      });
+      used += size;
+      if (pace) await pace(size);
     }
     if (chunks.length === 0) continue;
     const deleted = reader.tombstones.get(s.id);
