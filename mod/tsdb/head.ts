@@ -23,7 +23,7 @@ import {
   HistogramChunkEncoder,
 } from "./chunkenc/histogram_appender.ts";
 import { Encoding } from "./chunkenc/mod.ts";
-import { XorAppender } from "./chunkenc/xor.ts";
+import { XorAppenderSet } from "./chunkenc/xor_set.ts";
 import {
   CHUNK_RANGE_MS,
   encodeSamples,
@@ -105,8 +105,6 @@ interface _Series {
   lastT: number;
   /** What the open chunk holds, if a chunk is open. */
   openKind: Sample["kind"] | null;
-  /** The float chunk appender, reused chunk after chunk (open when `openKind` is "float"). */
-  xor: XorAppender | null;
   /** The open histogram chunk encoder. */
   hist: HistogramChunkEncoder | FloatHistogramChunkEncoder | null;
   /** First and last timestamp and chunk-range end of the open float chunk. */
@@ -190,7 +188,10 @@ class _Replayer {
   };
   #o: HeadReplayOptions;
   #spill: ChunkSpill;
-  #byRef = new Map<number, _Series>();
+  #byRef = new _RefIndex();
+  /** The open float chunks, one slot per series id. */
+  #xor = new XorAppenderSet();
+  #series: _Series[] = [];
   #byLabels = new Map<string, _Series>();
   // Window and minValidTime as numbers (ms timestamps are exact as doubles).
   #minValid: number;
@@ -208,10 +209,8 @@ class _Replayer {
   async run(): Promise<void> {
     await this.#read(this.#o.wal, false);
     if (this.#o.wbl && this.#o.wbl.length > 0) await this.#read(this.#o.wbl, true);
-    for (const s of this.#byLabels.values()) {
-      this.#finish(s);
-      s.xor = null;
-    }
+    for (const s of this.#byLabels.values()) this.#finish(s);
+    this.#xor = new XorAppenderSet(); // frees the open chunks' memory
     await this.#spill.flush();
   }
 
@@ -280,7 +279,7 @@ class _Replayer {
           break;
         case "tombstones":
           for (const ts of r.tombstones) {
-            const s = this.#byRef.get(Number(ts.ref));
+            const s = this.#series[this.#byRef.get(Number(ts.ref))];
             if (s) s.deleted = addInterval(s.deleted ?? [], { mint: ts.mint, maxt: ts.maxt });
           }
           break;
@@ -297,8 +296,8 @@ class _Replayer {
     const key = _labelsKey(labels);
     const known = this.#byLabels.get(key);
     if (known) {
-      if (!this.#byRef.has(ref)) this.stats.duplicateSeriesRefs++;
-      this.#byRef.set(ref, known);
+      if (this.#byRef.get(ref) < 0) this.stats.duplicateSeriesRefs++;
+      this.#byRef.set(ref, known.id);
       return;
     }
     const s: _Series = {
@@ -306,7 +305,6 @@ class _Replayer {
       id: this.#byLabels.size,
       lastT: -Infinity,
       openKind: null,
-      xor: null,
       hist: null,
       openMint: 0,
       openMaxt: 0,
@@ -315,13 +313,14 @@ class _Replayer {
       deleted: null,
     };
     this.#byLabels.set(key, s);
-    this.#byRef.set(ref, s);
+    this.#series.push(s);
+    this.#byRef.set(ref, s.id);
     this.stats.series++;
   }
 
   #append(ref: number, sample: Sample, wbl: boolean): void {
     const st = this.stats;
-    const s = this.#byRef.get(ref);
+    const s = this.#series[this.#byRef.get(ref)];
     if (!s) {
       st.droppedUnknownSeries++;
       return;
@@ -346,7 +345,7 @@ class _Replayer {
 
   /** The fast path of {@link #append} for float samples of the WAL: numbers, no objects. */
   #appendWalFloat = (ref: number, t: number, vh: number, vl: number): void => {
-    const s = this.#byRef.get(ref);
+    const s = this.#series[this.#byRef.get(ref)];
     if (!s) {
       this.stats.droppedUnknownSeries++;
       return;
@@ -372,19 +371,19 @@ class _Replayer {
   #appendFloat(s: _Series, t: number, vh: number, vl: number): void {
     this.stats.floatSamples++;
     if (s.openKind !== null && s.openKind !== "float") this.#finish(s);
-    let app = s.openKind === "float" ? s.xor : null;
+    const xor = this.#xor;
     // As Prometheus' head: 120 samples a chunk, never across a 2h chunk-range boundary.
-    if (app && (t >= s.openEnd || app.numSamples >= SAMPLES_PER_CHUNK)) {
+    if (
+      s.openKind === "float" && (t >= s.openEnd || xor.numSamples(s.id) >= SAMPLES_PER_CHUNK)
+    ) {
       this.#finish(s);
-      app = null;
     }
-    if (!app) {
-      app = s.xor ??= new XorAppender();
+    if (s.openKind !== "float") {
       s.openKind = "float";
       s.openMint = t;
       s.openEnd = Math.trunc(t / _RANGE_MS) * _RANGE_MS + _RANGE_MS;
     }
-    app.appendNumber(t, vh, vl);
+    xor.append(s.id, t, vh, vl);
     s.openMaxt = t;
   }
 
@@ -408,11 +407,11 @@ class _Replayer {
     const kind = s.openKind;
     s.openKind = null;
     if (kind === "float") {
-      const app = s.xor!;
-      if (app.numSamples > 0) {
-        this.#spill.add(s.id, Encoding.xor, app.view(), s.openMint, s.openMaxt);
+      const xor = this.#xor;
+      if (xor.numSamples(s.id) > 0) {
+        this.#spill.add(s.id, Encoding.xor, xor.view(s.id), s.openMint, s.openMaxt);
       }
-      app.reset();
+      xor.reset(s.id);
     } else if (kind !== null) {
       const last = s.hist!.flush();
       s.hist = null;
@@ -424,6 +423,35 @@ class _Replayer {
   // young); chunks that must wait for the file are written once per record.
   #spillChunk(s: _Series, c: EncodedChunk): void {
     this.#spill.add(s.id, c.encoding, c.data, Number(c.mint), Number(c.maxt));
+  }
+}
+
+/**
+ * WAL series refs to series ids. Refs count up from 1 as Prometheus creates series, so a typed
+ * array indexed by ref finds them faster than a Map (the lookup is per sample); it grows only
+ * while refs stay below a few times the number of series, larger refs go to a Map.
+ */
+class _RefIndex {
+  #index = new Int32Array(1024).fill(-1);
+  #far = new Map<number, number>();
+  #count = 0;
+
+  /** The id of `ref`, or -1. */
+  get(ref: number): number {
+    return ref < this.#index.length ? this.#index[ref] : this.#far.get(ref) ?? -1;
+  }
+
+  set(ref: number, id: number): void {
+    this.#count++;
+    if (ref >= this.#index.length && ref < 4 * this.#count + (1 << 16)) {
+      let size = this.#index.length * 2;
+      while (size <= ref) size *= 2;
+      const next = new Int32Array(size).fill(-1);
+      next.set(this.#index);
+      this.#index = next;
+    }
+    if (ref < this.#index.length) this.#index[ref] = id;
+    else this.#far.set(ref, id);
   }
 }
 

@@ -164,18 +164,7 @@ export class BitWriter {
   writeBits(v: number, n: number): void {
     if (n === 0) return;
     this.#grow(n);
-    const buf = this.#buf;
-    let bits = this.#bits;
-    let left = n;
-    while (left > 0) {
-      const free = 8 - (bits & 7);
-      const take = free < left ? free : left;
-      const chunk = (v >>> (left - take)) & ((1 << take) - 1);
-      buf[bits >>> 3] |= chunk << (free - take);
-      bits += take;
-      left -= take;
-    }
-    this.#bits = bits;
+    this.#bits = putBits(this.#buf, this.#bits, v, n);
   }
 
   /** The low `n` bits (0 to 64) of the 64-bit value `hi:lo`. */
@@ -190,16 +179,8 @@ export class BitWriter {
 
   /** The low `n` bits of the 64-bit value `(hi:lo) >> shift` (the meaningful bits of an XOR). */
   writeShifted(hi: number, lo: number, shift: number, n: number): void {
-    let h = hi;
-    let l = lo;
-    if (shift >= 32) {
-      l = hi >>> (shift - 32);
-      h = 0;
-    } else if (shift > 0) {
-      l = ((lo >>> shift) | (hi << (32 - shift))) >>> 0;
-      h = hi >>> shift;
-    }
-    this.writeHiLo(h, l, n);
+    this.#grow(n);
+    this.#bits = putShifted(this.#buf, this.#bits, hi, lo, shift, n);
   }
 
   /** The low `n` bits (0 to 64) of `v`. */
@@ -238,6 +219,50 @@ export class BitWriter {
   bytes(): Uint8Array {
     return this.#buf.subarray(0, this.byteLength);
   }
+}
+
+/**
+ * Writes the low `n` bits (0 to 32) of `v`, most significant first, into `buf` at bit `pos`
+ * (bits there must be zero); returns the bit position after them. The bit writing under
+ * {@link BitWriter} and other writers that manage their own buffers.
+ */
+export function putBits(buf: Uint8Array, pos: number, v: number, n: number): number {
+  let bits = pos;
+  let left = n;
+  while (left > 0) {
+    const free = 8 - (bits & 7);
+    const take = free < left ? free : left;
+    const chunk = (v >>> (left - take)) & ((1 << take) - 1);
+    buf[bits >>> 3] |= chunk << (free - take);
+    bits += take;
+    left -= take;
+  }
+  return bits;
+}
+
+/**
+ * Writes the low `n` bits (0 to 64) of the 64-bit value `(hi:lo) >> shift` (the meaningful bits
+ * of an XOR) as {@link putBits} does; returns the bit position after them.
+ */
+export function putShifted(
+  buf: Uint8Array,
+  pos: number,
+  hi: number,
+  lo: number,
+  shift: number,
+  n: number,
+): number {
+  let h = hi;
+  let l = lo;
+  if (shift >= 32) {
+    l = hi >>> (shift - 32);
+    h = 0;
+  } else if (shift > 0) {
+    l = ((lo >>> shift) | (hi << (32 - shift))) >>> 0;
+    h = hi >>> shift;
+  }
+  if (n > 32) return putBits(buf, putBits(buf, pos, h, n - 32), l, 32);
+  return putBits(buf, pos, l, n);
 }
 
 /** `hi:lo` of a 64-bit bigint. */
