@@ -18,7 +18,7 @@ const _SLAB = 1 << 20;
 
 /** Options of {@link ChunkSpill.create}. */
 export interface ChunkSpillOptions {
-  /** Bytes of chunk data kept in memory before chunks go to the file (default 8 MiB). */
+  /** Bytes of chunk data kept in memory before chunks go to the file (default 4 MiB). */
   memoryBudget?: number;
 }
 
@@ -58,7 +58,7 @@ export class ChunkSpill {
   /** Creates the spill with its temporary file `path` (which must not exist). */
   static async create(path: string, options: ChunkSpillOptions = {}): Promise<ChunkSpill> {
     const writer = await BufferedFileWriter.create(path);
-    return new ChunkSpill(path, writer, options.memoryBudget ?? 8 * 1024 * 1024);
+    return new ChunkSpill(path, writer, options.memoryBudget ?? 4 * 1024 * 1024);
   }
 
   /** Chunk data bytes held in memory. */

@@ -61,7 +61,7 @@ export interface HeadReplayOptions {
   pace?: (bytes: number) => Promise<void>;
   /** Stops the replay when aborted. */
   signal?: AbortSignal;
-  /** Bytes of finished chunks kept in memory before they go to the temporary file (8 MiB). */
+  /** Bytes of finished chunks kept in memory before they go to the temporary file (4 MiB). */
   memoryBudget?: number;
 }
 
@@ -192,6 +192,8 @@ class _Replayer {
   /** The open float chunks, one slot per series id. */
   #xor = new XorAppenderSet();
   #series: _Series[] = [];
+  /** Whether a label set holds a UTF-16 surrogate (then keys sort by UTF-8 bytes, slower). */
+  #surrogates = false;
   #byLabels = new Map<string, _Series>();
   // Window and minValidTime as numbers (ms timestamps are exact as doubles).
   #minValid: number;
@@ -209,17 +211,24 @@ class _Replayer {
   async run(): Promise<void> {
     await this.#read(this.#o.wal, false);
     if (this.#o.wbl && this.#o.wbl.length > 0) await this.#read(this.#o.wbl, true);
-    for (const s of this.#byLabels.values()) this.#finish(s);
+    for (const s of this.#byLabels.values()) {
+      this.#finish(s);
+      // Bounded, as per record: otherwise every open chunk would wait in memory for the file.
+      if (this.#spill.needsFlush) await this.#spill.flush();
+    }
     this.#xor = new XorAppenderSet(); // frees the open chunks' memory
-    await this.#spill.flush();
   }
 
   /** The distinct series that have data, sorted by labels. */
   distinct(): _Series[] {
-    // Ordering the keys by UTF-8 bytes orders the label sets (see _labelsKey).
+    // Ordering the keys by UTF-8 bytes orders the label sets (see _labelsKey); without
+    // surrogates (as nearly always) that is the order of UTF-16 code units.
+    const order = this.#surrogates
+      ? (a: _Series, b: _Series) => compareUtf8(a.key, b.key)
+      : (a: _Series, b: _Series) => (a.key < b.key ? -1 : 1);
     return [...this.#byLabels.values()]
       .filter((s) => this.#spill.has(s.id) || (s.ooo?.length ?? 0) > 0)
-      .sort((a, b) => compareUtf8(a.key, b.key));
+      .sort(order);
   }
 
   async #read(segments: readonly SegmentRef[], wbl: boolean): Promise<void> {
@@ -295,6 +304,7 @@ class _Replayer {
   #addSeries(ref: number, labels: Label[]): void {
     const key = _labelsKey(labels);
     const known = this.#byLabels.get(key);
+    if (!known && !this.#surrogates) this.#surrogates = _SURROGATE.test(key);
     if (known) {
       if (this.#byRef.get(ref) < 0) this.stats.duplicateSeriesRefs++;
       this.#byRef.set(ref, known.id);
@@ -459,10 +469,11 @@ class _RefIndex {
 // in practice, so the key identifies the set, and ordering keys by UTF-8 bytes orders the sets as
 // compareLabels does (NUL sorts before every other byte, so a shorter name or value comes first).
 function _labelsKey(labels: readonly Label[]): string {
-  let key = "";
-  for (const l of labels) key += `${l.name}\u0000${l.value}\u0000`;
-  return key;
+  // join makes one flat string; `+=` would leave a rope, flattened (copied) later on first use.
+  return labels.map((l) => `${l.name}\u0000${l.value}\u0000`).join("");
 }
+
+const _SURROGATE = /[\ud800-\udfff]/;
 
 function _parseLabelsKey(key: string): Label[] {
   const parts = key.split("\u0000");
