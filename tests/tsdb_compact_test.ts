@@ -11,13 +11,15 @@ import { findPrometheus } from "./_prometheus.ts";
 import { promtoolAnalyze, promtoolDump } from "./_promtool.ts";
 import {
   CHUNK_RANGE_MS,
+  decodeSamples,
   encodeSamples,
   mergeSeries,
   minPrometheusVersion,
   type Sample,
   trimChunks,
 } from "../mod/tsdb/compact.ts";
-import { decodeXor, Encoding, STALE_NAN_BITS } from "../mod/tsdb/chunkenc/mod.ts";
+import { decodeXor, encodeXor, Encoding, STALE_NAN_BITS } from "../mod/tsdb/chunkenc/mod.ts";
+import { seededRandom } from "./_random.ts";
 import type { SeriesChunks } from "../mod/tsdb/series.ts";
 
 const WAL_ZSTD = new URL("./testdata/wal/zstd", import.meta.url).pathname;
@@ -204,4 +206,40 @@ Deno.test("minPrometheusVersion follows the encodings shipped", () => {
   assert.equal(minPrometheusVersion([Encoding.floatHistogram], false), "2.42.0");
   assert.equal(minPrometheusVersion([Encoding.histogram], true), "2.54.0");
   assert.equal(minPrometheusVersion([Encoding.xor2], true), "3.11.0");
+});
+
+Deno.test("trimChunks cuts a lone XOR chunk as decoding and re-encoding its samples would", () => {
+  const random = seededRandom(5);
+  let cut = 0;
+  for (let round = 0; round < 200; round++) {
+    // One chunk of up to 300 samples (more than a chunk holds) that may cross a 2h boundary,
+    // negative timestamps included, with repeated values and stale markers.
+    const n = 1 + Math.floor(random() * 300);
+    const t: bigint[] = [];
+    const v: bigint[] = [];
+    let at = BigInt(Math.floor((random() - 0.2) * 4e12));
+    for (let i = 0; i < n; i++) {
+      at += BigInt(1 + Math.floor(random() * (random() < 0.01 ? 3_600_000 : 30_000)));
+      t.push(at);
+      const r = random();
+      v.push(
+        r < 0.1 ? STALE_NAN_BITS : r < 0.5 && i > 0 ? v[i - 1] : BigInt(Math.floor(r * 2 ** 52)),
+      );
+    }
+    const chunk = { encoding: Encoding.xor, data: encodeXor(t, v), mint: t[0], maxt: t[n - 1] };
+    const from = t[Math.floor(random() * n)] - BigInt(Math.floor(random() * 3));
+    const to = from + BigInt(Math.floor(random() * 20_000_000));
+    if (t[0] >= from && t[n - 1] <= to) continue; // inside the window: copied as it is
+    const counts = { copied: 0, recoded: 0, dropped: 0 };
+    const got = trimChunks([chunk], from, to, [], counts);
+    const want = encodeSamples(decodeSamples(chunk).filter((s) => s.t >= from && s.t <= to));
+    assert.deepEqual(got, want, `round ${round}`);
+    assert.deepEqual(counts, {
+      copied: 0,
+      recoded: want.length > 0 ? 1 : 0,
+      dropped: want.length > 0 ? 0 : 1,
+    });
+    cut++;
+  }
+  assert.ok(cut > 150, `${cut} chunks cut`);
 });

@@ -87,12 +87,18 @@ export class BufferedFileWriter {
     return this.#buf.length - this.#buffered;
   }
 
-  /** Appends `bytes` to the buffer at once; they must fit in {@link BufferedFileWriter.room}. */
-  writeBuffered(bytes: Uint8Array): void {
-    if (bytes.length > this.room) throw new RangeError("BufferedFileWriter: buffer overflow");
-    this.#buf.set(bytes, this.#buffered);
-    this.#buffered += bytes.length;
-    this.#pos += bytes.length;
+  /**
+   * Appends the first `length` bytes of `bytes` (all by default) to the buffer at once; they must
+   * fit in {@link BufferedFileWriter.room}.
+   */
+  writeBuffered(bytes: Uint8Array, length = bytes.length): void {
+    if (length > this.room || length > bytes.length) {
+      throw new RangeError("BufferedFileWriter: buffer overflow");
+    }
+    if (length === bytes.length) this.#buf.set(bytes, this.#buffered);
+    else for (let i = 0; i < length; i++) this.#buf[this.#buffered + i] = bytes[i];
+    this.#buffered += length;
+    this.#pos += length;
   }
 
   /** Appends `bytes`. */

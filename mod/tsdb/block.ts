@@ -207,6 +207,7 @@ export class BlockWriter {
   #chunks: ChunkWriter;
   #pending: BufferedFileWriter;
   #enc = new Encbuf();
+  #length = new Encbuf();
   #numSeries = 0;
   #lastLabels: Label[] | undefined;
   #symbols = new Set<string>();
@@ -270,7 +271,9 @@ export class BlockWriter {
     const metas: ChunkMeta[] = [];
     for (const c of chunks) {
       const n = chunkNumSamples(c.encoding, c.data);
-      const ref = await this.#chunks.write(c.encoding, c.data, c.crc);
+      // Nearly every chunk goes into the write buffer at once: no await (a microtask) for those.
+      const ref = this.#chunks.tryWrite(c.encoding, c.data, c.crc) ??
+        await this.#chunks.write(c.encoding, c.data, c.crc);
       metas.push({ mint: c.mint, maxt: c.maxt, ref });
       this.#stats.samples += n;
       this.#stats.chunks++;
@@ -292,7 +295,8 @@ export class BlockWriter {
     e.uvarint(metas.length);
     for (const m of metas) e.varint(m.mint).varint(m.maxt).uvarint(m.ref);
     const body = e.get();
-    await this.#pending.write(new Encbuf().uvarint(body.length).get());
+    this.#length.reset();
+    await this.#pending.write(this.#length.uvarint(body.length).get());
     await this.#pending.write(body);
   }
 

@@ -294,8 +294,11 @@ export class ChunkWriter {
   #bufferSize: number;
   #file: BufferedFileWriter | undefined;
   #seq = 0; // number of segment files created
+  // Scratch space, reused for every chunk (this runs for every chunk of a rewrite).
   #header = new Uint8Array(16);
   #crc = new Uint8Array(4);
+  #crcView = new DataView(this.#crc.buffer);
+  #encoding = new Uint8Array(1);
   #closed = false;
 
   private constructor(dir: string, segmentSize: number, bufferSize: number) {
@@ -341,7 +344,8 @@ export class ChunkWriter {
    * another segment file stored it ({@link RawChunk.crc}); otherwise it is computed.
    */
   async write(encoding: number, data: Uint8Array, crc?: number): Promise<bigint> {
-    if (this.#closed) throw new Error("ChunkWriter is closed");
+    const ref = this.tryWrite(encoding, data, crc);
+    if (ref !== undefined) return ref;
     const size = _MAX_LEN_FIELD + 1 + data.length + 4;
     let file = this.#file;
     // As Go: a new segment when this chunk would not fit, unless the segment is still empty.
@@ -351,7 +355,33 @@ export class ChunkWriter {
     ) {
       file = await this.#cut();
     }
+    const at = chunkRef(this.#seq - 1, file.position);
+    const i = this.#prepare(encoding, data, crc);
+    await file.write(this.#header.subarray(0, i));
+    await file.write(data);
+    await file.write(this.#crc);
+    return at;
+  }
+
+  /**
+   * {@link ChunkWriter.write} without waiting, when the chunk fits the open segment and its write
+   * buffer (nearly always); undefined, having written nothing, otherwise.
+   */
+  tryWrite(encoding: number, data: Uint8Array, crc?: number): bigint | undefined {
+    if (this.#closed) throw new Error("ChunkWriter is closed");
+    const file = this.#file;
+    const size = _MAX_LEN_FIELD + 1 + data.length + 4;
+    if (!file || file.position + size > this.#segmentSize || file.room < size) return undefined;
     const ref = chunkRef(this.#seq - 1, file.position);
+    const i = this.#prepare(encoding, data, crc);
+    file.writeBuffered(this.#header, i);
+    file.writeBuffered(data);
+    file.writeBuffered(this.#crc);
+    return ref;
+  }
+
+  /** Fills the scratch header (length, encoding) and CRC; returns the header's length. */
+  #prepare(encoding: number, data: Uint8Array, crc: number | undefined): number {
     const h = this.#header;
     let i = 0;
     let len = data.length;
@@ -361,19 +391,13 @@ export class ChunkWriter {
     }
     h[i++] = len;
     h[i++] = encoding;
-    const crcBytes = this.#crc;
-    new DataView(crcBytes.buffer).setUint32(0, crc ?? crc32c(data, crc32c(h.subarray(i - 1, i))));
-    // Nearly every chunk fits the write buffer: then no await at all.
-    if (file.room >= i + data.length + 4) {
-      file.writeBuffered(h.subarray(0, i));
-      file.writeBuffered(data);
-      file.writeBuffered(crcBytes);
-    } else {
-      await file.write(h.subarray(0, i));
-      await file.write(data);
-      await file.write(crcBytes);
+    let sum = crc;
+    if (sum === undefined) {
+      this.#encoding[0] = encoding;
+      sum = crc32c(data, crc32c(this.#encoding));
     }
-    return ref;
+    this.#crcView.setUint32(0, sum);
+    return i;
   }
 
   /** Flushes, fsyncs and closes the last segment. */

@@ -18,7 +18,7 @@ import {
 import type { FloatHistogramSample, HistogramSample } from "./chunkenc/histogram.ts";
 import { readHistogramLayout } from "./chunkenc/histogram.ts";
 import { decodeChunk, Encoding } from "./chunkenc/mod.ts";
-import { XorAppender } from "./chunkenc/xor.ts";
+import { decodeXorNumbers, XorAppender } from "./chunkenc/xor.ts";
 import { FormatError } from "./encoding.ts";
 import {
   type BlockReader,
@@ -157,9 +157,14 @@ export function trimChunks(
     }
     const c = sorted[i];
     const touched = deleted.some((iv) => iv.maxt >= c.mint && iv.mint <= c.maxt);
+    let cut: TimedChunk[] | undefined;
     if (j === i + 1 && c.mint >= from && c.maxt <= to && !touched) {
       out.push(c);
       counts.copied++;
+    } else if (j === i + 1 && !touched && (cut = _cutXor(c, from, to))) {
+      if (cut.length === 0) counts.dropped++;
+      else counts.recoded++;
+      out.push(...cut);
     } else {
       const samples: Sample[] = [];
       for (let k = i; k < j; k++) samples.push(...decodeSamples(sorted[k]));
@@ -178,6 +183,47 @@ export function trimChunks(
       out.push(...encoded);
     }
     i = j;
+  }
+  return out;
+}
+
+/**
+ * One XOR chunk cut to `[from, to]`, encoded as {@link encodeSamples} would encode its samples,
+ * without a Sample object per sample (a window edge crosses a chunk of every series); undefined
+ * for anything else (another encoding, timestamps that are not safe integers or do not ascend).
+ */
+function _cutXor(c: TimedChunk, from: bigint, to: bigint): TimedChunk[] | undefined {
+  if (c.encoding !== Encoding.xor) return undefined;
+  const d = decodeXorNumbers(c.data);
+  if (!d) return undefined;
+  const n = d.t.length;
+  for (let i = 1; i < n; i++) if (d.t[i] <= d.t[i - 1]) return undefined;
+  const first = Number(from);
+  const last = Number(to);
+  const range = Number(CHUNK_RANGE_MS);
+  let k = 0;
+  while (k < n && d.t[k] < first) k++;
+  let end = k;
+  while (end < n && d.t[end] <= last) end++;
+  const out: TimedChunk[] = [];
+  while (k < end) {
+    // As encodeSamples: a run up to the chunk-range end of its first sample (Go's division
+    // truncates towards zero, as Math.trunc does), then chunks of SAMPLES_PER_CHUNK.
+    const rangeEnd = Math.trunc(d.t[k] / range) * range + range;
+    let runEnd = k;
+    while (runEnd < end && d.t[runEnd] < rangeEnd) runEnd++;
+    for (; k < runEnd; k += SAMPLES_PER_CHUNK) {
+      const stop = Math.min(k + SAMPLES_PER_CHUNK, runEnd);
+      const app = new XorAppender();
+      for (let m = k; m < stop; m++) app.appendNumber(d.t[m], d.hi[m], d.lo[m]);
+      out.push({
+        encoding: Encoding.xor,
+        data: app.bytes(),
+        mint: BigInt(d.t[k]),
+        maxt: BigInt(d.t[stop - 1]),
+      });
+    }
+    k = runEnd;
   }
   return out;
 }

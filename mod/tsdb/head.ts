@@ -101,16 +101,10 @@ interface _Series {
   key: string;
   /** The series' list of finished chunks in the spill. */
   id: number;
-  /** Last appended timestamp (in-order rule); -Infinity before the first sample. */
-  lastT: number;
   /** What the open chunk holds, if a chunk is open. */
   openKind: Sample["kind"] | null;
   /** The open histogram chunk encoder. */
   hist: HistogramChunkEncoder | FloatHistogramChunkEncoder | null;
-  /** First and last timestamp and chunk-range end of the open float chunk. */
-  openMint: number;
-  openMaxt: number;
-  openEnd: number;
   ooo: Sample[] | null;
   deleted: Interval[] | null;
 }
@@ -145,14 +139,22 @@ export class HeadReplay {
     }
   }
 
-  /** Number of series with samples in the window. */
+  /** Number of series with samples in the window (until {@link HeadReplay.series} ran). */
   get numSeries(): number {
     return this.#series.length;
   }
 
-  /** The series with samples in the window, in label order, with their chunks. */
+  /**
+   * The series with samples in the window, in label order, with their chunks. One pass: a
+   * series' memory is let go once it is handed out, the chunks' memory after the last one (the
+   * rewrite still has the block's index to write then).
+   */
   async *series(): AsyncGenerator<SeriesChunks> {
-    for (const s of this.#series) {
+    const all: (_Series | undefined)[] = this.#series;
+    this.#series = [];
+    for (let i = 0; i < all.length; i++) {
+      const s = all[i]!;
+      all[i] = undefined;
       const chunks: TimedChunk[] = this.#spill.read(s.id);
       if (s.ooo) {
         s.ooo.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
@@ -163,6 +165,7 @@ export class HeadReplay {
         : chunks;
       if (merged.length > 0) yield { labels: _parseLabelsKey(s.key), chunks: merged };
     }
+    await this.#spill.close();
   }
 
   /** Frees the chunks and removes the temporary chunk file. */
@@ -189,6 +192,12 @@ class _Replayer {
   #o: HeadReplayOptions;
   #spill: ChunkSpill;
   #byRef = new _RefIndex();
+  /**
+   * Per series id: the last appended timestamp (in-order rule; -Infinity before the first
+   * sample), the open float chunk's first timestamp and its chunk-range end. In a typed array
+   * because a number field of an object is a new heap number at every store (two per sample).
+   */
+  #times = new Float64Array(3 * 1024);
   /** The open float chunks, one slot per series id. */
   #xor = new XorAppenderSet();
   #series: _Series[] = [];
@@ -313,18 +322,20 @@ class _Replayer {
     const s: _Series = {
       key,
       id: this.#byLabels.size,
-      lastT: -Infinity,
       openKind: null,
       hist: null,
-      openMint: 0,
-      openMaxt: 0,
-      openEnd: 0,
       ooo: null,
       deleted: null,
     };
     this.#byLabels.set(key, s);
     this.#series.push(s);
     this.#byRef.set(ref, s.id);
+    if (3 * s.id + 3 > this.#times.length) {
+      const times = new Float64Array(2 * this.#times.length);
+      times.set(this.#times);
+      this.#times = times;
+    }
+    this.#times[3 * s.id] = -Infinity;
     this.stats.series++;
   }
 
@@ -370,11 +381,12 @@ class _Replayer {
       this.stats.droppedBeforeMinValid++;
       return false;
     }
-    if (t <= s.lastT) {
+    const at = 3 * s.id;
+    if (t <= this.#times[at]) {
       this.stats.droppedOutOfOrder++;
       return false;
     }
-    s.lastT = t;
+    this.#times[at] = t;
     return t >= this.#from && t <= this.#to;
   }
 
@@ -383,18 +395,19 @@ class _Replayer {
     if (s.openKind !== null && s.openKind !== "float") this.#finish(s);
     const xor = this.#xor;
     // As Prometheus' head: 120 samples a chunk, never across a 2h chunk-range boundary.
+    const times = this.#times;
+    const at = 3 * s.id;
     if (
-      s.openKind === "float" && (t >= s.openEnd || xor.numSamples(s.id) >= SAMPLES_PER_CHUNK)
+      s.openKind === "float" && (t >= times[at + 2] || xor.numSamples(s.id) >= SAMPLES_PER_CHUNK)
     ) {
       this.#finish(s);
     }
     if (s.openKind !== "float") {
       s.openKind = "float";
-      s.openMint = t;
-      s.openEnd = Math.trunc(t / _RANGE_MS) * _RANGE_MS + _RANGE_MS;
+      times[at + 1] = t;
+      times[at + 2] = Math.trunc(t / _RANGE_MS) * _RANGE_MS + _RANGE_MS;
     }
     xor.append(s.id, t, vh, vl);
-    s.openMaxt = t;
   }
 
   // Histogram chunk encoders cut as Prometheus' head does (layout changes, counter resets, size,
@@ -419,7 +432,8 @@ class _Replayer {
     if (kind === "float") {
       const xor = this.#xor;
       if (xor.numSamples(s.id) > 0) {
-        this.#spill.add(s.id, Encoding.xor, xor.view(s.id), s.openMint, s.openMaxt);
+        const mint = this.#times[3 * s.id + 1];
+        this.#spill.add(s.id, Encoding.xor, xor.view(s.id), mint, xor.lastTimestamp(s.id));
       }
       xor.reset(s.id);
     } else if (kind !== null) {

@@ -470,6 +470,7 @@ export class IndexWriter {
   // name -> value -> series IDs
   #postings = new Map<string, Map<string, number[]>>();
   #enc = new Encbuf();
+  #body = new Encbuf();
   #closed = false;
 
   private constructor(f: BufferedFileWriter, symbols: Map<string, number>) {
@@ -551,7 +552,8 @@ export class IndexWriter {
       throw new RangeError("index series section exceeds 64 GiB");
     }
     const id = pos / _SERIES_ALIGN;
-    const body = new Encbuf();
+    const body = this.#body;
+    body.reset();
     body.uvarint(labels.length);
     for (const l of labels) {
       const n = this.#symbols.get(l.name);

@@ -149,6 +149,39 @@ export function xorNumSamples(data: Uint8Array): number {
   return (data[0] << 8) | data[1];
 }
 
+/** XOR chunk samples with number timestamps and values as uint32 halves. */
+export interface XorNumbers {
+  /** Timestamps (ms). */
+  t: Float64Array;
+  /** High 32 bits of each value's float64 bits. */
+  hi: Uint32Array;
+  /** Low 32 bits of each value's float64 bits. */
+  lo: Uint32Array;
+}
+
+/**
+ * {@link decodeXor}'s samples as numbers, for hot paths that would otherwise make a BigInt per
+ * timestamp and value read; null when a timestamp is not a safe integer.
+ */
+export function decodeXorNumbers(data: Uint8Array): XorNumbers | null {
+  const { t, v } = decodeXor(data);
+  const tw = new Uint32Array(t.buffer);
+  const vw = new Uint32Array(v.buffer);
+  const out = {
+    t: new Float64Array(t.length),
+    hi: new Uint32Array(t.length),
+    lo: new Uint32Array(t.length),
+  };
+  for (let i = 0; i < t.length; i++) {
+    const high = tw[2 * i + _HI] | 0;
+    if (high < -0x200000 || high >= 0x200000) return null;
+    out.t[i] = high * _TWO32 + tw[2 * i + _LO];
+    out.hi[i] = vw[2 * i + _HI];
+    out.lo[i] = vw[2 * i + _LO];
+  }
+  return out;
+}
+
 /** Decodes every sample of an XOR chunk's data (the bytes after the encoding byte). */
 export function decodeXor(data: Uint8Array): FloatSamples {
   const n = xorNumSamples(data);

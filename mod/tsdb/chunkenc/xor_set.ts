@@ -46,6 +46,11 @@ export class XorAppenderSet {
     return slot * _ROW < this.#rows.length ? this.#rows[slot * _ROW + _N] : 0;
   }
 
+  /** The timestamp of the slot's last sample (meaningful while it has samples). */
+  lastTimestamp(slot: number): number {
+    return this.#rows[slot * _ROW + _T];
+  }
+
   /**
    * Appends a sample: `t` a timestamp in ms above the previous one of the slot, below 2^52 in
    * magnitude; the value's raw bits as two uint32 halves.
