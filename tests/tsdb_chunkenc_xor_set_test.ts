@@ -38,7 +38,7 @@ Deno.test("XorAppenderSet writes the bytes of one XorAppender per slot, interlea
     if (single[slot].numSamples >= limit[slot]) {
       assert.deepEqual(set.view(slot), single[slot].view(), `slot ${slot} at step ${step}`);
       set.reset(slot);
-      single[slot].reset();
+      single[slot] = new XorAppender();
       chunks++;
     }
   }

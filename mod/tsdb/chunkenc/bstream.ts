@@ -127,12 +127,6 @@ export class BitWriter {
     this.#bits = headerBytes * 8;
   }
 
-  /** Empties the writer for reuse, keeping its buffer; starts with `headerBytes` zero bytes. */
-  reset(headerBytes = 0): void {
-    this.#buf.fill(0, 0, this.byteLength);
-    this.#bits = headerBytes * 8;
-  }
-
   /** Bits written, including the header. */
   get bitLength(): number {
     return this.#bits;

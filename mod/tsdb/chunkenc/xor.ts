@@ -423,21 +423,11 @@ export class XorAppender {
     return this.view().slice();
   }
 
-  /** The chunk data as a view into the appender's buffer, valid until the next append or reset. */
+  /** The chunk data as a view into the appender's buffer, valid until the next append. */
   view(): Uint8Array {
     this.#w.setByte(0, this.#n >>> 8);
     this.#w.setByte(1, this.#n & 0xff);
     return this.#w.bytes();
-  }
-
-  /** Starts a new, empty chunk, keeping the buffer (for appenders reused chunk after chunk). */
-  reset(): void {
-    this.#w.reset(2);
-    this.#n = 0;
-    this.#t = 0n;
-    this.#tDelta = 0n;
-    this.#big = false;
-    this.#val = new XorValueWriter();
   }
 }
 

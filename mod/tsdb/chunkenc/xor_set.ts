@@ -159,11 +159,6 @@ export class XorAppenderSet {
     this.#rows[r + _BITS] = 0;
   }
 
-  /** Bytes of the shared buffer in use (regions, free ones included). */
-  get byteLength(): number {
-    return this.#used;
-  }
-
   // The slot's region start, moved to a larger region when the next sample might not fit.
   #room(slot: number, bits: number): number {
     const regions = this.#regions;
