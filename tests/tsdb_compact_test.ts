@@ -178,7 +178,7 @@ Deno.test("trimChunks cuts at the window, applies deletions, merges overlaps and
   assert.deepEqual(trimChunks(a, 41n, 100n), []);
 });
 
-Deno.test("mergeSeries joins sources by label set and refuses unsorted input", async () => {
+Deno.test("mergeSeries joins sources by label set, refuses unsorted input, advances sources late", async () => {
   const s = (name: string, t: bigint): SeriesChunks => ({
     labels: [{ name: "__name__", value: name }],
     chunks: encodeSamples([f(t)]),
@@ -198,6 +198,24 @@ Deno.test("mergeSeries joins sources by label set and refuses unsorted input", a
     Array.fromAsync(mergeSeries([src(s("b", 1n), s("a", 1n))])),
     /not in label order/,
   );
+
+  // A source that reuses its chunk memory (as blockSource does) must not be asked for its next
+  // series while the caller still holds the one it gave: one buffer, overwritten on each step.
+  async function* reusing(...names: string[]): AsyncGenerator<SeriesChunks> {
+    const buffer = new Uint8Array(64);
+    for (const [i, name] of names.entries()) {
+      const chunk = s(name, BigInt(i + 1)).chunks[0];
+      buffer.fill(0).set(chunk.data);
+      yield { ...s(name, 0n), chunks: [{ ...chunk, data: buffer.subarray(0, chunk.data.length) }] };
+    }
+  }
+  const seen: string[] = [];
+  for await (const m of mergeSeries([reusing("a", "c"), reusing("b", "d")])) {
+    // Decoding here, after the merge handed the series out, sees the sample of this series.
+    const [sample] = decodeSamples(m.chunks[0]);
+    seen.push(`${m.labels[0].value}@${sample.t}`);
+  }
+  assert.deepEqual(seen, ["a@1", "b@1", "c@2", "d@2"]);
 });
 
 Deno.test("minPrometheusVersion follows the encodings shipped", () => {
