@@ -53,6 +53,12 @@ export class XorValueReader {
   leading = 0;
   /** Trailing zero bits of the window. */
   trailing = 0;
+  #format: string;
+
+  /** `format` names the encoding in errors ("XOR", "XOR2"). */
+  constructor(format = "XOR") {
+    this.#format = format;
+  }
 
   /** Sets the current value from raw bits. */
   set(hi: number, lo: number): void {
@@ -63,19 +69,32 @@ export class XorValueReader {
   /** Reads one XOR-encoded value change (Go's `xorRead`) and applies it. */
   read(r: BitReader): void {
     if (r.readBit() === 0) return; // unchanged
-    let mbits: number;
-    if (r.readBit() === 0) {
-      mbits = 64 - this.leading - this.trailing; // reuse the window
-    } else {
-      this.leading = r.readBits(5);
-      mbits = r.readBits(6);
-      if (mbits === 0) mbits = 64; // 64 significant bits are written as 0
-      this.trailing = 64 - this.leading - mbits;
-      if (this.trailing < 0) {
-        throw new FormatError(`XOR value window ${this.leading}+${mbits} exceeds 64 bits`);
-      }
+    if (r.readBit() === 0) this.reuse(r);
+    else this.fresh(r);
+  }
+
+  /** Reads the bits of the current window (`64 − leading − trailing`) and applies them. */
+  reuse(r: BitReader): void {
+    this.#apply(r, 64 - this.leading - this.trailing);
+  }
+
+  /** Reads a new window (5 bits leading, 6 bits significant, 0 meaning 64) and its bits. */
+  fresh(r: BitReader): void {
+    this.leading = r.readBits(5);
+    let mbits = r.readBits(6);
+    if (mbits === 0) mbits = 64; // 64 significant bits are written as 0
+    this.trailing = 64 - this.leading - mbits;
+    if (this.trailing < 0) {
+      throw new FormatError(
+        `${this.#format} value window ${this.leading}+${mbits} exceeds 64 bits`,
+      );
     }
-    r.readHiLo(mbits);
+    this.#apply(r, mbits);
+  }
+
+  // XORs `n` bits, read and shifted left past the trailing zeros, into the current value.
+  #apply(r: BitReader, n: number): void {
+    r.readHiLo(n);
     let h = r.hi;
     let l = r.lo;
     const s = this.trailing;

@@ -24,7 +24,7 @@
 import { FormatError } from "../encoding.ts";
 import { BitReader, BitWriter, clz64, ctz64, joinBig, splitBig } from "./bstream.ts";
 import { putVarbitInt, readVarbitInt } from "./varbit.ts";
-import { type FloatSamples, STALE_NAN_BITS } from "./xor.ts";
+import { type FloatSamples, STALE_NAN_BITS, XorValueReader } from "./xor.ts";
 
 /** Samples of an XOR2 chunk: a float chunk's columns plus start timestamps. */
 export interface Xor2Samples extends FloatSamples {
@@ -45,52 +45,11 @@ export function xor2NumSamples(data: Uint8Array): number {
   return (data[0] << 8) | data[1];
 }
 
-/** The value state of the reader: the baseline (last non-stale value) and the XOR window. */
-class _Value {
-  hi = 0;
-  lo = 0;
-  leading = 0;
-  trailing = 0;
-
-  /** Reads `64 − leading − trailing` bits and XORs them into the baseline. */
-  reuse(r: BitReader): void {
-    this.#apply(r, 64 - this.leading - this.trailing);
-  }
-
-  /** Reads a new window (5 bits leading, 6 bits significant, 0 meaning 64) and its bits. */
-  fresh(r: BitReader): void {
-    this.leading = r.readBits(5);
-    let sig = r.readBits(6);
-    if (sig === 0) sig = 64;
-    this.trailing = 64 - this.leading - sig;
-    if (this.trailing < 0) {
-      throw new FormatError(`XOR2 value window ${this.leading}+${sig} exceeds 64 bits`);
-    }
-    this.#apply(r, sig);
-  }
-
-  #apply(r: BitReader, n: number): void {
-    r.readHiLo(n);
-    let h = r.hi;
-    let l = r.lo;
-    const s = this.trailing;
-    if (s >= 32) {
-      h = s === 64 ? 0 : l << (s - 32);
-      l = 0;
-    } else if (s > 0) {
-      h = (h << s) | (l >>> (32 - s));
-      l = l << s;
-    }
-    this.hi = (this.hi ^ h) >>> 0;
-    this.lo = (this.lo ^ l) >>> 0;
-  }
-}
-
 /**
  * Reads a value in the form of sample 1 and of samples with a non-zero dod: returns false for the
  * stale NaN (the baseline stays), true otherwise (the baseline is the value).
  */
-function _readValue(r: BitReader, v: _Value): boolean {
+function _readValue(r: BitReader, v: XorValueReader): boolean {
   if (r.readBit() === 0) return true; // unchanged
   if (r.readBit() === 0) {
     v.reuse(r);
@@ -113,7 +72,8 @@ export function decodeXor2(data: Uint8Array): Xor2Samples {
   const firstSTKnown = (data[2] & 0x80) !== 0;
   const firstSTChangeOn = data[2] & 0x7f;
   const r = new BitReader(data, _HEADER_SIZE * 8);
-  const val = new _Value();
+  // The baseline (last non-stale value) and the XOR window, as XOR keeps them.
+  const val = new XorValueReader("XOR2");
 
   let ts = BigInt.asIntN(64, r.readVarint());
   r.readHiLo(64);
