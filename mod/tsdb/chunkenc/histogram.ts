@@ -197,6 +197,33 @@ function _countSpans(spans: HistogramSpan[]): number {
 }
 
 /** Go's answer for a stale sample: only the sum (the stale marker) is set. */
+/** A decoded sample: the chunk's layout with this sample's counts (integers or float bits). */
+function _sample(
+  t: bigint,
+  counterResetHint: CounterResetHintValue,
+  layout: HistogramLayout,
+  zeroCount: bigint,
+  count: bigint,
+  sum: bigint,
+  positiveBuckets: bigint[],
+  negativeBuckets: bigint[],
+): HistogramSample & FloatHistogramSample {
+  return {
+    t,
+    counterResetHint,
+    schema: layout.schema,
+    zeroThreshold: layout.zeroThreshold,
+    zeroCount,
+    count,
+    sum,
+    positiveSpans: layout.positiveSpans,
+    negativeSpans: layout.negativeSpans,
+    positiveBuckets,
+    negativeBuckets,
+    customValues: layout.customValues,
+  };
+}
+
 function _staleSample(t: bigint): HistogramSample & FloatHistogramSample {
   return {
     t,
@@ -243,24 +270,18 @@ export function decodeHistogram(data: Uint8Array): HistogramSample[] {
 
   for (let i = 0;;) {
     const sumBits = sum.bits;
-    if (sumBits === STALE_NAN_BITS) {
-      out.push(_staleSample(t));
-    } else {
-      out.push({
+    out.push(
+      sumBits === STALE_NAN_BITS ? _staleSample(t) : _sample(
         t,
-        counterResetHint: _hint(header, i),
-        schema: layout.schema,
-        zeroThreshold: layout.zeroThreshold,
-        zeroCount: zCnt,
-        count: cnt,
-        sum: sumBits,
-        positiveSpans: layout.positiveSpans,
-        negativeSpans: layout.negativeSpans,
-        positiveBuckets: pBuckets.slice(),
-        negativeBuckets: nBuckets.slice(),
-        customValues: layout.customValues,
-      });
-    }
+        _hint(header, i),
+        layout,
+        zCnt,
+        cnt,
+        sumBits,
+        pBuckets.slice(),
+        nBuckets.slice(),
+      ),
+    );
     if (++i === n) break;
 
     // The second sample is encoded as a delta of delta too (the previous deltas are zero).
@@ -310,24 +331,18 @@ export function decodeFloatHistogram(data: Uint8Array): FloatHistogramSample[] {
 
   for (let i = 0;;) {
     const sumBits = sum.bits;
-    if (sumBits === STALE_NAN_BITS) {
-      out.push(_staleSample(t));
-    } else {
-      out.push({
+    out.push(
+      sumBits === STALE_NAN_BITS ? _staleSample(t) : _sample(
         t,
-        counterResetHint: _hint(header, i),
-        schema: layout.schema,
-        zeroThreshold: layout.zeroThreshold,
-        zeroCount: zCnt.bits,
-        count: cnt.bits,
-        sum: sumBits,
-        positiveSpans: layout.positiveSpans,
-        negativeSpans: layout.negativeSpans,
-        positiveBuckets: pBuckets.map((b) => joinBig(b.hi, b.lo)),
-        negativeBuckets: nBuckets.map((b) => joinBig(b.hi, b.lo)),
-        customValues: layout.customValues,
-      });
-    }
+        _hint(header, i),
+        layout,
+        zCnt.bits,
+        cnt.bits,
+        sumBits,
+        pBuckets.map((b) => joinBig(b.hi, b.lo)),
+        nBuckets.map((b) => joinBig(b.hi, b.lo)),
+      ),
+    );
     if (++i === n) break;
 
     tDelta = BigInt.asIntN(64, tDelta + readVarbitInt(r));
