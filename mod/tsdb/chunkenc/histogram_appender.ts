@@ -809,21 +809,50 @@ abstract class _AppenderBase<H extends _Sample, A extends _AppenderBase<H, A>> {
   protected abstract _headerOnCut(verdict: _Verdict): number;
   /** Header of a chunk cut by the caller, given the previous chunk's verdict on its sample. */
   protected abstract _headerAfterPrev(verdict: _Verdict): number;
+  /** This chunk's samples, decoded. */
+  protected abstract _decoded(): H[];
+  /** `buckets` with empty buckets inserted (in this encoding's terms: deltas or float bits). */
+  protected abstract _insertBuckets(
+    buckets: readonly bigint[],
+    inserts: readonly _Insert[],
+  ): bigint[];
+
   /** `h` with new spans and the backward inserts applied to its buckets. */
-  protected abstract _padded(
+  protected _padded(
     h: H,
     pSpans: HistogramSpan[],
     nSpans: HistogramSpan[],
     pInserts: readonly _Insert[],
     nInserts: readonly _Insert[],
-  ): H;
+  ): H {
+    return {
+      ...h,
+      positiveSpans: pSpans,
+      negativeSpans: nSpans,
+      positiveBuckets: pInserts.length > 0
+        ? this._insertBuckets(h.positiveBuckets, pInserts)
+        : h.positiveBuckets,
+      negativeBuckets: nInserts.length > 0
+        ? this._insertBuckets(h.negativeBuckets, nInserts)
+        : h.negativeBuckets,
+    };
+  }
+
   /** Go's recode: this chunk rewritten with new spans and forward inserts. */
-  protected abstract _recoded(
+  protected _recoded(
     pInserts: readonly _Insert[],
     nInserts: readonly _Insert[],
     pSpans: HistogramSpan[],
     nSpans: HistogramSpan[],
-  ): A;
+  ): A {
+    const app = this._new(this._header);
+    for (const old of this._decoded()) {
+      app._appendRaw(
+        _isStale(old.sum) ? old : this._padded(old, pSpans, nSpans, pInserts, nInserts),
+      );
+    }
+    return app;
+  }
 }
 
 /** Go's stale histogram: only the sum survives. */
@@ -969,39 +998,12 @@ export class HistogramAppender extends _AppenderBase<HistogramSample, HistogramA
     return _intHeader(verdict);
   }
 
-  protected _padded(
-    h: HistogramSample,
-    pSpans: HistogramSpan[],
-    nSpans: HistogramSpan[],
-    pInserts: readonly _Insert[],
-    nInserts: readonly _Insert[],
-  ): HistogramSample {
-    return {
-      ...h,
-      positiveSpans: pSpans,
-      negativeSpans: nSpans,
-      positiveBuckets: pInserts.length > 0
-        ? _insertIntBuckets(h.positiveBuckets, pInserts)
-        : h.positiveBuckets,
-      negativeBuckets: nInserts.length > 0
-        ? _insertIntBuckets(h.negativeBuckets, nInserts)
-        : h.negativeBuckets,
-    };
+  protected _decoded(): HistogramSample[] {
+    return decodeHistogram(this.bytes());
   }
 
-  protected _recoded(
-    pInserts: readonly _Insert[],
-    nInserts: readonly _Insert[],
-    pSpans: HistogramSpan[],
-    nSpans: HistogramSpan[],
-  ): HistogramAppender {
-    const app = new HistogramAppender(this._header);
-    for (const old of decodeHistogram(this.bytes())) {
-      app._appendRaw(
-        _isStale(old.sum) ? old : this._padded(old, pSpans, nSpans, pInserts, nInserts),
-      );
-    }
-    return app;
+  protected _insertBuckets(buckets: readonly bigint[], inserts: readonly _Insert[]): bigint[] {
+    return _insertIntBuckets(buckets, inserts);
   }
 }
 
@@ -1168,39 +1170,12 @@ export class FloatHistogramAppender
       : CounterResetHeader.notReset;
   }
 
-  protected _padded(
-    h: FloatHistogramSample,
-    pSpans: HistogramSpan[],
-    nSpans: HistogramSpan[],
-    pInserts: readonly _Insert[],
-    nInserts: readonly _Insert[],
-  ): FloatHistogramSample {
-    return {
-      ...h,
-      positiveSpans: pSpans,
-      negativeSpans: nSpans,
-      positiveBuckets: pInserts.length > 0
-        ? _insertFloatBuckets(h.positiveBuckets, pInserts)
-        : h.positiveBuckets,
-      negativeBuckets: nInserts.length > 0
-        ? _insertFloatBuckets(h.negativeBuckets, nInserts)
-        : h.negativeBuckets,
-    };
+  protected _decoded(): FloatHistogramSample[] {
+    return decodeFloatHistogram(this.bytes());
   }
 
-  protected _recoded(
-    pInserts: readonly _Insert[],
-    nInserts: readonly _Insert[],
-    pSpans: HistogramSpan[],
-    nSpans: HistogramSpan[],
-  ): FloatHistogramAppender {
-    const app = new FloatHistogramAppender(this._header);
-    for (const old of decodeFloatHistogram(this.bytes())) {
-      app._appendRaw(
-        _isStale(old.sum) ? old : this._padded(old, pSpans, nSpans, pInserts, nInserts),
-      );
-    }
-    return app;
+  protected _insertBuckets(buckets: readonly bigint[], inserts: readonly _Insert[]): bigint[] {
+    return _insertFloatBuckets(buckets, inserts);
   }
 }
 
