@@ -549,6 +549,7 @@ abstract class _AppenderBase<H extends _Sample, A extends _AppenderBase<H, A>> {
   protected _t = 0n;
   protected _lastSum = 0n;
 
+  /** A new, empty chunk with the given counter-reset header (default unknown). */
   constructor(header: number = CounterResetHeader.unknown) {
     this._header = header & 0b11;
   }
@@ -900,11 +901,6 @@ export class HistogramAppender extends _AppenderBase<HistogramSample, HistogramA
   #nDeltas: bigint[] = [];
   #sum = new XorValueWriter();
 
-  /** A new, empty chunk with the given counter-reset header (default unknown). */
-  constructor(header: number = CounterResetHeader.unknown) {
-    super(header);
-  }
-
   /** 2 (`Encoding.histogram`). */
   get encoding(): number {
     return 2;
@@ -1051,11 +1047,6 @@ export class FloatHistogramAppender
   #nBuckets: XorValueWriter[] = [];
   #pBits: bigint[] = [];
   #nBits: bigint[] = [];
-
-  /** A new, empty chunk with the given counter-reset header (default unknown). */
-  constructor(header: number = CounterResetHeader.unknown) {
-    super(header);
-  }
 
   /** 3 (`Encoding.floatHistogram`). */
   get encoding(): number {
