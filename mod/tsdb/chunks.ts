@@ -154,14 +154,6 @@ export class ChunkReader {
     });
   }
 
-  #inWindow(seg: number, start: number, length: number): Uint8Array | undefined {
-    const w = this.#window;
-    if (w && w.seg === seg && start >= w.start && start + length <= w.start + w.bytes.length) {
-      return w.bytes.subarray(start - w.start, start - w.start + length);
-    }
-    return undefined;
-  }
-
   async #load(seg: number, start: number, length: number): Promise<void> {
     const s = this.#segments[seg];
     const size = Math.min(Math.max(this.#windowSize, length), s.size - start);
@@ -187,19 +179,30 @@ export class ChunkReader {
     return [s, seg, offset];
   }
 
-  /** The chunk's total size (length field, encoding, data, CRC), from its first bytes. */
-  #totalSize(ref: bigint, s: _Segment, offset: number, head: Uint8Array): number {
+  /**
+   * The total size (length field, encoding, data, CRC) of the chunk at segment `offset`, read from
+   * its length field at `bytes[at]`; undefined when the field runs past `bytes` before the end of
+   * the segment.
+   */
+  #totalSize(
+    ref: bigint,
+    s: _Segment,
+    offset: number,
+    bytes: Uint8Array,
+    at: number,
+  ): number | undefined {
     let len = 0;
-    let i = 0;
+    let i = at;
     for (let scale = 1;; scale *= 128) {
-      if (i >= head.length || i >= 10) {
+      if (i - at >= 10 || (i >= bytes.length && offset + (i - at) >= s.size)) {
         throw new FormatError(`chunk ref 0x${ref.toString(16)}: bad length field`);
       }
-      const b = head[i++];
+      if (i >= bytes.length) return undefined;
+      const b = bytes[i++];
       len += (b & 0x7f) * scale;
       if (b < 0x80) break;
     }
-    const total = i + 1 + len + 4;
+    const total = i - at + 1 + len + 4;
     if (offset + total > s.size) {
       throw new FormatError(
         `chunk ref 0x${ref.toString(16)}: chunk of ${len} bytes runs past the end of ${s.name}`,
@@ -216,23 +219,12 @@ export class ChunkReader {
     if (!w || w.seg !== seg || offset < w.start) return undefined;
     const bytes = w.bytes;
     const at = offset - w.start;
-    // The length field (a uvarint of at most 10 bytes), then the encoding byte.
-    let len = 0;
+    const total = this.#totalSize(ref, s, offset, bytes, at);
+    if (total === undefined || at + total > bytes.length) return undefined;
     let i = at;
-    for (let scale = 1;; scale *= 128) {
-      if (i >= bytes.length) return undefined;
-      if (i - at >= 10) throw new FormatError(`chunk ref 0x${ref.toString(16)}: bad length field`);
-      const b = bytes[i++];
-      len += (b & 0x7f) * scale;
-      if (b < 0x80) break;
-    }
-    const dataEnd = i + 1 + len;
-    if (offset + (dataEnd + 4 - at) > s.size) {
-      throw new FormatError(
-        `chunk ref 0x${ref.toString(16)}: chunk of ${len} bytes runs past the end of ${s.name}`,
-      );
-    }
-    if (dataEnd + 4 > bytes.length) return undefined;
+    while (bytes[i] >= 0x80) i++; // the last byte of the length field
+    i++; // the encoding byte
+    const dataEnd = at + total - 4;
     // The CRC covers the encoding byte and the data.
     const want = ((bytes[dataEnd] << 24) | (bytes[dataEnd + 1] << 16) | (bytes[dataEnd + 2] << 8) |
       bytes[dataEnd + 3]) >>> 0;
@@ -253,9 +245,13 @@ export class ChunkReader {
     await this.#load(seg, offset, 11);
     chunk = this.#fromWindow(ref);
     if (chunk) return chunk;
-    // Larger than the window: read exactly this chunk.
-    const head = this.#inWindow(seg, offset, Math.min(11, s.size - offset))!;
-    await this.#load(seg, offset, this.#totalSize(ref, s, offset, head));
+    // Larger than the window: read exactly this chunk (the window, at `offset` now, holds its
+    // length field or ends with the segment).
+    const total = this.#totalSize(ref, s, offset, this.#window!.bytes, 0);
+    if (total === undefined) {
+      throw new FormatError(`chunk ref 0x${ref.toString(16)}: ${s.name} ends early`);
+    }
+    await this.#load(seg, offset, total);
     return this.#fromWindow(ref)!;
   }
 
