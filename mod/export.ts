@@ -32,7 +32,7 @@ import {
   type WindowBlockResult,
   writeWindowBlock,
 } from "./tsdb/compact.ts";
-import { HeadReplay, type HeadReplayStats } from "./tsdb/head.ts";
+import { HeadReplay, type HeadReplayLimits, type HeadReplayStats } from "./tsdb/head.ts";
 import type { Label } from "./tsdb/index.ts";
 import type { SeriesSource } from "./tsdb/series.ts";
 import type { SegmentRef } from "./tsdb/wlog.ts";
@@ -233,6 +233,8 @@ export interface ExportOptions {
   selection?: { keep: (labels: readonly Label[]) => boolean; match: string[]; exclude: string[] };
   /** Where the rewrite builds its block before archiving (default: the output's directory). */
   tmpDir?: string;
+  /** The head replay's internal limits (shard sizes, buffers, budgets); tests turn them down. */
+  headLimits?: HeadReplayLimits;
   /** Progress of the rewrite: what it is doing. */
   onStatus?: (text: string) => void;
   /** Caps the rate at which the data dir is read. */
@@ -516,6 +518,7 @@ async function _rewriteArchive(
             pace: _pace(options.throttle),
             signal,
             onProgress: (n) => options.onStatus?.(`replaying the head: ${n} records`),
+            ...options.headLimits,
           });
         }
       } catch (err) {

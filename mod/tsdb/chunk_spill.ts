@@ -111,6 +111,11 @@ export class ChunkSpill {
     this.#last[list] = i;
   }
 
+  /** Empties list `list` (its chunks' bytes stay where they are, unused). */
+  clear(list: number): void {
+    if (list < this.#first.length) this.#first[list] = this.#last[list] = -1;
+  }
+
   /** Whether list `list` has chunks. */
   has(list: number): boolean {
     return list < this.#first.length && this.#first[list] >= 0;

@@ -4,14 +4,24 @@
  * data can be written as block data instead of shipping the WAL.
  *
  * Replay rules, as Prometheus': series records with the same labels map later refs onto the first
- * one; samples of unknown refs are skipped; samples before `minValidTime` (the newest block's
+ * one, and drop what was replayed of the series before them; samples of unknown refs are skipped; samples before `minValidTime` (the newest block's
  * end) are dropped, as are samples at or before the series' last appended time (out of order or
  * duplicate); out-of-order samples are taken from the WBL instead. Tombstone records delete.
  *
- * Memory stays small per series: samples are encoded into the series' open chunk as they come;
- * finished chunks go to a {@link ChunkSpill} (memory up to a budget, then a temporary file); only
- * the labels (as one string), the open chunk and a few numbers stay per series. Out-of-order
- * samples (rare) are kept decoded until the end.
+ * Memory is bounded whatever the number of series, in three steps:
+ * 1. The WAL is read once and split into shard files by a hash of each series' labels
+ *    (`head_shards.ts`): per series only a byte of the ref-to-shard map stays in memory.
+ * 2. Each shard is replayed alone: samples are encoded into the series' open chunk as they come
+ *    (an {@link XorAppenderSet}), finished chunks go to a {@link ChunkSpill} (memory up to a
+ *    budget, then a temporary file), out-of-order samples are kept decoded until the shard's end.
+ *    A shard with more than `shardSeries` series is split again first, so a replay holds the
+ *    open chunks of at most that many series (about 1 KiB each for values that change on every
+ *    scrape). The shard's series, sorted by labels, go to a sorted run file
+ *    (`series_runs.ts`).
+ * 3. {@link HeadReplay.series} merges the runs, with one small read buffer per run.
+ * All temporary files live in a directory under `tmpDir` (never the data dir), removed by
+ * {@link HeadReplay.close}. Disk: about the WAL's size for the shards, then the chunks' for
+ * the runs.
  *
  * @module
  */
@@ -33,16 +43,50 @@ import {
 } from "./compact.ts";
 import { ChunkSpill } from "./chunk_spill.ts";
 import { compareUtf8 } from "./encoding.ts";
-import type { Label } from "./index.ts";
+import {
+  type HeadEntrySink,
+  HeadPartitioner,
+  readShardFile,
+  SampleEntry,
+  type SampleEntryKind,
+  type ShardFile,
+} from "./head_shards.ts";
+import type { FloatHistogram, Histogram } from "./record.ts";
 import { decodeRecord, forEachSampleV1, recordTypeName } from "./record.ts";
+import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
 
 const _RANGE_MS = Number(CHUNK_RANGE_MS);
+/** Most times a shard is split again (each split uses a new hash seed). */
+const _MAX_SPLITS = 4;
+/** The most shards one split makes (a shard number is one byte). */
+const _MAX_SHARDS = 255;
+
+/**
+ * The replay's internal limits. The defaults bound its memory to about 60 MiB whatever the head's
+ * size; tests turn them down so that every split, spill, grow and move path runs on small data.
+ */
+export interface HeadReplayLimits {
+  /** Bytes of a shard's finished chunks kept in memory before they go to a file (4 MiB). */
+  memoryBudget?: number;
+  /** Most series replayed at once: a shard with more is split again first (default 4096). */
+  shardSeries?: number;
+  /** WAL bytes per shard of the first split (default 8 MiB; 1 to 255 shards). */
+  shardWalBytes?: number;
+  /** Bytes of each shard file's write buffer (default 32 KiB). */
+  shardBufferSize?: number;
+  /** Bytes each shard file is read with (default 256 KiB). */
+  shardReadSize?: number;
+  /** Initial read buffer of each sorted run while they are merged (default 32 KiB). */
+  runBufferSize?: number;
+  /** Open chunks' memory of a shard replay: first buffer and region sizes (tests turn it down). */
+  openChunks?: { initialBytes?: number; firstRegion?: number };
+}
 
 /** Options of {@link HeadReplay.replay}. */
-export interface HeadReplayOptions {
+export interface HeadReplayOptions extends HeadReplayLimits {
   /** The newest checkpoint's segments, then the WAL segments after it, in order. */
   wal: readonly SegmentRef[];
   /** The WBL's segments (out-of-order samples), in order. */
@@ -53,7 +97,7 @@ export interface HeadReplayOptions {
   from: bigint;
   /** Inclusive end of the kept samples. */
   to: bigint;
-  /** Directory for the temporary chunk file. */
+  /** Directory for the temporary files (a directory of their own is made in it). */
   tmpDir: string;
   /** Called every few thousand records with the records read so far. */
   onProgress?: (records: number) => void;
@@ -61,8 +105,6 @@ export interface HeadReplayOptions {
   pace?: (bytes: number) => Promise<void>;
   /** Stops the replay when aborted. */
   signal?: AbortSignal;
-  /** Bytes of finished chunks kept in memory before they go to the temporary file (4 MiB). */
-  memoryBudget?: number;
 }
 
 /** Counters of a replay. */
@@ -94,10 +136,12 @@ export interface HeadReplayStats {
    * everything from the damage on.
    */
   corruption: { path: string; offset: number; message: string } | null;
+  /** Shards replayed (each into one sorted run). */
+  shards: number;
 }
 
 interface _Series {
-  /** The labels as {@link _labelsKey} writes them (one string costs less than label objects). */
+  /** The labels as `labelsKey` writes them (one string costs less than label objects). */
   key: string;
   /** The series' list of finished chunks in the spill. */
   id: number;
@@ -113,49 +157,169 @@ interface _Series {
 export class HeadReplay {
   /** Counters. */
   readonly stats: HeadReplayStats;
-  #series: _Series[];
-  #spill: ChunkSpill;
+  #dir: string;
+  #runs: string[];
+  #utf8Order: boolean;
+  #runBufferSize: number | undefined;
 
-  private constructor(series: _Series[], spill: ChunkSpill, stats: HeadReplayStats) {
-    this.#series = series;
-    this.#spill = spill;
+  private constructor(
+    dir: string,
+    runs: string[],
+    utf8Order: boolean,
+    stats: HeadReplayStats,
+    runBufferSize: number | undefined,
+  ) {
+    this.#dir = dir;
+    this.#runs = runs;
+    this.#utf8Order = utf8Order;
     this.stats = stats;
+    this.#runBufferSize = runBufferSize;
   }
 
   /** Reads the WAL (and WBL) and builds the series. */
   static async replay(options: HeadReplayOptions): Promise<HeadReplay> {
-    const spill = await ChunkSpill.create(
-      `${options.tmpDir}/head-chunks-${crypto.randomUUID()}`,
-      { memoryBudget: options.memoryBudget },
-    );
+    const dir = await Deno.makeTempDir({ dir: options.tmpDir, prefix: "head-replay-" });
     try {
-      const replay = new _Replayer(options, spill);
-      await replay.run();
-      await spill.finish();
-      return new HeadReplay(replay.distinct(), spill, replay.stats);
+      const stats: HeadReplayStats = {
+        records: 0,
+        series: 0,
+        duplicateSeriesRefs: 0,
+        floatSamples: 0,
+        histogramSamples: 0,
+        outOfOrderSamples: 0,
+        droppedBeforeMinValid: 0,
+        droppedOutOfOrder: 0,
+        droppedUnknownSeries: 0,
+        skippedRecords: {},
+        torn: null,
+        corruption: null,
+        shards: 0,
+      };
+      const shards = await _splitWal(options, dir, stats);
+      const runs: string[] = [];
+      let utf8Order = false;
+      // Depth first, so that a split shard's parts are replayed (and removed) before the next.
+      const pending = shards.reverse();
+      for (let n = 0; pending.length > 0; n++) {
+        const shard = pending.pop()!;
+        if (shard.series > (options.shardSeries ?? 4096) && shard.level <= _MAX_SPLITS) {
+          pending.push(...(await _splitShard(shard, options, `${dir}/split-${n}`)).reverse());
+        } else {
+          const run = await _replayShard(shard, options, stats, `${dir}/run-${n}`);
+          runs.push(run.path);
+          utf8Order ||= run.utf8Order;
+          stats.shards++;
+        }
+        await Deno.remove(shard.path);
+      }
+      return new HeadReplay(dir, runs, utf8Order, stats, options.runBufferSize);
     } catch (e) {
-      await spill.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
       throw e;
     }
   }
 
-  /** Number of series with samples in the window (until {@link HeadReplay.series} ran). */
-  get numSeries(): number {
-    return this.#series.length;
-  }
-
   /**
-   * The series with samples in the window, in label order, with their chunks. One pass: a
-   * series' memory is let go once it is handed out, the chunks' memory after the last one (the
-   * rewrite still has the block's index to write then).
+   * The series with samples in the window, in label order, with their chunks: the shards' runs
+   * merged. A series' chunk data is valid until the next one is asked for. One pass; the
+   * temporary files are removed at its end.
    */
   async *series(): AsyncGenerator<SeriesChunks> {
-    const all: (_Series | undefined)[] = this.#series;
-    this.#series = [];
-    for (let i = 0; i < all.length; i++) {
-      const s = all[i]!;
-      all[i] = undefined;
-      const chunks: TimedChunk[] = this.#spill.read(s.id);
+    const runs = this.#runs;
+    this.#runs = [];
+    try {
+      yield* mergeSeriesRuns(runs, {
+        utf8Order: this.#utf8Order,
+        bufferSize: this.#runBufferSize,
+      });
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Removes the temporary files. */
+  async close(): Promise<void> {
+    this.#runs = [];
+    await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Step 1: reads the WAL (and WBL) into shard files by the series' labels. */
+async function _splitWal(
+  o: HeadReplayOptions,
+  dir: string,
+  stats: HeadReplayStats,
+): Promise<ShardFile[]> {
+  let walBytes = 0;
+  for (const segment of [...o.wal, ...o.wbl ?? []]) {
+    walBytes += (await Deno.stat(segment.path)).size;
+  }
+  const shards = Math.max(
+    1,
+    Math.min(_MAX_SHARDS, Math.ceil(walBytes / (o.shardWalBytes ?? 8 * 1024 * 1024))),
+  );
+  const part = await HeadPartitioner.create(`${dir}/shard`, 0, {
+    shards,
+    bufferSize: o.shardBufferSize,
+  });
+  try {
+    await new _WalSplitter(o, part, stats).run();
+    return await part.finish();
+  } catch (e) {
+    await part.abort();
+    throw e;
+  }
+}
+
+/** Splits a shard with too many series into parts, by another seed of the labels' hash. */
+async function _splitShard(
+  shard: ShardFile,
+  o: HeadReplayOptions,
+  prefix: string,
+): Promise<ShardFile[]> {
+  const target = o.shardSeries ?? 4096;
+  const shards = Math.max(2, Math.min(_MAX_SHARDS, Math.ceil((shard.series * 1.25) / target)));
+  const part = await HeadPartitioner.create(prefix, shard.level, {
+    shards,
+    bufferSize: o.shardBufferSize,
+  });
+  try {
+    await readShardFile(shard.path, part, {
+      bufferSize: o.shardReadSize,
+      signal: o.signal,
+      afterBlock: () => part.flush(),
+    });
+    return await part.finish();
+  } catch (e) {
+    await part.abort();
+    throw e;
+  }
+}
+
+/** Step 2: replays one shard into a sorted run. */
+async function _replayShard(
+  shard: ShardFile,
+  o: HeadReplayOptions,
+  stats: HeadReplayStats,
+  path: string,
+): Promise<{ path: string; utf8Order: boolean }> {
+  const spill = await ChunkSpill.create(`${path}.chunks`, { memoryBudget: o.memoryBudget });
+  let run: SeriesRunWriter | null = null;
+  try {
+    const replayer = new _ShardReplayer(spill, stats, o.openChunks);
+    await readShardFile(shard.path, replayer, {
+      bufferSize: o.shardReadSize,
+      signal: o.signal,
+      afterBlock: async () => {
+        if (spill.needsFlush) await spill.flush();
+      },
+    });
+    await replayer.finishOpenChunks();
+    await spill.finish();
+    run = await SeriesRunWriter.create(path);
+    for (const s of replayer.distinct()) {
+      o.signal?.throwIfAborted();
+      const chunks: TimedChunk[] = spill.read(s.id);
       if (s.ooo) {
         s.ooo.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
         chunks.push(...encodeSamples(s.ooo.filter((x, i, a) => i === 0 || a[i - 1].t !== x.t)));
@@ -163,81 +327,40 @@ export class HeadReplay {
       const merged = s.deleted || s.ooo
         ? trimChunks(chunks, -(2n ** 63n), 2n ** 63n - 1n, s.deleted ?? [])
         : chunks;
-      if (merged.length > 0) yield { labels: _parseLabelsKey(s.key), chunks: merged };
+      if (merged.length > 0) await run.add(s.key, merged);
     }
-    await this.#spill.close();
-  }
-
-  /** Frees the chunks and removes the temporary chunk file. */
-  async close(): Promise<void> {
-    await this.#spill.close();
+    await run.finish();
+    return { path, utf8Order: replayer.utf8Order };
+  } catch (e) {
+    await run?.abort();
+    throw e;
+  } finally {
+    await spill.close();
   }
 }
 
-class _Replayer {
-  readonly stats: HeadReplayStats = {
-    records: 0,
-    series: 0,
-    duplicateSeriesRefs: 0,
-    floatSamples: 0,
-    histogramSamples: 0,
-    outOfOrderSamples: 0,
-    droppedBeforeMinValid: 0,
-    droppedOutOfOrder: 0,
-    droppedUnknownSeries: 0,
-    skippedRecords: {},
-    torn: null,
-    corruption: null,
-  };
+/** Reads WAL (and WBL) records into a partitioner, with the rules that need no series state. */
+class _WalSplitter {
   #o: HeadReplayOptions;
-  #spill: ChunkSpill;
-  #byRef = new _RefIndex();
-  /**
-   * Per series id: the last appended timestamp (in-order rule; -Infinity before the first
-   * sample), the open float chunk's first timestamp and its chunk-range end. In a typed array
-   * because a number field of an object is a new heap number at every store (two per sample).
-   */
-  #times = new Float64Array(3 * 1024);
-  /** The open float chunks, one slot per series id. */
-  #xor = new XorAppenderSet();
-  #series: _Series[] = [];
-  /** Whether a label set holds a UTF-16 surrogate (then keys sort by UTF-8 bytes, slower). */
-  #surrogates = false;
-  #byLabels = new Map<string, _Series>();
+  #part: HeadPartitioner;
+  #stats: HeadReplayStats;
   // Window and minValidTime as numbers (ms timestamps are exact as doubles).
   #minValid: number;
   #from: number;
   #to: number;
 
-  constructor(options: HeadReplayOptions, spill: ChunkSpill) {
-    this.#o = options;
-    this.#spill = spill;
-    this.#minValid = options.minValidTime === null ? -Infinity : Number(options.minValidTime);
-    this.#from = Number(options.from);
-    this.#to = Number(options.to);
+  constructor(o: HeadReplayOptions, part: HeadPartitioner, stats: HeadReplayStats) {
+    this.#o = o;
+    this.#part = part;
+    this.#stats = stats;
+    this.#minValid = o.minValidTime === null ? -Infinity : Number(o.minValidTime);
+    this.#from = Number(o.from);
+    this.#to = Number(o.to);
   }
 
   async run(): Promise<void> {
     await this.#read(this.#o.wal, false);
     if (this.#o.wbl && this.#o.wbl.length > 0) await this.#read(this.#o.wbl, true);
-    for (const s of this.#byLabels.values()) {
-      this.#finish(s);
-      // Bounded, as per record: otherwise every open chunk would wait in memory for the file.
-      if (this.#spill.needsFlush) await this.#spill.flush();
-    }
-    this.#xor = new XorAppenderSet(); // frees the open chunks' memory
-  }
-
-  /** The distinct series that have data, sorted by labels. */
-  distinct(): _Series[] {
-    // Ordering the keys by UTF-8 bytes orders the label sets (see _labelsKey); without
-    // surrogates (as nearly always) that is the order of UTF-16 code units.
-    const order = this.#surrogates
-      ? (a: _Series, b: _Series) => compareUtf8(a.key, b.key)
-      : (a: _Series, b: _Series) => (a.key < b.key ? -1 : 1);
-    return [...this.#byLabels.values()]
-      .filter((s) => this.#spill.has(s.id) || (s.ooo?.length ?? 0) > 0)
-      .sort(order);
   }
 
   async #read(segments: readonly SegmentRef[], wbl: boolean): Promise<void> {
@@ -249,56 +372,45 @@ class _Replayer {
       // replay (the damage is reported, and the data before it kept). A damaged checkpoint is
       // fatal to Prometheus, and to the replay.
       if (!(err instanceof CorruptionError) || /\/checkpoint\.\d+\//.test(err.path)) throw err;
-      this.stats.corruption ??= { path: err.path, offset: err.offset, message: err.message };
+      this.#stats.corruption ??= { path: err.path, offset: err.offset, message: err.message };
     }
-    if (reader.torn && !this.stats.torn) {
-      this.stats.torn = { path: reader.torn.path, offset: reader.torn.offset };
-    }
+    const st = this.#stats;
+    if (reader.torn && !st.torn) st.torn = { path: reader.torn.path, offset: reader.torn.offset };
   }
 
   async #readRecords(reader: WalReader, wbl: boolean): Promise<void> {
+    const part = this.#part;
+    const st = this.#stats;
+    const float = wbl ? this.#outOfOrderFloat : this.#float;
     for await (const rec of reader) {
       this.#o.signal?.throwIfAborted();
       await this.#o.pace?.(rec.bytes.length);
-      const st = this.stats;
       if (++st.records % 4096 === 0) this.#o.onProgress?.(st.records);
       // Float samples, nearly all of a WAL, take the allocation-free path.
-      if (!wbl && forEachSampleV1(rec.bytes, this.#appendWalFloat)) {
-        if (this.#spill.needsFlush) await this.#spill.flush();
+      if (forEachSampleV1(rec.bytes, float)) {
+        await part.flush();
         continue;
       }
       const r = decodeRecord(rec.bytes);
       switch (r.type) {
         case "series":
-          if (!wbl) { for (const s of r.series) this.#addSeries(Number(s.ref), s.labels); }
+          if (!wbl) { for (const s of r.series) part.series(Number(s.ref), labelsKey(s.labels)); }
           break;
         case "samples":
           for (const s of r.samples) {
-            this.#append(Number(s.ref), { t: s.t, kind: "float", v: s.v }, wbl);
+            float(Number(s.ref), Number(s.t), Number(s.v >> 32n), Number(s.v & 0xffffffffn));
           }
           break;
         case "histograms":
-          for (const s of r.histograms) {
-            this.#append(
-              Number(s.ref),
-              { t: s.t, kind: "histogram", h: { ...s.h, t: s.t } as HistogramSample },
-              wbl,
-            );
-          }
-          break;
         case "floatHistograms":
           for (const s of r.histograms) {
-            this.#append(
-              Number(s.ref),
-              { t: s.t, kind: "floatHistogram", h: { ...s.h, t: s.t } as FloatHistogramSample },
-              wbl,
-            );
+            this.#histogram(Number(s.ref), Number(s.t), s.h, r.type === "floatHistograms", wbl);
           }
           break;
         case "tombstones":
           for (const ts of r.tombstones) {
-            const s = this.#series[this.#byRef.get(Number(ts.ref))];
-            if (s) s.deleted = addInterval(s.deleted ?? [], { mint: ts.mint, maxt: ts.maxt });
+            const ref = Number(ts.ref);
+            if (part.has(ref)) part.tombstone(ref, ts.mint, ts.maxt);
           }
           break;
         default: {
@@ -306,22 +418,118 @@ class _Replayer {
           st.skippedRecords[name] = (st.skippedRecords[name] ?? 0) + 1;
         }
       }
-      if (this.#spill.needsFlush) await this.#spill.flush();
+      await part.flush();
     }
   }
 
-  #addSeries(ref: number, labels: Label[]): void {
-    const key = _labelsKey(labels);
-    const known = this.#byLabels.get(key);
-    if (!known && !this.#surrogates) this.#surrogates = _SURROGATE.test(key);
-    if (known) {
-      if (this.#byRef.get(ref) < 0) this.stats.duplicateSeriesRefs++;
-      this.#byRef.set(ref, known.id);
+  // Which entry an in-order sample becomes: dropped before minValidTime, kept inside the window,
+  // else only its timestamp (it still advances the series). Null for an unknown ref.
+  #kind(ref: number, t: number): SampleEntryKind | null {
+    if (!this.#part.has(ref)) {
+      this.#stats.droppedUnknownSeries++;
+      return null;
+    }
+    if (t < this.#minValid) {
+      this.#stats.droppedBeforeMinValid++;
+      return null;
+    }
+    return t >= this.#from && t <= this.#to ? SampleEntry.float : SampleEntry.advance;
+  }
+
+  #float = (ref: number, t: number, vh: number, vl: number): void => {
+    const kind = this.#kind(ref, t);
+    if (kind !== null) this.#part.sample(kind, ref, t, vh, vl);
+  };
+
+  // Out-of-order samples from the WBL: only those in the window matter.
+  #outOfOrderFloat = (ref: number, t: number, vh: number, vl: number): void => {
+    if (!this.#part.has(ref)) {
+      this.#stats.droppedUnknownSeries++;
+    } else if (t >= this.#from && t <= this.#to) {
+      this.#part.sample(SampleEntry.outOfOrder, ref, t, vh, vl);
+    }
+  };
+
+  #histogram(
+    ref: number,
+    t: number,
+    h: Histogram | FloatHistogram,
+    float: boolean,
+    wbl: boolean,
+  ): void {
+    if (wbl) {
+      if (!this.#part.has(ref)) this.#stats.droppedUnknownSeries++;
+      else if (t >= this.#from && t <= this.#to) this.#part.histogram(ref, t, h, float, true);
       return;
     }
+    const kind = this.#kind(ref, t);
+    if (kind === SampleEntry.float) this.#part.histogram(ref, t, h, float, false);
+    else if (kind === SampleEntry.advance) this.#part.sample(kind, ref, t, 0, 0);
+  }
+}
+
+/** Replays one shard's entries into chunks, with the rules that need the series' state. */
+class _ShardReplayer implements HeadEntrySink {
+  /** Whether a labels key holds a UTF-16 surrogate (then keys sort by UTF-8 bytes, slower). */
+  utf8Order = false;
+  #stats: HeadReplayStats;
+  #spill: ChunkSpill;
+  #byRef = new _RefIndex();
+  /**
+   * Per series id: the last appended timestamp (in-order rule; -Infinity before the first
+   * sample), the open float chunk's first timestamp and its chunk-range end. In a typed array
+   * because a number field of an object is a new heap number at every store (two per sample).
+   */
+  #times = new Float64Array(3 * 1024);
+  /** The open float chunks, one slot per series id. */
+  #xor: XorAppenderSet;
+  #series: _Series[] = [];
+  #byLabels = new Map<string, _Series>();
+
+  constructor(
+    spill: ChunkSpill,
+    stats: HeadReplayStats,
+    openChunks: HeadReplayOptions["openChunks"],
+  ) {
+    this.#spill = spill;
+    this.#stats = stats;
+    this.#xor = new XorAppenderSet(openChunks);
+  }
+
+  /** Moves every open chunk to the spill. */
+  async finishOpenChunks(): Promise<void> {
+    for (const s of this.#series) {
+      this.#finish(s);
+      // Bounded, as per entry block: otherwise every open chunk would wait in memory for the file.
+      if (this.#spill.needsFlush) await this.#spill.flush();
+    }
+    this.#xor = new XorAppenderSet(); // frees the open chunks' memory
+  }
+
+  /** The distinct series that have data, sorted by labels. */
+  distinct(): _Series[] {
+    // Ordering the keys by UTF-8 bytes orders the label sets (see labelsKey); without
+    // surrogates (as nearly always) that is the order of UTF-16 code units.
+    const order = this.utf8Order
+      ? (a: _Series, b: _Series) => compareUtf8(a.key, b.key)
+      : (a: _Series, b: _Series) => (a.key < b.key ? -1 : 1);
+    return this.#series
+      .filter((s) => this.#spill.has(s.id) || (s.ooo?.length ?? 0) > 0)
+      .sort(order);
+  }
+
+  series(ref: number, key: string): void {
+    const known = this.#byLabels.get(key);
+    if (known) {
+      if (this.#byRef.get(ref) < 0) this.#stats.duplicateSeriesRefs++;
+      this.#byRef.set(ref, known.id);
+      this.#reset(known);
+      return;
+    }
+    if (!this.utf8Order) this.utf8Order = needsUtf8Order(key);
     const s: _Series = {
       key,
-      id: this.#byLabels.size,
+      id: this.#series.length,
       openKind: null,
       hist: null,
       ooo: null,
@@ -336,62 +544,76 @@ class _Replayer {
       this.#times = times;
     }
     this.#times[3 * s.id] = -Infinity;
-    this.stats.series++;
+    this.#stats.series++;
   }
 
-  #append(ref: number, sample: Sample, wbl: boolean): void {
-    const st = this.stats;
-    const s = this.#series[this.#byRef.get(ref)];
-    if (!s) {
-      st.droppedUnknownSeries++;
-      return;
+  sample(kind: SampleEntryKind, ref: number, t: number, vh: number, vl: number): void {
+    const s = this.#get(ref);
+    if (kind === SampleEntry.outOfOrder) {
+      const v = (BigInt(vh) << 32n) | BigInt(vl);
+      (s.ooo ??= []).push({ t: BigInt(t), kind: "float", v });
+      this.#stats.outOfOrderSamples++;
+    } else if (this.#inOrder(s, t) && kind === SampleEntry.float) {
+      this.#appendFloat(s, t, vh, vl);
     }
-    const t = Number(sample.t);
-    if (wbl) {
-      // Out-of-order samples: kept as they come, merged with the in-order chunks at the end.
-      if (t < this.#from || t > this.#to) return;
+  }
+
+  histogram(
+    ref: number,
+    t: number,
+    h: Histogram | FloatHistogram,
+    float: boolean,
+    outOfOrder: boolean,
+  ): void {
+    const s = this.#get(ref);
+    const sample: Exclude<Sample, { kind: "float" }> = float
+      ? { t: BigInt(t), kind: "floatHistogram", h: { ...h, t: BigInt(t) } as FloatHistogramSample }
+      : { t: BigInt(t), kind: "histogram", h: { ...h, t: BigInt(t) } as HistogramSample };
+    if (outOfOrder) {
       (s.ooo ??= []).push(sample);
-      st.outOfOrderSamples++;
-      return;
+      this.#stats.outOfOrderSamples++;
+    } else if (this.#inOrder(s, t)) {
+      this.#stats.histogramSamples++;
+      this.#appendHistogram(s, sample);
     }
-    if (!this.#inOrder(s, t)) return;
-    if (sample.kind === "float") {
-      const v = sample.v;
-      this.#appendFloat(s, t, Number(v >> 32n), Number(v & 0xffffffffn));
-      return;
-    }
-    st.histogramSamples++;
-    this.#appendHistogram(s, sample);
   }
 
-  /** The fast path of {@link #append} for float samples of the WAL: numbers, no objects. */
-  #appendWalFloat = (ref: number, t: number, vh: number, vl: number): void => {
-    const s = this.#series[this.#byRef.get(ref)];
-    if (!s) {
-      this.stats.droppedUnknownSeries++;
-      return;
-    }
-    if (this.#inOrder(s, t)) this.#appendFloat(s, t, vh, vl);
-  };
+  tombstone(ref: number, mint: bigint, maxt: bigint): void {
+    const s = this.#get(ref);
+    s.deleted = addInterval(s.deleted ?? [], { mint, maxt });
+  }
 
-  // Prometheus' in-order rules: not before the newest block's end, not at or before the series'
-  // last sample. A kept sample advances the series even outside the window.
+  // A series record for labels the head has already: Prometheus (`resetSeriesWithMMappedChunks`)
+  // drops the series' chunks replayed so far ("already compacted": the labels come back after
+  // the series was garbage collected) and starts it afresh, its last timestamp forgotten.
+  #reset(s: _Series): void {
+    this.#spill.clear(s.id);
+    this.#xor.reset(s.id);
+    s.openKind = null;
+    s.hist = null;
+    this.#times[3 * s.id] = -Infinity;
+  }
+
+  #get(ref: number): _Series {
+    const s = this.#series[this.#byRef.get(ref)];
+    if (!s) throw new Error(`head shard: entry for ref ${ref} before its series`);
+    return s;
+  }
+
+  // Prometheus' in-order rule: not at or before the series' last sample (minValidTime and the
+  // window were applied when the WAL was split). A kept sample advances the series.
   #inOrder(s: _Series, t: number): boolean {
-    if (t < this.#minValid) {
-      this.stats.droppedBeforeMinValid++;
-      return false;
-    }
     const at = 3 * s.id;
     if (t <= this.#times[at]) {
-      this.stats.droppedOutOfOrder++;
+      this.#stats.droppedOutOfOrder++;
       return false;
     }
     this.#times[at] = t;
-    return t >= this.#from && t <= this.#to;
+    return true;
   }
 
   #appendFloat(s: _Series, t: number, vh: number, vl: number): void {
-    this.stats.floatSamples++;
+    this.#stats.floatSamples++;
     if (s.openKind !== null && s.openKind !== "float") this.#finish(s);
     const xor = this.#xor;
     // As Prometheus' head: 120 samples a chunk, never across a 2h chunk-range boundary.
@@ -477,23 +699,4 @@ class _RefIndex {
     if (ref < this.#index.length) this.#index[ref] = id;
     else this.#far.set(ref, id);
   }
-}
-
-// A label set as one string, `name NUL value NUL` per label. Label names and values hold no NUL
-// in practice, so the key identifies the set, and ordering keys by UTF-8 bytes orders the sets as
-// compareLabels does (NUL sorts before every other byte, so a shorter name or value comes first).
-function _labelsKey(labels: readonly Label[]): string {
-  // join makes one flat string; `+=` would leave a rope, flattened (copied) later on first use.
-  return labels.map((l) => `${l.name}\u0000${l.value}\u0000`).join("");
-}
-
-const _SURROGATE = /[\ud800-\udfff]/;
-
-function _parseLabelsKey(key: string): Label[] {
-  const parts = key.split("\u0000");
-  const labels: Label[] = [];
-  for (let i = 0; i + 1 < parts.length; i += 2) {
-    labels.push({ name: parts[i], value: parts[i + 1] });
-  }
-  return labels;
 }

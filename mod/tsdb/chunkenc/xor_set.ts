@@ -28,18 +28,45 @@ const _ROW = 8;
 
 /** Most bytes one sample adds: a 64-bit dod with its 4-bit prefix, a 77-bit value, rounding. */
 const _MAX_SAMPLE_BYTES = 20;
-const _FIRST_REGION = 128;
 const _MAX_T = 2 ** 52;
+/**
+ * Most bytes of the shared buffer: bit positions (byte offset x 8 + bit) are indexed with `>>> 3`,
+ * which wraps at 2^32 bits; past this the set refuses to grow rather than write wrong bits.
+ */
+export const XOR_SET_MAX_BYTES = 2 ** 28;
 
-/** Open XOR chunks of numbered slots (small non-negative integers, e.g. series ids). */
+/** Options of {@link XorAppenderSet}. */
+export interface XorAppenderSetOptions {
+  /** Initial size of the shared buffer (default 1 MiB); it doubles when full. */
+  initialBytes?: number;
+  /** Smallest region of a slot (default 128 bytes, a power of two); it doubles when full. */
+  firstRegion?: number;
+  /** Most bytes of the shared buffer (default and at most {@link XOR_SET_MAX_BYTES}). */
+  maxBytes?: number;
+}
+
+/**
+ * Open XOR chunks of numbered slots (small non-negative integers, e.g. series ids). Memory: one
+ * 64-byte row per slot and a region per slot of a shared buffer, a power of two at least as large
+ * as the slot's chunk (regions left by a slot that moved to a larger one are reused); the caller
+ * bounds the number of slots (a head replay shard).
+ */
 export class XorAppenderSet {
   #rows = new Float64Array(1024 * _ROW);
   // Region of each slot in #bytes: start and capacity (0 capacity: none yet).
   #regions = new Int32Array(1024 * 2);
-  #bytes = new Uint8Array(1 << 20);
+  #bytes: Uint8Array;
   #used = 0;
-  // Free regions by capacity (powers of two from 128 bytes).
+  #firstRegion: number;
+  #maxBytes: number;
+  // Free regions by capacity (powers of two from the first region's size).
   #free = new Map<number, number[]>();
+
+  constructor(options: XorAppenderSetOptions = {}) {
+    this.#bytes = new Uint8Array(options.initialBytes ?? 1 << 20);
+    this.#firstRegion = options.firstRegion ?? 128;
+    this.#maxBytes = Math.min(options.maxBytes ?? XOR_SET_MAX_BYTES, XOR_SET_MAX_BYTES);
+  }
 
   /** Samples in the slot's open chunk. */
   numSamples(slot: number): number {
@@ -166,7 +193,7 @@ export class XorAppenderSet {
     const capacity = regions[slot * 2 + 1];
     const need = ((bits + 7) >>> 3) + _MAX_SAMPLE_BYTES;
     if (need <= capacity) return start;
-    let size = Math.max(_FIRST_REGION, capacity * 2);
+    let size = Math.max(this.#firstRegion, capacity * 2);
     while (size < need) size *= 2;
     const next = this.#allocate(size);
     const bytes = this.#bytes;
@@ -187,8 +214,12 @@ export class XorAppenderSet {
     const reused = this.#free.get(size)?.pop();
     if (reused !== undefined) return reused;
     if (this.#used + size > this.#bytes.length) {
+      if (this.#used + size > this.#maxBytes) {
+        throw new RangeError(`open XOR chunks exceed ${this.#maxBytes} bytes`);
+      }
       let length = this.#bytes.length * 2;
       while (this.#used + size > length) length *= 2;
+      length = Math.min(length, this.#maxBytes);
       const bigger = new Uint8Array(length);
       bigger.set(this.#bytes.subarray(0, this.#used));
       this.#bytes = bigger;

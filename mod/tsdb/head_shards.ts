@@ -1,0 +1,564 @@
+/**
+ * The head's WAL split into shards: every series record, sample and tombstone goes to one of N
+ * shard files, chosen by a hash of the series' labels, so that each shard can be replayed alone
+ * (see `head.ts`). All refs of one label set land in the same shard, so Prometheus' rules that
+ * span refs (a later ref for the same labels joins the first one) hold within a shard.
+ *
+ * A shard file is a stream of entries in WAL order: the series (ref and labels key), the float
+ * samples (ref and timestamp as zig-zag deltas to the previous entry's, the value's 64 raw bits),
+ * timestamps only of samples outside the window (they still advance the series), out-of-order
+ * samples, histograms and tombstones. A shard that turns out to hold too many series is split
+ * again by {@link readShardFile} into a {@link HeadPartitioner} with a new hash seed.
+ *
+ * Memory: one write buffer per shard (`bufferSize`, default 32 KiB; a record's worth more while
+ * it waits for the file) and the ref-to-shard map, one byte per ref in pages of 4096 refs that
+ * hold at least one series (Prometheus hands refs out in order, so that is about one byte a
+ * series). Nothing else is kept per series.
+ *
+ * @module
+ */
+
+import { Decbuf, Encbuf, FormatError } from "./encoding.ts";
+import type { FloatHistogram, Histogram, Span } from "./record.ts";
+
+/** What a float sample entry is. */
+export const SampleEntry = {
+  /** An in-order sample inside the window. */
+  float: 2,
+  /** An in-order sample outside the window: its timestamp still advances the series. */
+  advance: 3,
+  /** An out-of-order sample (from the WBL) inside the window. */
+  outOfOrder: 4,
+} as const;
+
+/** One of {@link SampleEntry}. */
+export type SampleEntryKind = (typeof SampleEntry)[keyof typeof SampleEntry];
+
+const _SERIES = 1;
+const _BASE = 5;
+const _HISTOGRAM = 6;
+const _TOMBSTONE = 7;
+// Flags of a histogram entry.
+const _FLOAT_HISTOGRAM = 1;
+const _OUT_OF_ORDER = 2;
+
+/** Most bytes a fixed-size entry takes (a base entry and a float sample). */
+const _MAX_FIXED_ENTRY = 64;
+/** Deltas beyond this go through a base entry, so zig-zag varints stay 32-bit. */
+const _MAX_DELTA = 2 ** 30;
+
+/** Receives a head's entries in WAL order (a partitioner, or a shard's replay). */
+export interface HeadEntrySink {
+  /** A series record: `key` is the label set as `labelsKey` writes it. */
+  series(ref: number, key: string): void;
+  /** A float sample (or only its timestamp, for {@link SampleEntry.advance}). */
+  sample(kind: SampleEntryKind, ref: number, t: number, vh: number, vl: number): void;
+  /** A histogram sample; `outOfOrder` for one from the WBL. */
+  histogram(
+    ref: number,
+    t: number,
+    h: Histogram | FloatHistogram,
+    float: boolean,
+    outOfOrder: boolean,
+  ): void;
+  /** A tombstone record's interval for one ref. */
+  tombstone(ref: number, mint: bigint, maxt: bigint): void;
+}
+
+/** A written shard file. */
+export interface ShardFile {
+  /** Path of the file. */
+  path: string;
+  /** Series entries in it (an upper bound of its distinct series). */
+  series: number;
+  /** How many times its entries were partitioned (1 for a shard of the WAL itself). */
+  level: number;
+}
+
+/** Options of {@link HeadPartitioner.create}. */
+export interface HeadPartitionerOptions {
+  /** Number of shard files (1 to 255). */
+  shards: number;
+  /** Bytes of each shard's write buffer (default 32 KiB). */
+  bufferSize?: number;
+}
+
+/**
+ * Writes entries to shard files by a hash of their series' labels. Call {@link
+ * HeadPartitioner.flush} now and then (after each WAL record), then {@link HeadPartitioner.finish}.
+ */
+export class HeadPartitioner implements HeadEntrySink {
+  #writers: _ShardWriter[];
+  #refs = new RefShards();
+  #level: number;
+  #series: number[];
+
+  private constructor(writers: _ShardWriter[], level: number) {
+    this.#writers = writers;
+    this.#level = level;
+    this.#series = writers.map(() => 0);
+  }
+
+  /**
+   * Creates the shard files `<prefix>-<i>` (which must not exist). `level` seeds the hash: a
+   * shard split again must use a level above its own, or every entry lands in one shard.
+   */
+  static async create(
+    prefix: string,
+    level: number,
+    options: HeadPartitionerOptions,
+  ): Promise<HeadPartitioner> {
+    const n = options.shards;
+    if (!(Number.isInteger(n) && n >= 1 && n <= 255)) {
+      throw new RangeError(`shards must be 1 to 255, not ${n}`);
+    }
+    const writers: _ShardWriter[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        writers.push(await _ShardWriter.create(`${prefix}-${i}`, options.bufferSize ?? 32 * 1024));
+      }
+    } catch (e) {
+      for (const w of writers) await w.abort();
+      throw e;
+    }
+    return new HeadPartitioner(writers, level);
+  }
+
+  /** Whether a series record named `ref`. */
+  has(ref: number): boolean {
+    return this.#refs.get(ref) >= 0;
+  }
+
+  series(ref: number, key: string): void {
+    const shard = shardOf(key, this.#level, this.#writers.length);
+    this.#refs.set(ref, shard);
+    this.#series[shard]++;
+    this.#writers[shard].series(ref, key);
+  }
+
+  sample(kind: SampleEntryKind, ref: number, t: number, vh: number, vl: number): void {
+    this.#writers[this.#shard(ref)].sample(kind, ref, t, vh, vl);
+  }
+
+  histogram(
+    ref: number,
+    t: number,
+    h: Histogram | FloatHistogram,
+    float: boolean,
+    outOfOrder: boolean,
+  ): void {
+    this.#writers[this.#shard(ref)].histogram(ref, t, h, float, outOfOrder);
+  }
+
+  tombstone(ref: number, mint: bigint, maxt: bigint): void {
+    this.#writers[this.#shard(ref)].tombstone(ref, mint, maxt);
+  }
+
+  #shard(ref: number): number {
+    const shard = this.#refs.get(ref);
+    if (shard < 0) throw new Error(`head shard entry for ref ${ref} before its series`);
+    return shard;
+  }
+
+  /** Writes what waits in memory to the files. */
+  async flush(): Promise<void> {
+    for (const w of this.#writers) await w.flush();
+  }
+
+  /** Closes the files; returns those that hold entries (the empty ones are removed). */
+  async finish(): Promise<ShardFile[]> {
+    const out: ShardFile[] = [];
+    for (let i = 0; i < this.#writers.length; i++) {
+      const w = this.#writers[i];
+      if (await w.close()) {
+        out.push({ path: w.path, series: this.#series[i], level: this.#level + 1 });
+      }
+    }
+    return out;
+  }
+
+  /** Closes and removes the files (after an error). */
+  async abort(): Promise<void> {
+    for (const w of this.#writers) await w.abort();
+  }
+}
+
+/** The shard (of `shards`) of a labels key at a split level: a seeded 32-bit hash. */
+export function shardOf(key: string, level: number, shards: number): number {
+  // FNV-1a over the UTF-16 code units, seeded by the level, then murmur3's finalizer to spread
+  // the bits (labels keys differ mostly in their last characters).
+  let h = (0x811c9dc5 ^ Math.imul(level + 1, 0x9e3779b1)) >>> 0;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % shards;
+}
+
+/**
+ * Series refs to shard numbers: one byte per ref, in pages of 4096 refs allocated when a ref in
+ * them is set. A Map of every ref would cost ~50 bytes a series.
+ */
+export class RefShards {
+  #pages = new Map<number, Uint8Array>();
+  #lastIndex = -1;
+  #lastPage: Uint8Array | undefined;
+
+  /** The shard of `ref`, or -1. */
+  get(ref: number): number {
+    const index = Math.floor(ref / 4096);
+    let page = this.#lastPage;
+    if (index !== this.#lastIndex) {
+      page = this.#pages.get(index);
+      if (!page) return -1;
+      this.#lastIndex = index;
+      this.#lastPage = page;
+    }
+    return page![ref - index * 4096] - 1;
+  }
+
+  /** Sets the shard (0 to 254) of `ref`. */
+  set(ref: number, shard: number): void {
+    const index = Math.floor(ref / 4096);
+    let page = this.#pages.get(index);
+    if (!page) this.#pages.set(index, page = new Uint8Array(4096));
+    page[ref - index * 4096] = shard + 1;
+  }
+}
+
+const _utf8 = new TextEncoder();
+const _utf8Decoder = new TextDecoder();
+
+/** Writes one shard file's entries, buffered. */
+class _ShardWriter {
+  readonly path: string;
+  #file: Deno.FsFile | null;
+  #size: number;
+  #buf: Uint8Array;
+  #view: DataView;
+  #at = 0;
+  #waiting: Uint8Array[] = [];
+  #written = 0;
+  #prevRef = 0;
+  #prevT = 0;
+  #enc = new Encbuf();
+
+  private constructor(path: string, file: Deno.FsFile, size: number) {
+    this.path = path;
+    this.#file = file;
+    this.#size = size;
+    this.#buf = new Uint8Array(size);
+    this.#view = new DataView(this.#buf.buffer);
+  }
+
+  static async create(path: string, size: number): Promise<_ShardWriter> {
+    return new _ShardWriter(path, await Deno.open(path, { write: true, createNew: true }), size);
+  }
+
+  // Room for `n` more bytes: a full buffer waits for the next flush, a new one takes its place.
+  #room(n: number): void {
+    if (this.#at + n <= this.#buf.length) return;
+    if (this.#at > 0) this.#waiting.push(this.#buf.subarray(0, this.#at));
+    this.#buf = new Uint8Array(Math.max(this.#size, n));
+    this.#view = new DataView(this.#buf.buffer);
+    this.#at = 0;
+  }
+
+  series(ref: number, key: string): void {
+    const bytes = _utf8.encode(key);
+    this.#room(1 + 5 + 8 + bytes.length);
+    this.#buf[this.#at++] = _SERIES;
+    this.#at = _putUvarint32(this.#buf, this.#at, 8 + bytes.length);
+    this.#view.setFloat64(this.#at, ref);
+    this.#buf.set(bytes, this.#at + 8);
+    this.#at += 8 + bytes.length;
+  }
+
+  sample(kind: SampleEntryKind, ref: number, t: number, vh: number, vl: number): void {
+    this.#room(_MAX_FIXED_ENTRY);
+    const dref = ref - this.#prevRef;
+    const dt = t - this.#prevT;
+    if (!(Math.abs(dref) < _MAX_DELTA && Math.abs(dt) < _MAX_DELTA)) {
+      this.#buf[this.#at] = _BASE;
+      this.#view.setFloat64(this.#at + 1, ref);
+      this.#view.setFloat64(this.#at + 9, t);
+      this.#at += 17;
+    } else {
+      this.#buf[this.#at++] = kind;
+      this.#at = _putUvarint32(this.#buf, this.#at, dref >= 0 ? 2 * dref : -2 * dref - 1);
+      this.#at = _putUvarint32(this.#buf, this.#at, dt >= 0 ? 2 * dt : -2 * dt - 1);
+      this.#prevRef = ref;
+      this.#prevT = t;
+      if (kind !== SampleEntry.advance) {
+        this.#view.setUint32(this.#at, vh);
+        this.#view.setUint32(this.#at + 4, vl);
+        this.#at += 8;
+      }
+      return;
+    }
+    // After a base entry the deltas are zero.
+    this.#prevRef = ref;
+    this.#prevT = t;
+    this.sample(kind, ref, t, vh, vl);
+  }
+
+  histogram(
+    ref: number,
+    t: number,
+    h: Histogram | FloatHistogram,
+    float: boolean,
+    outOfOrder: boolean,
+  ): void {
+    const e = this.#enc;
+    e.reset();
+    e.byte((float ? _FLOAT_HISTOGRAM : 0) | (outOfOrder ? _OUT_OF_ORDER : 0));
+    e.be64(BigInt(ref)).varint(t);
+    _putHistogram(e, h, float);
+    const body = e.get();
+    this.#room(1 + 5 + body.length);
+    this.#buf[this.#at++] = _HISTOGRAM;
+    this.#at = _putUvarint32(this.#buf, this.#at, body.length);
+    this.#buf.set(body, this.#at);
+    this.#at += body.length;
+  }
+
+  tombstone(ref: number, mint: bigint, maxt: bigint): void {
+    this.#room(_MAX_FIXED_ENTRY);
+    this.#buf[this.#at] = _TOMBSTONE;
+    this.#view.setFloat64(this.#at + 1, ref);
+    this.#view.setBigInt64(this.#at + 9, mint);
+    this.#view.setBigInt64(this.#at + 17, maxt);
+    this.#at += 25;
+  }
+
+  async flush(): Promise<void> {
+    const waiting = this.#waiting;
+    if (waiting.length === 0) return;
+    this.#waiting = [];
+    for (const bytes of waiting) await this.#writeAll(bytes);
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < bytes.length) done += await this.#file!.write(bytes.subarray(done));
+    this.#written += bytes.length;
+  }
+
+  /** Closes the file: true when it holds entries, else it is removed. */
+  async close(): Promise<boolean> {
+    await this.flush();
+    if (this.#at > 0) await this.#writeAll(this.#buf.subarray(0, this.#at));
+    this.#file?.close();
+    this.#file = null;
+    if (this.#written > 0) return true;
+    await Deno.remove(this.path);
+    return false;
+  }
+
+  async abort(): Promise<void> {
+    try {
+      this.#file?.close();
+    } catch { /* already closed */ }
+    this.#file = null;
+    await Deno.remove(this.path).catch(() => {});
+  }
+}
+
+/** Options of {@link readShardFile}. */
+export interface ReadShardOptions {
+  /** Bytes read at once (default 256 KiB; the buffer grows for a larger entry). */
+  bufferSize?: number;
+  /** Awaited after every block read (e.g. to flush a partitioner's files). */
+  afterBlock?: () => Promise<void>;
+  /** Stops the reading when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Reads a shard file's entries into `sink`, in the order they were written. */
+export async function readShardFile(
+  path: string,
+  sink: HeadEntrySink,
+  options: ReadShardOptions = {},
+): Promise<void> {
+  using file = await Deno.open(path, { read: true });
+  let buf = new Uint8Array(options.bufferSize ?? 256 * 1024);
+  let view = new DataView(buf.buffer);
+  let start = 0;
+  let end = 0;
+  let eof = false;
+  let prevRef = 0;
+  let prevT = 0;
+  for (;;) {
+    options.signal?.throwIfAborted();
+    // Decode the whole entries in the buffer; a fixed-size one is whole when _MAX_FIXED_ENTRY
+    // bytes (or the rest of the file) are there, a sized one when its length says so.
+    let p = start;
+    while (p < end && (eof || end - p >= _MAX_FIXED_ENTRY)) {
+      const tag = buf[p];
+      if (tag === SampleEntry.float || tag === SampleEntry.advance || tag === 4) {
+        let q = p + 1;
+        let u = 0;
+        let shift = 0;
+        let b: number;
+        do {
+          b = buf[q++];
+          u += (b & 0x7f) * 2 ** shift;
+          shift += 7;
+        } while (b >= 0x80);
+        const ref = prevRef + (u % 2 === 0 ? u / 2 : -(u + 1) / 2);
+        u = 0;
+        shift = 0;
+        do {
+          b = buf[q++];
+          u += (b & 0x7f) * 2 ** shift;
+          shift += 7;
+        } while (b >= 0x80);
+        const t = prevT + (u % 2 === 0 ? u / 2 : -(u + 1) / 2);
+        prevRef = ref;
+        prevT = t;
+        if (tag === SampleEntry.advance) {
+          sink.sample(tag, ref, t, 0, 0);
+        } else {
+          if (q + 8 > end) throw new FormatError(`${path}: truncated at byte ${p}`);
+          sink.sample(tag, ref, t, view.getUint32(q), view.getUint32(q + 4));
+          q += 8;
+        }
+        if (q > end) throw new FormatError(`${path}: truncated at byte ${p}`);
+        p = q;
+      } else if (tag === _BASE) {
+        if (p + 17 > end) throw new FormatError(`${path}: truncated at byte ${p}`);
+        prevRef = view.getFloat64(p + 1);
+        prevT = view.getFloat64(p + 9);
+        p += 17;
+      } else if (tag === _TOMBSTONE) {
+        if (p + 25 > end) throw new FormatError(`${path}: truncated at byte ${p}`);
+        sink.tombstone(view.getFloat64(p + 1), view.getBigInt64(p + 9), view.getBigInt64(p + 17));
+        p += 25;
+      } else if (tag === _SERIES || tag === _HISTOGRAM) {
+        const d = new Decbuf(buf.subarray(p + 1, end));
+        let len: number;
+        try {
+          len = d.uvarint();
+        } catch {
+          if (eof) throw new FormatError(`${path}: truncated at byte ${p}`);
+          break;
+        }
+        const bodyAt = p + 1 + d.offset;
+        if (bodyAt + len > end) {
+          if (eof) throw new FormatError(`${path}: truncated at byte ${p}`);
+          // Not whole in the buffer: make room for it below.
+          if (bodyAt + len - p > buf.length) {
+            const bigger = new Uint8Array(bodyAt + len - p);
+            bigger.set(buf.subarray(p, end));
+            end -= p;
+            start = p = 0;
+            buf = bigger;
+            view = new DataView(buf.buffer);
+          }
+          break;
+        }
+        const body = buf.subarray(bodyAt, bodyAt + len);
+        if (tag === _SERIES) {
+          const ref = new DataView(body.buffer, body.byteOffset).getFloat64(0);
+          sink.series(ref, _utf8Decoder.decode(body.subarray(8)));
+        } else {
+          _readHistogramEntry(body, sink);
+        }
+        p = bodyAt + len;
+      } else {
+        throw new FormatError(`${path}: unknown entry ${tag} at byte ${p}`);
+      }
+    }
+    start = p;
+    if (eof) {
+      if (start < end) throw new FormatError(`${path}: truncated at byte ${start}`);
+      return;
+    }
+    buf.copyWithin(0, start, end);
+    end -= start;
+    start = 0;
+    const n = await file.read(buf.subarray(end));
+    if (n === null) eof = true;
+    else end += n;
+    await options.afterBlock?.();
+  }
+}
+
+function _readHistogramEntry(body: Uint8Array, sink: HeadEntrySink): void {
+  const d = new Decbuf(body);
+  const flags = d.byte();
+  const ref = Number(d.be64());
+  const t = d.varint();
+  const float = (flags & _FLOAT_HISTOGRAM) !== 0;
+  sink.histogram(ref, t, _getHistogram(d, float), float, (flags & _OUT_OF_ORDER) !== 0);
+}
+
+// A histogram as the WAL stores it: integer counts as varints, float ones as raw bits.
+function _putHistogram(e: Encbuf, h: Histogram | FloatHistogram, float: boolean): void {
+  e.byte(h.counterResetHint).varint(h.schema).be64(h.zeroThreshold);
+  if (float) e.be64(h.zeroCount).be64(h.count);
+  else e.uvarint(h.zeroCount).uvarint(h.count);
+  e.be64(h.sum);
+  for (const spans of [h.positiveSpans, h.negativeSpans]) {
+    e.uvarint(spans.length);
+    for (const s of spans) e.varint(s.offset).uvarint(s.length);
+  }
+  for (const buckets of [h.positiveBuckets, h.negativeBuckets]) {
+    e.uvarint(buckets.length);
+    for (const b of buckets) float ? e.be64(b) : e.varint(b);
+  }
+  e.uvarint(h.customValues.length);
+  for (const v of h.customValues) e.be64(v);
+}
+
+function _getHistogram(d: Decbuf, float: boolean): Histogram | FloatHistogram {
+  const counterResetHint = d.byte();
+  const schema = d.varint();
+  const zeroThreshold = d.be64();
+  const zeroCount = float ? d.be64() : d.uvarint64();
+  const count = float ? d.be64() : d.uvarint64();
+  const sum = d.be64();
+  const spans = (): Span[] => {
+    const out: Span[] = [];
+    for (let n = d.uvarint(); n > 0; n--) out.push({ offset: d.varint(), length: d.uvarint() });
+    return out;
+  };
+  const positiveSpans = spans();
+  const negativeSpans = spans();
+  const buckets = (): bigint[] => {
+    const out: bigint[] = [];
+    for (let n = d.uvarint(); n > 0; n--) out.push(float ? d.be64() : d.varint64());
+    return out;
+  };
+  const positiveBuckets = buckets();
+  const negativeBuckets = buckets();
+  const customValues: bigint[] = [];
+  for (let n = d.uvarint(); n > 0; n--) customValues.push(d.be64());
+  return {
+    counterResetHint,
+    schema,
+    zeroThreshold,
+    zeroCount,
+    count,
+    sum,
+    positiveSpans,
+    negativeSpans,
+    positiveBuckets,
+    negativeBuckets,
+    customValues,
+  };
+}
+
+/** Go `binary.PutUvarint` of a uint32. */
+function _putUvarint32(buf: Uint8Array, at: number, v: number): number {
+  let x = v >>> 0;
+  let p = at;
+  while (x >= 0x80) {
+    buf[p++] = (x & 0x7f) | 0x80;
+    x >>>= 7;
+  }
+  buf[p++] = x;
+  return p;
+}
