@@ -15,6 +15,11 @@ for (const options of [{}, { initialBytes: 64, firstRegion: 16 }]) {
     const limit = Array.from({ length: slots }, (_, i) => (i % 10 === 0 ? 2000 : 120));
     let chunks = 0;
     for (let step = 0; step < 200_000; step++) {
+      if (step === 100_000) {
+        // Cleared half way (as between a head replay's shards): every slot starts afresh.
+        set.clear();
+        for (let i = 0; i < slots; i++) single[i] = new XorAppender();
+      }
       const slot = Math.floor(random() * slots);
       // Steps between timestamps: regular, jittered, and now and then far (each dod range).
       const r = random();

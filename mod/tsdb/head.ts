@@ -200,12 +200,14 @@ export class HeadReplay {
       let utf8Order = false;
       // Depth first, so that a split shard's parts are replayed (and removed) before the next.
       const pending = shards.reverse();
+      // One set of open chunks for every shard: its buffer, grown for the largest, is kept.
+      const openChunks = new XorAppenderSet(options.openChunks);
       for (let n = 0; pending.length > 0; n++) {
         const shard = pending.pop()!;
         if (shard.series > (options.shardSeries ?? 4096) && shard.level <= _MAX_SPLITS) {
           pending.push(...(await _splitShard(shard, options, `${dir}/split-${n}`)).reverse());
         } else {
-          const run = await _replayShard(shard, options, stats, `${dir}/run-${n}`);
+          const run = await _replayShard(shard, options, stats, openChunks, `${dir}/run-${n}`);
           runs.push(run.path);
           utf8Order ||= run.utf8Order;
           stats.shards++;
@@ -301,12 +303,13 @@ async function _replayShard(
   shard: ShardFile,
   o: HeadReplayOptions,
   stats: HeadReplayStats,
+  openChunks: XorAppenderSet,
   path: string,
 ): Promise<{ path: string; utf8Order: boolean }> {
   const spill = await ChunkSpill.create(`${path}.chunks`, { memoryBudget: o.memoryBudget });
   let run: SeriesRunWriter | null = null;
   try {
-    const replayer = new _ShardReplayer(spill, stats, o.openChunks);
+    const replayer = new _ShardReplayer(spill, stats, openChunks);
     await readShardFile(shard.path, replayer, {
       bufferSize: o.shardReadSize,
       signal: o.signal,
@@ -486,14 +489,11 @@ class _ShardReplayer implements HeadEntrySink {
   #series: _Series[] = [];
   #byLabels = new Map<string, _Series>();
 
-  constructor(
-    spill: ChunkSpill,
-    stats: HeadReplayStats,
-    openChunks: HeadReplayOptions["openChunks"],
-  ) {
+  /** `openChunks` must be empty; {@link _ShardReplayer.finishOpenChunks} leaves it so. */
+  constructor(spill: ChunkSpill, stats: HeadReplayStats, openChunks: XorAppenderSet) {
     this.#spill = spill;
     this.#stats = stats;
-    this.#xor = new XorAppenderSet(openChunks);
+    this.#xor = openChunks;
   }
 
   /** Moves every open chunk to the spill. */
@@ -503,7 +503,7 @@ class _ShardReplayer implements HeadEntrySink {
       // Bounded, as per entry block: otherwise every open chunk would wait in memory for the file.
       if (this.#spill.needsFlush) await this.#spill.flush();
     }
-    this.#xor = new XorAppenderSet(); // frees the open chunks' memory
+    this.#xor.clear();
   }
 
   /** The distinct series that have data, sorted by labels. */

@@ -186,6 +186,15 @@ export class XorAppenderSet {
     this.#rows[r + _BITS] = 0;
   }
 
+  /** Empties every slot, keeping the memory for the next use (a head replay's next shard). */
+  clear(): void {
+    this.#bytes.fill(0, 0, this.#used);
+    this.#rows.fill(0);
+    this.#regions.fill(0);
+    this.#used = 0;
+    this.#free.clear();
+  }
+
   // The slot's region start, moved to a larger region when the next sample might not fit.
   #room(slot: number, bits: number): number {
     const regions = this.#regions;
