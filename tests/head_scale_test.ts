@@ -7,7 +7,7 @@
  * every path the defaults take only at hundreds of thousands: several shards, shards split again
  * (twice), shard and run buffers that swap and grow, chunks spilled to a file, open chunks whose
  * buffer grows and whose regions move. The full-size version of this check is
- * `bench/head_scale_bench.sh`.
+ * `bench/highcard_bench.sh --source head`.
  */
 import assert from "node:assert/strict";
 import { runCliJson } from "./_cli.ts";
