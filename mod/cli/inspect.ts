@@ -1,42 +1,24 @@
 /**
  * `promcase inspect [DATA_DIR] [--json]`: what is in a Prometheus data dir; and
  * `promcase inspect --series [SELECTOR] [DATA_DIR|ARCHIVE]`: how many series each metric name has,
- * to decide what to ship.
- *
- * Series counting reads only index files (one at a time) and the series records of the WAL, with
- * bounded memory: per metric name a few counters, and per distinct series a 64-bit hash of its label
- * set (up to {@link SERIES_DEDUPE_LIMIT} of them, 9 to 18 bytes each), so that a series found in
- * several blocks and in the head is counted once.
+ * to decide what to ship (counted by `../inspect.ts`).
  *
  * @module
  */
 
-import { checkArchive } from "../archive/reader.ts";
-import {
-  type DataDirInfo,
-  type DataFile,
-  detectPrometheusVersion,
-  findDataDir,
-  scanDataDir,
-} from "../datadir.ts";
-import { describeError, PromcaseError, usageError } from "../errors.ts";
-import { planExport } from "../export.ts";
-import { exists, writeAll } from "../fileio.ts";
-import { lowerPriority } from "../priority.ts";
-import { formatSelector, matchesSelector, parseSelector, type Selector } from "../selector.ts";
-import { FormatError } from "../tsdb/encoding.ts";
-import { type ChunkMeta, IndexReader, type Label } from "../tsdb/index.ts";
-import { decodeRecord, RecordType } from "../tsdb/record.ts";
-import { CorruptionError, type SegmentRef, WalReader } from "../tsdb/wlog.ts";
-import {
-  formatDuration,
-  formatTime,
-  type IncidentWindow,
-  resolveWindow,
-  type TimeWindow,
-} from "../window.ts";
+import { type DataDirInfo, detectPrometheusVersion, findDataDir, scanDataDir } from "../datadir.ts";
+import { usageError } from "../errors.ts";
+import { exists } from "../fileio.ts";
+import { parseSelector } from "../selector.ts";
+import { formatDuration, formatTime, resolveWindow } from "../window.ts";
 import { type Command, formatBytes, formatTable, parseFlags, toJson } from "./args.ts";
-import { createProgress, type Progress } from "./progress.ts";
+import { createProgress } from "./progress.ts";
+import {
+  countSeries,
+  type MetricSeries,
+  SERIES_DEDUPE_LIMIT,
+  type SeriesReport,
+} from "../inspect.ts";
 
 const _HELP = `Usage: promcase inspect [DATA_DIR] [--json]
        promcase inspect --series [SELECTOR] [DATA_DIR|ARCHIVE] [--at TIME --before DUR] [--top N]
@@ -72,12 +54,6 @@ Examples:
   promcase inspect --series '{job="node"}' --at 2026-11-25T10:30:00Z --before 6h
   promcase inspect --series incident.tar.gz --json
 `;
-
-/**
- * Distinct series remembered (as 64-bit hashes of their label sets) to count each once, in blocks
- * and head together; beyond it, series are counted as often as they occur (upper bounds).
- */
-export const SERIES_DEDUPE_LIMIT = 2_000_000;
 
 /** The inspect command. */
 export const inspectCommand: Command = {
@@ -126,7 +102,17 @@ export const inspectCommand: Command = {
       ? resolveWindow(values)
       : undefined;
     const path = positionals[0] ?? await findDataDir(undefined);
-    const report = await countSeries(path, { selector, window });
+    const progress = createProgress("inspect");
+    let report: SeriesReport;
+    try {
+      report = await countSeries(path, {
+        selector,
+        window,
+        onProgress: (done, total) => progress.update(done, total),
+      });
+    } finally {
+      progress.done();
+    }
     if (values.json) console.log(toJson(_seriesJson(report, top)));
     else console.log(_seriesText(report, top));
     return 0;
@@ -226,406 +212,6 @@ function _textReport(info: DataDirInfo, version: string | null): string {
   lines.push(`Problems: ${info.problems.length === 0 ? "none" : ""}`);
   for (const problem of info.problems) lines.push(`  - ${problem}`);
   return lines.join("\n");
-}
-
-// ---------------------------------------------------------------------------------------------
-// inspect --series
-// ---------------------------------------------------------------------------------------------
-
-/** Series of one metric name, see {@link countSeries}. */
-export interface MetricSeries {
-  /** The metric name ("" for series without `__name__`). */
-  metric: string;
-  /** Distinct series, in blocks or head. */
-  series: number;
-  /** Of them, in at least one block. */
-  blockSeries: number;
-  /** Of them, in the head (series records of checkpoint and WAL). */
-  headSeries: number;
-  /** Chunks in blocks (in the window, when one is given). */
-  chunks: number;
-}
-
-/** What {@link countSeries} found. */
-export interface SeriesReport {
-  /** "datadir" or "archive". */
-  kind: "datadir" | "archive";
-  /** The data dir (resolved) or the archive. */
-  path: string;
-  /** The selector, printed canonically, or null for all series. */
-  selector: string | null;
-  /** The window asked for, or null. */
-  window: TimeWindow | null;
-  /** ULIDs of the blocks whose index was read. */
-  blocks: string[];
-  /** Whether head series were counted, from how many WAL/checkpoint segments, and why. */
-  head: { included: boolean; segments: number; reason: string };
-  /** False when there were more than {@link SERIES_DEDUPE_LIMIT} series (counts are upper bounds). */
-  exact: boolean;
-  /** Every metric name with at least one selected series, most series first. */
-  metrics: MetricSeries[];
-  /** Things the counts cannot account for (corrupt WAL tail, archive problems). */
-  warnings: string[];
-}
-
-/** What to count in {@link countSeries}. */
-export interface CountOptions {
-  /** Only series matching it. */
-  selector?: Selector;
-  /** Data dirs only: the blocks and head that export reads for this window. */
-  window?: IncidentWindow;
-}
-
-/**
- * Counts the series per metric name of a data dir (a directory) or of a promcase archive (any
- * other path). Memory stays bounded: one block index open at a time, a few counters per metric name
- * and a hash per distinct series (up to {@link SERIES_DEDUPE_LIMIT}).
- */
-export async function countSeries(path: string, options: CountOptions = {}): Promise<SeriesReport> {
-  const counter = new _SeriesCounter(options.selector, options.window);
-  let isDir = false;
-  try {
-    isDir = (await Deno.stat(path)).isDirectory;
-  } catch {
-    // Missing: a data dir error, unless it names an archive (perhaps split into parts).
-    isDir = !/\.tar(\.gz|\.zst)?(\.part\d+|\.part\*)?$/.test(path);
-  }
-  const base = {
-    selector: options.selector ? formatSelector(options.selector) : null,
-    window: options.window ? { from: options.window.from, to: options.window.to } : null,
-  };
-  if (isDir) {
-    await lowerPriority();
-    return { ...base, ...(await _countDataDir(path, counter, options.window)) };
-  }
-  if (options.window) {
-    throw usageError(
-      "--at/--before/--after/--from/--to select what to read from a data dir: an archive is counted whole",
-    );
-  }
-  const progress = createProgress("inspect");
-  try {
-    return { ...base, ...(await _countArchive(path, counter, progress)) };
-  } finally {
-    progress.done();
-  }
-}
-
-type _Counted = Omit<SeriesReport, "selector" | "window">;
-
-/** Everything: how the plan is made when no window is given. */
-const _ALL_TIME: IncidentWindow = { from: -(2n ** 63n), to: 2n ** 63n - 1n, at: 2n ** 63n - 1n };
-
-async function _countDataDir(
-  dir: string,
-  counter: _SeriesCounter,
-  window: IncidentWindow | undefined,
-): Promise<_Counted> {
-  const info = await scanDataDir(dir);
-  // The same choice of blocks (superseded ones left out) and head as export makes.
-  const plan = planExport(info, window ?? _ALL_TIME);
-  const warnings = [...info.problems];
-  let segments = 0;
-  if (plan.head.included) {
-    const refs = (files: DataFile[]) =>
-      files.map((f) => ({ index: _segmentNumber(f.path), path: `${info.path}/${f.path}` }));
-    const parts = [refs(info.head.checkpoint?.files ?? []), refs(info.head.walSegments)];
-    for (const part of parts.filter((p) => p.length > 0)) {
-      await _readHeadSeries(part, counter, warnings, (p) => p.slice(info.path.length + 1));
-      segments += part.length;
-    }
-  }
-  const indexes = plan.blocks.map((b) => ({
-    ulid: b.ulid,
-    file: `${info.path}/${b.ulid}/index`,
-  }));
-  await _countBlocks(indexes, counter);
-  return {
-    kind: "datadir",
-    path: info.path,
-    blocks: plan.blocks.map((b) => b.ulid),
-    head: {
-      included: plan.head.included,
-      segments,
-      reason: window || !plan.head.included ? plan.head.reason : "no window given: all of it",
-    },
-    exact: counter.exact,
-    metrics: counter.result(),
-    warnings,
-  };
-}
-
-const _BLOCK_INDEX_RE = /^data\/([0-9A-HJKMNP-TV-Z]{26})\/index$/i;
-const _WAL_SEGMENT_RE = /^data\/wal\/(?:checkpoint\.\d+\/)?\d+$/;
-
-async function _countArchive(
-  path: string,
-  counter: _SeriesCounter,
-  progress: Progress,
-): Promise<_Counted> {
-  const tmp = await Deno.makeTempDir({ prefix: "promcase-inspect-" });
-  try {
-    const blocks: string[] = [];
-    const warnings: string[] = [];
-    let segments = 0;
-    const check = await checkArchive(path, {
-      onProgress: (done, total) => progress.update(done, total),
-      onFile: async (entry, _header, body) => {
-        const block = _BLOCK_INDEX_RE.exec(entry);
-        if (block) {
-          // IndexReader needs a file: extracted, counted, removed, one index at a time.
-          const file = `${tmp}/index`;
-          await _save(body, file);
-          try {
-            await _countBlocks([{ ulid: block[1], file }], counter);
-            blocks.push(block[1]);
-          } finally {
-            await Deno.remove(file);
-          }
-        } else if (_WAL_SEGMENT_RE.test(entry)) {
-          // A record never spans segments, and only series records matter: one at a time.
-          const file = `${tmp}/segment`;
-          await _save(body, file);
-          try {
-            await _readHeadSeries([{ index: 0, path: file }], counter, warnings, () => entry);
-            segments++;
-          } finally {
-            await Deno.remove(file);
-          }
-        } else {
-          for await (const _ of body) { /* only hashed, by checkArchive */ }
-        }
-      },
-    });
-    if (check.problems.length > 0 && blocks.length === 0 && segments === 0) {
-      throw new PromcaseError(`cannot count the series of ${path}: ${check.problems[0]}`);
-    }
-    warnings.push(...check.problems.map((p) => `archive: ${p}`));
-    return {
-      kind: "archive",
-      path: check.path,
-      blocks,
-      head: {
-        included: segments > 0,
-        segments,
-        reason: segments > 0 ? "WAL segments in the archive" : "no WAL in the archive",
-      },
-      exact: counter.exact,
-      metrics: counter.result(),
-      warnings,
-    };
-  } finally {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-  }
-}
-
-async function _save(body: AsyncIterable<Uint8Array>, path: string): Promise<void> {
-  using file = await Deno.open(path, { write: true, create: true, truncate: true });
-  for await (const piece of body) await writeAll(file, piece);
-}
-
-function _segmentNumber(path: string): number {
-  return parseInt(path.slice(path.lastIndexOf("/") + 1), 10);
-}
-
-/**
- * Feeds the series records of WAL or checkpoint segments to the counter. A damaged segment ends
- * the reading with a warning (Prometheus would drop everything from there too).
- */
-async function _readHeadSeries(
-  segments: SegmentRef[],
-  counter: _SeriesCounter,
-  warnings: string[],
-  name: (path: string) => string,
-): Promise<void> {
-  const reader = new WalReader(segments);
-  try {
-    for await (const record of reader) {
-      // Only series records name series; the others (samples, mostly) are skipped undecoded.
-      if (record.bytes[0] !== RecordType.Series) continue;
-      const decoded = decodeRecord(record.bytes);
-      if (decoded.type === "series") {
-        for (const series of decoded.series) counter.addHeadSeries(series.labels);
-      }
-    }
-  } catch (err) {
-    if (!(err instanceof CorruptionError || err instanceof FormatError)) throw err;
-    const where = err instanceof CorruptionError ? `${name(err.path)} at offset ${err.offset}` : "";
-    const what = err instanceof CorruptionError ? err.message.replace(/^.*?: /, "") : err.message;
-    warnings.push(
-      `head: ${where ? `${where}: ` : ""}${what}; series after this point are not counted`,
-    );
-  }
-}
-
-/** Counts the series of block indexes, one index open at a time. */
-async function _countBlocks(
-  indexes: { ulid: string; file: string }[],
-  counter: _SeriesCounter,
-): Promise<void> {
-  for (const { ulid, file } of indexes) {
-    let reader: IndexReader | undefined;
-    try {
-      reader = await IndexReader.open(file, { windowSize: 256 * 1024 });
-      for await (const series of reader.series()) {
-        counter.addBlockSeries(series.labels, series.chunks);
-      }
-    } catch (err) {
-      if (err instanceof FormatError || err instanceof Deno.errors.NotFound) {
-        throw new PromcaseError(`block ${ulid}: cannot read its index: ${describeError(err)}`);
-      }
-      throw err;
-    } finally {
-      reader?.close();
-    }
-  }
-}
-
-const _IN_HEAD = 1;
-const _IN_BLOCK = 2;
-
-/** Per-metric counts, each series counted once (by the hash of its label set). */
-class _SeriesCounter {
-  #metrics = new Map<string, MetricSeries>();
-  #seen = new _HashSet(SERIES_DEDUPE_LIMIT);
-  #selector: Selector | undefined;
-  #window: TimeWindow | undefined;
-  /** Whether every series could be deduplicated. */
-  exact = true;
-
-  constructor(selector: Selector | undefined, window: TimeWindow | undefined) {
-    this.#selector = selector;
-    this.#window = window;
-  }
-
-  #count(labels: readonly Label[], where: typeof _IN_HEAD | typeof _IN_BLOCK): MetricSeries {
-    const name = labels.find((l) => l.name === "__name__")?.value ?? "";
-    let metric = this.#metrics.get(name);
-    if (!metric) {
-      metric = { metric: name, series: 0, blockSeries: 0, headSeries: 0, chunks: 0 };
-      this.#metrics.set(name, metric);
-    }
-    const seen = this.#seen.mark(_hashLabels(labels), where);
-    if (seen === "full") this.exact = false;
-    if (seen === "new" || seen === "full") metric.series++;
-    if (seen !== "seen") {
-      if (where === _IN_HEAD) metric.headSeries++;
-      else metric.blockSeries++;
-    }
-    return metric;
-  }
-
-  addHeadSeries(labels: readonly Label[]): void {
-    if (this.#selector && !matchesSelector(labels, this.#selector)) return;
-    this.#count(labels, _IN_HEAD);
-  }
-
-  addBlockSeries(labels: readonly Label[], chunks: readonly ChunkMeta[]): void {
-    if (this.#selector && !matchesSelector(labels, this.#selector)) return;
-    const window = this.#window;
-    let inWindow = chunks.length;
-    if (window) {
-      inWindow = 0;
-      for (const chunk of chunks) {
-        if (chunk.mint <= window.to && chunk.maxt >= window.from) inWindow++;
-      }
-      if (inWindow === 0) return;
-    }
-    this.#count(labels, _IN_BLOCK).chunks += inWindow;
-  }
-
-  /** The counts, most series first, then by name. */
-  result(): MetricSeries[] {
-    return [...this.#metrics.values()]
-      .sort((a, b) => b.series - a.series || (a.metric < b.metric ? -1 : 1));
-  }
-}
-
-/** A 64-bit hash of a label set, as two 32-bit halves (FNV-1a and a murmur-style mix). */
-function _hashLabels(labels: readonly Label[]): [number, number] {
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
-  const add = (s: string) => {
-    // The length first, so that ("ab","c") and ("a","bc") differ.
-    a = Math.imul(a ^ s.length, 0x01000193);
-    b = Math.imul(b ^ s.length, 0x5bd1e995);
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      a = Math.imul(a ^ c, 0x01000193);
-      b = Math.imul(b ^ c, 0x5bd1e995);
-      b ^= b >>> 15;
-    }
-  };
-  for (const label of labels) {
-    add(label.name);
-    add(label.value);
-  }
-  return [_fmix32(a), _fmix32(b ^ Math.imul(a, 0x85ebca6b))];
-}
-
-function _fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-/**
- * An open-addressing set of 64-bit hashes, each with a few flag bits: 9 bytes a slot, at most half
- * full, so `limit` entries take at most 18 × `limit` bytes (36 MB for 2 million).
- */
-class _HashSet {
-  #hi = new Uint32Array(1024);
-  #lo = new Uint32Array(1024);
-  #flags = new Uint8Array(1024); // 0: empty slot
-  #limit: number;
-  size = 0;
-
-  constructor(limit: number) {
-    this.#limit = limit;
-  }
-
-  #slot(hi: number, lo: number): number {
-    const mask = this.#flags.length - 1;
-    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & mask;
-    while (this.#flags[i] !== 0 && (this.#hi[i] !== hi || this.#lo[i] !== lo)) i = (i + 1) & mask;
-    return i;
-  }
-
-  /**
-   * Sets `flag` on the entry of `hash`: "new" when the entry was added, "newFlag" when it existed
-   * without the flag, "seen" when it had it, "full" when it is missing and the set is full.
-   */
-  mark([hi, lo]: [number, number], flag: number): "new" | "newFlag" | "seen" | "full" {
-    const i = this.#slot(hi, lo);
-    const flags = this.#flags[i];
-    if (flags & flag) return "seen";
-    if (flags !== 0) {
-      this.#flags[i] = flags | flag;
-      return "newFlag";
-    }
-    if (this.size >= this.#limit) return "full";
-    this.#hi[i] = hi;
-    this.#lo[i] = lo;
-    this.#flags[i] = flag;
-    if (++this.size * 2 > this.#flags.length) this.#grow();
-    return "new";
-  }
-
-  #grow(): void {
-    const [hi, lo, flags] = [this.#hi, this.#lo, this.#flags];
-    this.#hi = new Uint32Array(flags.length * 2);
-    this.#lo = new Uint32Array(flags.length * 2);
-    this.#flags = new Uint8Array(flags.length * 2);
-    for (let i = 0; i < flags.length; i++) {
-      if (flags[i] === 0) continue;
-      const j = this.#slot(hi[i], lo[i]);
-      this.#hi[j] = hi[i];
-      this.#lo[j] = lo[i];
-      this.#flags[j] = flags[i];
-    }
-  }
 }
 
 /**
