@@ -166,7 +166,10 @@ function _planHead(info: DataDirInfo, window: TimeWindow): ExportPlan["head"] {
 export interface ExportEstimate {
   /** The archive. */
   archiveBytes: number;
-  /** The block built beside it before archiving (rewrite only; 0 for raw). */
+  /**
+   * Disk for the block built beside it before archiving and the head replay's temporary files
+   * (rewrite only; 0 for raw).
+   */
   stagingBytes: number;
 }
 
@@ -175,6 +178,11 @@ export interface ExportEstimate {
 const _COMPRESSED: Record<Compression, number> = { none: 1, gzip: 0.8, zstd: 0.8 };
 // Block bytes per WAL byte: a WAL sample takes about 10 bytes, an XOR-encoded one 1-2.
 const _WAL_TO_BLOCK = 0.3;
+/**
+ * The head replay's shard files and sorted runs at their peak, per byte of WAL: the shard files
+ * hold the samples uncompressed (about the size of an uncompressed WAL; twice a compressed one's).
+ */
+const _WAL_TO_HEAD_SPILL = 2;
 
 /**
  * Estimates the archive an export of `plan` writes: raw ships the selected files; the rewrite
@@ -201,14 +209,17 @@ export function estimateExport(
     const range = Number(b.meta.maxTime - b.meta.minTime);
     block += range > 0 ? b.size * Math.min(1, Math.max(0, Number(hi - lo)) / range) : b.size;
   }
+  let headSpill = 0;
   if (plan.head.included) {
     const wal = plan.head.files.filter((f) => !f.path.startsWith("chunks_head/"));
-    block += _WAL_TO_BLOCK * wal.reduce((sum, f) => sum + f.size, 0);
+    const walBytes = wal.reduce((sum, f) => sum + f.size, 0);
+    block += _WAL_TO_BLOCK * walBytes;
+    headSpill = _WAL_TO_HEAD_SPILL * walBytes;
   }
-  const stagingBytes = Math.ceil(block) + 4096;
+  const blockBytes = Math.ceil(block) + 4096;
   return {
-    archiveBytes: Math.ceil(stagingBytes * _COMPRESSED[compression]) + tar(4),
-    stagingBytes,
+    archiveBytes: Math.ceil(blockBytes * _COMPRESSED[compression]) + tar(4),
+    stagingBytes: blockBytes + Math.ceil(headSpill),
   };
 }
 
