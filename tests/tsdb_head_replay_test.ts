@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { withTempDir } from "./_files.ts";
 import { decodeXor } from "../mod/tsdb/chunkenc/mod.ts";
 import { Encbuf } from "../mod/tsdb/encoding.ts";
-import { HeadReplay } from "../mod/tsdb/head.ts";
+import { HeadReplay, type HeadReplayLimits } from "../mod/tsdb/head.ts";
+import { writeHeadWal } from "./_head_gen.ts";
 import { WalSegmentWriter } from "../mod/tsdb/wlog.ts";
 
 function seriesRecord(series: [number, Record<string, string>][]): Uint8Array {
@@ -157,5 +158,36 @@ Deno.test("a damaged WAL segment ends the replay there, as Prometheus' repair do
     } finally {
       await head.close();
     }
+  });
+});
+
+Deno.test("shards split to the last level and at most 255 parts replay the same series", async () => {
+  await withTempDir("promcase-head-levels-", async (dir) => {
+    await writeHeadWal(`${dir}/data`, { series: 600, scrapes: 5, start: 1_700_000_000_000 });
+    const wal = [...Deno.readDirSync(`${dir}/data/wal`)].map((e) => e.name).sort()
+      .map((name, index) => ({ index, path: `${dir}/data/wal/${name}` }));
+    const replay = async (limits: HeadReplayLimits) => {
+      const head = await HeadReplay.replay({
+        wal,
+        minValidTime: null,
+        from: 0n,
+        to: 2n ** 62n,
+        tmpDir: dir,
+        ...limits,
+      });
+      const out: string[] = [];
+      for await (const s of head.series()) {
+        out.push(JSON.stringify(s.labels));
+        for (const c of s.chunks) out.push(`${c.encoding} ${c.mint} ${c.maxt} ${c.data.join(",")}`);
+      }
+      return { out, shards: head.stats.shards };
+    };
+    const plain = await replay({});
+    assert.equal(plain.shards, 1);
+    // 255 shards at first (one WAL byte each, at most 255), then a shard of more than one series
+    // is split again until the last level, where it is replayed as it is.
+    const split = await replay({ shardWalBytes: 1, shardSeries: 1 });
+    assert.ok(split.shards > 255, `${split.shards} shards`);
+    assert.deepEqual(split.out, plain.out);
   });
 });
