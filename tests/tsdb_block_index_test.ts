@@ -34,6 +34,15 @@ async function allSeries(r: IndexReader): Promise<IndexSeries[]> {
   return out;
 }
 
+/** Reader options that take every on-demand path on small indexes. */
+const TINY_READER = {
+  windowSize: 7,
+  sampleInterval: 2,
+  symbolCacheSize: 1,
+  symbolTableMemoryMax: 0,
+  sectionWindowSize: 16,
+};
+
 const L = (...pairs: string[]): Label[] =>
   pairs.reduce<Label[]>(
     (acc, x, i) => (i % 2 ? acc : [...acc, { name: x, value: pairs[i + 1] }]),
@@ -59,7 +68,9 @@ Deno.test("IndexReader reads real indexes: series, chunk metas and postings agre
     // The all-postings list holds every series ID, in order.
     assert.deepEqual([...await r.allPostings()], series.map((s) => s.id));
     // Every label pair's postings list is exactly the series carrying it.
-    for (const p of r.postingsOffsets.slice(1)) {
+    const table = await Array.fromAsync(r.postingsOffsets());
+    assert.deepEqual(table[0], { name: "", value: "", offset: table[0].offset });
+    for (const p of table.slice(1)) {
       const want = series.filter((s) =>
         s.labels.some((l) => l.name === p.name && l.value === p.value)
       )
@@ -67,7 +78,7 @@ Deno.test("IndexReader reads real indexes: series, chunk metas and postings agre
       assert.deepEqual([...await r.postings(p.name, p.value)], want, `${p.name}=${p.value}`);
     }
     assert.deepEqual(
-      r.labelNames(),
+      await r.labelNames(),
       [...new Set(series.flatMap((s) => s.labels.map((l) => l.name)))].sort(),
     );
     assert.equal((await r.postings("no_such", "label")).length, 0);
@@ -75,6 +86,24 @@ Deno.test("IndexReader reads real indexes: series, chunk metas and postings agre
     for (const s of series) assert.deepEqual(await r.seriesById(s.id), s);
     using small = await IndexReader.open(`${block}/index`, { windowSize: 7 });
     assert.deepEqual(await allSeries(small), series);
+    // Symbols read from the file through a tiny window, every other position sampled, a
+    // one-entry cache: the same series, symbols and postings.
+    using sparse = await IndexReader.open(`${block}/index`, TINY_READER);
+    assert.deepEqual(await allSeries(sparse), series);
+    for (const s of series) assert.deepEqual(await sparse.seriesById(s.id), s);
+    assert.deepEqual(await Array.fromAsync(sparse.symbols()), await Array.fromAsync(r.symbols()));
+    assert.deepEqual(await Array.fromAsync(sparse.postingsOffsets()), table);
+    for (const p of table) {
+      assert.deepEqual(await sparse.postings(p.name, p.value), await r.postings(p.name, p.value));
+      // A value between two existing ones has no postings.
+      assert.equal((await sparse.postings(p.name, `${p.value}\u0000`)).length, 0);
+    }
+    for (const name of await r.labelNames()) {
+      const values = table.filter((p) => p.name === name).map((p) => p.value);
+      assert.deepEqual(await sparse.labelValues(name), values);
+      assert.deepEqual(await r.labelValues(name), values);
+    }
+    assert.deepEqual(await sparse.labelValues("no_such"), []);
   }
 });
 
@@ -100,19 +129,24 @@ Deno.test("IndexWriter rewrites real indexes: symbols and series bytes identical
       // No legacy sections: their TOC entries point at postings and the postings offset table.
       assert.equal(ours.toc.labelIndices, ours.toc.postings);
       assert.equal(ours.toc.labelIndicesTable, ours.toc.postingsTable);
-      assert.deepEqual(ours.symbols, orig.symbols);
-      assert.deepEqual(await allSeries(ours), series);
       assert.deepEqual(
-        ours.postingsOffsets.map((p) => [p.name, p.value]),
-        orig.postingsOffsets.map((p) => [p.name, p.value]),
+        await Array.fromAsync(ours.symbols()),
+        await Array.fromAsync(orig.symbols()),
       );
-      for (const p of orig.postingsOffsets) {
+      assert.deepEqual(await allSeries(ours), series);
+      const ourTable = await Array.fromAsync(ours.postingsOffsets());
+      const origTable = await Array.fromAsync(orig.postingsOffsets());
+      assert.deepEqual(
+        ourTable.map((p) => [p.name, p.value]),
+        origTable.map((p) => [p.name, p.value]),
+      );
+      for (const p of origTable) {
         assert.deepEqual(
           await ours.postings(p.name, p.value),
           await orig.postings(p.name, p.value),
         );
         // Each postings list is byte-identical too (4-byte aligned, len, count, IDs, CRC).
-        const q = ours.postingsOffsets.find((x) => x.name === p.name && x.value === p.value)!;
+        const q = ourTable.find((x) => x.name === p.name && x.value === p.value)!;
         assert.equal(q.offset % 4, 0);
         const len = new DataView(a.buffer, p.offset, 4).getUint32(0);
         assert.deepEqual(
@@ -146,17 +180,28 @@ Deno.test("IndexWriter sorts symbols and checks series order by UTF-8 bytes", as
       }]);
       ref += 200n;
     }
-    await assert.rejects(() => w.addSeries(L("__name__", "a"), []), /out-of-order series/);
+    // A prefix of the first series sorts before it.
+    await assert.rejects(() => w.addSeries(L("__name__", "m"), []), /out-of-order series/);
     await w.close();
     using r = await IndexReader.open(`${tmp}/index`);
-    assert.deepEqual(r.symbols, ["", "1", "__name__", "m", "n", "x", "y", "\uff5e", "\u{1f600}"]);
+    assert.deepEqual(await Array.fromAsync(r.symbols()), [
+      "",
+      "1",
+      "__name__",
+      "m",
+      "n",
+      "x",
+      "y",
+      "\uff5e",
+      "\u{1f600}",
+    ]);
     const got = await allSeries(r);
     assert.deepEqual(got.map((s) => s.labels), series);
     assert.deepEqual(got[3].chunks, [
       { mint: -5n, maxt: 10n, ref: 608n },
       { mint: 11n, maxt: 2n ** 62n, ref: 708n },
     ]);
-    assert.deepEqual(r.labelValues("x"), ["\uff5e", "\u{1f600}"]);
+    assert.deepEqual(await r.labelValues("x"), ["\uff5e", "\u{1f600}"]);
     assert.deepEqual([...await r.postings("x", "\u{1f600}")], [got[1].id, got[2].id]);
   });
   await withTempDir("promcase-tsdb-index-", async (tmp) => {
@@ -275,8 +320,20 @@ Deno.test("IndexReader reads the v1 layout: offsets as symbol refs and series ID
     assert.deepEqual(series.map((s) => s.id), ids);
     assert.deepEqual(series.map((s) => s.labels), [L("__name__", "a"), L("__name__", "b")]);
     assert.deepEqual(series[1].chunks, [{ mint: 1000n, maxt: 1500n, ref: 300n }]);
-    assert.deepEqual(r.postingsOffsets.map((p) => p.value), ["", "a", "b"]);
+    assert.deepEqual((await Array.fromAsync(r.postingsOffsets())).map((p) => p.value), [
+      "",
+      "a",
+      "b",
+    ]);
     assert.deepEqual([...await r.postings("__name__", "b")], [ids[1]]);
     assert.deepEqual(await r.seriesById(ids[1]), series[1]);
+    assert.equal(await r.symbol(symRef.get("up")!), "up");
+    // Symbols by offset, walked from a sample: a reference between two symbols is refused.
+    using sparse = await IndexReader.open(`${tmp}/index`, TINY_READER);
+    assert.deepEqual(await allSeries(sparse), series);
+    for (const [s, ref] of symRef) assert.equal(await sparse.symbol(ref), s);
+    await assert.rejects(() => sparse.symbol(symRef.get("up")! + 1), /unknown symbol reference/);
+    await assert.rejects(() => r.symbol(symRef.get("a")! + 1), /unknown symbol reference/);
+    assert.deepEqual(await sparse.labelValues("__name__"), ["a", "b"]);
   });
 });

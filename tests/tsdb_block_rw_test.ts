@@ -129,13 +129,25 @@ Deno.test("BlockWriter rewrites every real block; promtool 2.42 and 3.5 analyze 
     await Promise.all((await fixtures()).map(async (f) => {
       const parent = `${tmp}/${f.name.replace("/", "-")}`;
       await Deno.mkdir(parent);
-      using orig = await BlockReader.open(f.dir);
+      // Symbols read from the file and written through spilled runs: every memory bound of the
+      // index turned down, so that these paths meet Prometheus' own blocks.
+      using orig = await BlockReader.open(f.dir, {
+        sampleInterval: 2,
+        symbolCacheSize: 1,
+        symbolTableMemoryMax: 0,
+        sectionWindowSize: 16,
+      });
       const w = await BlockWriter.create(parent, {
         minTime: orig.meta.minTime,
         maxTime: orig.meta.maxTime,
         level: orig.meta.level,
         sources: orig.meta.sources,
         tombstones: orig.tombstones,
+        symbolsMemoryBudget: 600,
+        postingsMemoryBudget: 24 * 16,
+        mergeFanIn: 2,
+        spillBufferSize: 16,
+        index: { sampleInterval: 2, symbolTableMemoryMax: 0, postingsTableBatch: 3 },
       });
       assert.ok((await Deno.stat(`${parent}/${w.ulid}.tmp-for-creation/chunks`)).isDirectory);
       for await (const s of orig.series()) await w.addSeries(s.labels, s.chunks);

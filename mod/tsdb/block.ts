@@ -18,6 +18,7 @@ import {
   IndexReader,
   type IndexReaderOptions,
   IndexWriter,
+  type IndexWriterOptions,
   type Label,
 } from "./index.ts";
 import { type BlockMeta, parseBlockMeta } from "./meta.ts";
@@ -30,6 +31,8 @@ import {
 } from "./tombstones.ts";
 import { newUlid } from "./ulid.ts";
 import { BufferedFileWriter } from "./_io.ts";
+import { SequentialReader } from "./_stream.ts";
+import { SymbolSpill } from "./_symbol_spill.ts";
 import { Decbuf, Encbuf, FormatError } from "./encoding.ts";
 
 export type { BlockMeta, BlockStats } from "./meta.ts";
@@ -155,6 +158,22 @@ export interface BlockWriterOptions {
   tombstones?: Tombstones;
   /** Maximum chunk segment size (default 512 MiB). */
   segmentSize?: number;
+  /**
+   * Estimated bytes of distinct label strings held before they are spilled as a sorted run
+   * (default 8 MiB; see `_symbol_spill.ts`).
+   */
+  symbolsMemoryBudget?: number;
+  /** Bytes of postings held while the index is written before they are spilled (8 MiB). */
+  postingsMemoryBudget?: number;
+  /** Spilled runs merged at once (default 32). */
+  mergeFanIn?: number;
+  /** Read and write buffer of each temporary file (default 64 KiB). */
+  spillBufferSize?: number;
+  /** Further options of the index writer (its temporary dir is the block's). */
+  index?: Omit<
+    IndexWriterOptions,
+    "tmpDir" | "postingsMemoryBudget" | "mergeFanIn" | "spillBufferSize"
+  >;
 }
 
 /** Statistics of a written block (meta.json `stats`). */
@@ -189,13 +208,23 @@ export interface WrittenBlock {
 
 /** Name of the file in which the series wait for the index (removed before the rename). */
 const _PENDING = "series.pending";
+/** Name of the dir of the spilled symbol runs and the index writer's temporary files. */
+const _SPILL = "spill";
 
 /**
  * Writes a new block. Add series in label order ({@link compareLabels}); their chunks are
  * written to the segment files at once, labels and chunk metas to a temporary file from which
  * {@link BlockWriter.commit} writes the index (its symbol table, which comes first, needs every
- * series' labels). Memory holds only the distinct label strings and, while the index is written,
- * the postings. Series without chunks are left out, as Prometheus does.
+ * series' labels).
+ *
+ * Memory is bounded whatever the number of series: the distinct label strings are collected in
+ * runs of `symbolsMemoryBudget`, each spilled sorted, and a series' labels go to the temporary
+ * file as numbers within their run (`_symbol_spill.ts`). At commit the runs are merged straight
+ * into the index's symbol table, which gives each run a map from its numbers to symbol
+ * references, and the series are read back run after run and added with those references; the
+ * index writer bounds the postings in turn. Temporary files stay in the block's
+ * `.tmp-for-creation` dir and are removed on commit and abort. Series without chunks are left
+ * out, as Prometheus does.
  */
 export class BlockWriter {
   /** The new block's ULID. */
@@ -210,7 +239,7 @@ export class BlockWriter {
   #length = new Encbuf();
   #numSeries = 0;
   #lastLabels: Label[] | undefined;
-  #symbols = new Set<string>();
+  #symbols: SymbolSpill;
   #stats = { samples: 0, floats: 0, histograms: 0, chunks: 0 };
   #mint: bigint | undefined;
   #maxt: bigint | undefined;
@@ -229,6 +258,11 @@ export class BlockWriter {
     this.#options = options;
     this.#chunks = chunks;
     this.#pending = pending;
+    this.#symbols = new SymbolSpill(`${this.tmpDir}/${_SPILL}`, {
+      memoryBudget: options.symbolsMemoryBudget,
+      fanIn: options.mergeFanIn,
+      bufferSize: options.spillBufferSize,
+    });
   }
 
   /** Starts a block in `<parentDir>/<ULID>.tmp-for-creation`. */
@@ -242,6 +276,7 @@ export class BlockWriter {
       });
       let pending: BufferedFileWriter;
       try {
+        await Deno.mkdir(`${tmp}/${_SPILL}`);
         pending = await BufferedFileWriter.create(`${tmp}/${_PENDING}`);
       } catch (e) {
         chunks.abort();
@@ -286,18 +321,20 @@ export class BlockWriter {
     this.#numSeries++;
     const e = this.#enc;
     e.reset();
+    const symbols = this.#symbols;
     e.uvarint(labels.length);
-    for (const l of labels) {
-      this.#symbols.add(l.name);
-      this.#symbols.add(l.value);
-      e.uvarintString(l.name).uvarintString(l.value);
-    }
+    for (const l of labels) e.uvarint(symbols.number(l.name)).uvarint(symbols.number(l.value));
     e.uvarint(metas.length);
     for (const m of metas) e.varint(m.mint).varint(m.maxt).uvarint(m.ref);
     const body = e.get();
-    this.#length.reset();
-    await this.#pending.write(this.#length.uvarint(body.length).get());
-    await this.#pending.write(body);
+    const length = this.#length;
+    length.reset();
+    length.uvarint(body.length).bytes(body);
+    const record = length.get();
+    // Nearly every record fits in the write buffer at once: no await (a microtask) for those.
+    if (record.length <= this.#pending.room) this.#pending.writeBuffered(record);
+    else await this.#pending.write(record);
+    if (symbols.endSeries()) await symbols.spill();
   }
 
   /** Finishes the block: index, tombstones, meta.json, fsync, rename. */
@@ -335,18 +372,42 @@ export class BlockWriter {
     }
 
     await this.#pending.close();
-    const index = await IndexWriter.create(`${this.tmpDir}/index`, this.#symbols);
-    this.#symbols.clear();
+    const spill = `${this.tmpDir}/${_SPILL}`;
+    const index = await IndexWriter.createFromSortedSymbols(
+      `${this.tmpDir}/index`,
+      this.#symbols.merge(),
+      {
+        ...o.index,
+        tmpDir: spill,
+        postingsMemoryBudget: o.postingsMemoryBudget,
+        mergeFanIn: o.mergeFanIn,
+        spillBufferSize: o.spillBufferSize,
+      },
+    );
     try {
-      for await (const s of _readPending(`${this.tmpDir}/${_PENDING}`)) {
-        await index.addSeries(s.labels, s.chunks);
+      const pending = await SequentialReader.open(
+        `${this.tmpDir}/${_PENDING}`,
+        o.spillBufferSize ?? 64 * 1024,
+      );
+      try {
+        const scratch = { refs: new Uint32Array(64) };
+        for await (const run of this.#symbols.runs()) {
+          for (let i = 0; i < run.series; i++) {
+            const s = await _readPending(pending, run.refs, scratch);
+            await index.addSeriesRefs(s.refs, s.chunks);
+          }
+        }
+        if (!pending.done) throw new FormatError(`${_PENDING}: more series than were added`);
+      } finally {
+        pending.close();
       }
       await index.close();
     } catch (e) {
-      index.abort();
+      await index.abort();
       throw e;
     }
     await Deno.remove(`${this.tmpDir}/${_PENDING}`);
+    await Deno.remove(spill, { recursive: true });
     const stones = o.tombstones ?? new Map();
     await writeTombstones(this.tmpDir, stones);
 
@@ -387,53 +448,32 @@ export class BlockWriter {
   }
 }
 
-/** Reads back the series {@link BlockWriter.addSeries} wrote to the pending file, in order. */
-async function* _readPending(
-  path: string,
-): AsyncGenerator<{ labels: Label[]; chunks: ChunkMeta[] }> {
-  using file = await Deno.open(path, { read: true });
-  let buf = new Uint8Array(1 << 20);
-  let start = 0;
-  let end = 0;
-  for (;;) {
-    // A record: uvarint length, then the body; refill when it is not whole in the buffer.
-    let d = new Decbuf(buf.subarray(start, end));
-    let len = -1;
-    try {
-      len = d.uvarint();
-    } catch { /* the length itself is cut off */ }
-    if (len < 0 || d.offset + len > end - start) {
-      const need = len < 0 ? 10 : d.offset + len;
-      if (need > buf.length) {
-        const bigger = new Uint8Array(need * 2);
-        bigger.set(buf.subarray(start, end));
-        buf = bigger;
-      } else {
-        buf.copyWithin(0, start, end);
-      }
-      end -= start;
-      start = 0;
-      const n = await file.read(buf.subarray(end));
-      if (n === null) {
-        if (end === 0) return;
-        throw new FormatError(`${path}: truncated`);
-      }
-      end += n;
-      continue;
-    }
-    start += d.offset;
-    d = new Decbuf(buf.subarray(start, start + len));
-    start += len;
-    const labels: Label[] = [];
-    for (let n = d.uvarint(); n > 0; n--) {
-      labels.push({ name: d.uvarintString(), value: d.uvarintString() });
-    }
-    const chunks: ChunkMeta[] = [];
-    for (let n = d.uvarint(); n > 0; n--) {
-      chunks.push({ mint: d.varint64(), maxt: d.varint64(), ref: d.uvarint64() });
-    }
-    yield { labels, chunks };
+/**
+ * Reads the next series {@link BlockWriter.addSeries} wrote to the pending file, its labels'
+ * numbers mapped to symbol references by `refs`, into `scratch.refs` (reused by the next call).
+ */
+async function _readPending(
+  r: SequentialReader,
+  refs: Uint32Array,
+  scratch: { refs: Uint32Array },
+): Promise<{ refs: Uint32Array; chunks: ChunkMeta[] }> {
+  if (r.available < 10) await r.fill(10);
+  const len = r.uvarint();
+  if (r.available < len) await r.fill(len);
+  const d = new Decbuf(r.take(len));
+  const n = d.uvarint();
+  if (scratch.refs.length < 2 * n) scratch.refs = new Uint32Array(2 * n);
+  const out = scratch.refs.subarray(0, 2 * n);
+  for (let i = 0; i < 2 * n; i++) {
+    const number = d.uvarint();
+    if (number >= refs.length) throw new FormatError(`${_PENDING}: bad label number ${number}`);
+    out[i] = refs[number];
   }
+  const chunks: ChunkMeta[] = [];
+  for (let k = d.uvarint(); k > 0; k--) {
+    chunks.push({ mint: d.varint64(), maxt: d.varint64(), ref: d.uvarint64() });
+  }
+  return { refs: out, chunks };
 }
 
 /** Everything {@link formatMetaJson} writes. */

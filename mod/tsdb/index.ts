@@ -5,19 +5,28 @@
  * label indices), postings, (legacy label offset table), postings offset table, and a 52-byte
  * TOC at the end (six BE64 section offsets and a CRC32C). Every section carries a CRC32C.
  *
- * The reader loads the symbol table and the postings offset table, and streams the series section
- * through a bounded window, so a large index is never read whole. It reads versions 1 (absolute
- * offsets as symbol references and series IDs), 2 and 3 (3 is 2 without legacy sections).
+ * Memory is bounded whatever the number of series, as in Prometheus:
  *
- * The writer writes version 2 as Prometheus ≥ 3.7 does: without the legacy label indices, their
- * TOC entries set to the postings start and the postings offset table start.
+ * - The reader keeps the position of every 32nd symbol and reads symbols on demand, a window of
+ *   series' labels at a time in one forward pass (`_symbol_table.ts`); it streams the series
+ *   section through a bounded window; it reads the postings offset table only when postings are
+ *   asked for, keeping every 32nd entry of each label name. It reads versions 1 (absolute offsets
+ *   as symbol references and series IDs), 2 and 3 (3 is 2 without legacy sections).
+ * - The writer streams a sorted symbol table through a temporary file, spills postings as sorted
+ *   runs in a memory budget and merges them (`_postings.ts`), and looks the postings offset
+ *   table's strings up in the written symbol table. It writes version 2 as Prometheus ≥ 3.7
+ *   does: without the legacy label indices, their TOC entries set to the postings start and the
+ *   postings offset table start.
  *
  * @module
  */
 
-import { BufferedFileWriter, FileLock, readAt, readExactAt } from "./_io.ts";
+import { BufferedFileWriter, FileLock, readExactAt } from "./_io.ts";
+import { PostingsSpill } from "./_postings.ts";
+import { readAtSync, SequentialReader, SpillWriter } from "./_stream.ts";
+import { SymbolTable, type SymbolTableOptions } from "./_symbol_table.ts";
 import { crc32c } from "./crc32c.ts";
-import { compareUtf8, Decbuf, Encbuf, FormatError } from "./encoding.ts";
+import { compareBytes, compareUtf8, Decbuf, Encbuf, FormatError } from "./encoding.ts";
 
 /** Magic number at the start of an index file. */
 export const MAGIC_INDEX = 0xbaaad700;
@@ -115,10 +124,48 @@ async function _readSection(
   return body;
 }
 
+/** How the symbol table is read (see `_symbol_table.ts`); shared by reader and writer. */
+export interface IndexSymbolOptions {
+  /**
+   * Every how many symbols (and, in the reader, postings offset table entries of a label name)
+   * the position is kept in memory (default 32, as Prometheus).
+   */
+  sampleInterval?: number;
+  /** Decoded symbols cached (default 4096). */
+  symbolCacheSize?: number;
+  /** Symbol tables up to this many bytes are held in memory whole (default 1 MiB). */
+  symbolTableMemoryMax?: number;
+  /**
+   * Bytes read at once from the symbol table while lookups move forward, and from the postings
+   * offset table (default 64 KiB).
+   */
+  sectionWindowSize?: number;
+}
+
 /** Options of {@link IndexReader.open}. */
-export interface IndexReaderOptions {
+export interface IndexReaderOptions extends IndexSymbolOptions {
   /** Bytes read at once while iterating the series (default 256 KiB). */
   windowSize?: number;
+}
+
+function _symbolTableOptions(o: IndexSymbolOptions): SymbolTableOptions {
+  return {
+    sampleInterval: o.sampleInterval,
+    cacheSize: o.symbolCacheSize,
+    memoryMax: o.symbolTableMemoryMax,
+    windowSize: o.sectionWindowSize,
+  };
+}
+
+/** A series entry's labels as symbol references, before they are resolved. */
+interface _RawSeries {
+  id: number;
+  body: Uint8Array;
+  /** Where its label references start in the batch's reference array. */
+  refsAt: number;
+  labels: number;
+  /** Offset of the chunk metas in `body`. */
+  chunksAt: number;
 }
 
 /** Reads a block's index file. */
@@ -132,10 +179,10 @@ export class IndexReader {
   #file: Deno.FsFile;
   #lock = new FileLock();
   #windowSize: number;
-  #symbols: string[];
-  #symbolsByOffset: Map<number, string> | undefined; // v1 only
-  #postingsOffsets: PostingsOffset[];
-  #byName: Map<string, Map<string, number>> | undefined; // built on first lookup
+  #sectionWindowSize: number;
+  #interval: number;
+  #symbols: SymbolTable;
+  #postingsTable: Promise<_PostingsTable> | undefined;
   #seriesEnd: number;
 
   private constructor(
@@ -143,19 +190,24 @@ export class IndexReader {
     size: number,
     version: number,
     toc: IndexTOC,
-    symbols: string[],
-    symbolsByOffset: Map<number, string> | undefined,
-    postingsOffsets: PostingsOffset[],
-    windowSize: number,
+    options: IndexReaderOptions,
   ) {
     this.#file = file;
     this.size = size;
     this.version = version;
     this.toc = toc;
-    this.#symbols = symbols;
-    this.#symbolsByOffset = symbolsByOffset;
-    this.#postingsOffsets = postingsOffsets;
-    this.#windowSize = windowSize;
+    this.#windowSize = options.windowSize ?? 256 * 1024;
+    this.#sectionWindowSize = options.sectionWindowSize ?? 64 * 1024;
+    this.#interval = options.sampleInterval ?? 32;
+    this.#symbols = new SymbolTable(
+      this.#readAt,
+      this.#readSync,
+      0,
+      0,
+      0,
+      new Float64Array(0),
+      version === 1,
+    );
     // The series section ends where the next section starts.
     const tocEnd = size - INDEX_TOC_LEN;
     this.#seriesEnd = Object.values(toc)
@@ -163,7 +215,24 @@ export class IndexReader {
       .reduce((a, b) => Math.min(a, b), tocEnd);
   }
 
-  /** Opens `path`, checks header and TOC, and loads the symbols and the postings offset table. */
+  /**
+   * Positioned reads of the index file, one at a time (seek + read is not atomic); blocking
+   * calls are cheaper than async ones, and these reads are small.
+   */
+  #readAt = (pos: number, buf: Uint8Array): Promise<number> =>
+    this.#lock.run(() => Promise.resolve(readAtSync(this.#file, pos, buf)));
+  /** A blocking positioned read, for symbol lookups, which run under the file lock. */
+  #readSync = (pos: number, buf: Uint8Array): number => readAtSync(this.#file, pos, buf);
+
+  /** Resolves symbol references under the file lock (see {@link SymbolTable.resolve}). */
+  #resolve(refs: ArrayLike<number>, n: number, out: string[]): Promise<void> {
+    return this.#lock.run(() => Promise.resolve(this.#symbols.resolve(refs, n, out)));
+  }
+
+  /**
+   * Opens `path`, checks header and TOC, and reads the symbol table once (checking its CRC32C)
+   * to sample it; symbols are then read on demand, and the postings offset table on first use.
+   */
   static async open(path: string, options: IndexReaderOptions = {}): Promise<IndexReader> {
     const file = await Deno.open(path, { read: true });
     try {
@@ -198,108 +267,84 @@ export class IndexReader {
         postings: offsets[4],
         postingsTable: offsets[5],
       };
-
-      // Symbols.
-      const symbols: string[] = [];
-      let byOffset: Map<number, string> | undefined;
+      const reader = new IndexReader(file, size, version, toc, options);
       if (toc.symbols !== 0) {
-        const body = await _readSection(file, toc.symbols, size, "symbol table");
-        const d = new Decbuf(body);
-        const count = d.be32();
-        if (version === 1) byOffset = new Map();
-        for (let i = 0; i < count; i++) {
-          // v1 references a symbol by its absolute offset: after the len field (4 bytes).
-          const at = toc.symbols + 4 + d.offset;
-          const s = d.uvarintString();
-          symbols.push(s);
-          byOffset?.set(at, s);
-        }
+        reader.#symbols = await SymbolTable.scan(
+          reader.#readAt,
+          reader.#readSync,
+          toc.symbols,
+          size,
+          version === 1,
+          _symbolTableOptions(options),
+        );
       }
-
-      // Postings offset table.
-      const postingsOffsets: PostingsOffset[] = [];
-      if (toc.postingsTable !== 0) {
-        const body = await _readSection(file, toc.postingsTable, size, "postings offset table");
-        const d = new Decbuf(body);
-        const count = d.be32();
-        for (let i = 0; i < count; i++) {
-          const keys = d.uvarint();
-          if (keys !== 2) throw new FormatError(`postings offset table: key count ${keys}, not 2`);
-          const name = d.uvarintString();
-          const value = d.uvarintString();
-          postingsOffsets.push({ name, value, offset: d.uvarint() });
-        }
-        // v1 tables are unsorted; readers want them sorted by name and value.
-        if (version === 1) {
-          postingsOffsets.sort((a, b) =>
-            compareUtf8(a.name, b.name) || compareUtf8(a.value, b.value)
-          );
-        }
-      }
-      return new IndexReader(
-        file,
-        size,
-        version,
-        toc,
-        symbols,
-        byOffset,
-        postingsOffsets,
-        options.windowSize ?? 256 * 1024,
-      );
+      return reader;
     } catch (e) {
       file.close();
       throw e;
     }
   }
 
-  /** The symbol table, in file order (sorted by UTF-8 bytes). */
-  get symbols(): readonly string[] {
-    return this.#symbols;
+  /** Number of symbols in the symbol table. */
+  get numSymbols(): number {
+    return this.#symbols.count;
   }
 
-  /** The postings offset table, sorted by name and value, `("", "")` first. */
-  get postingsOffsets(): readonly PostingsOffset[] {
-    return this.#postingsOffsets;
+  /** The symbol table, in file order (sorted by UTF-8 bytes), read from the file as it goes. */
+  symbols(): AsyncGenerator<string> {
+    return this.#symbols.all();
   }
 
   /** Resolves a symbol reference (an ordinal in v2/v3, a file offset in v1). */
-  symbol(ref: number): string {
-    const s = this.#symbolsByOffset ? this.#symbolsByOffset.get(ref) : this.#symbols[ref];
-    if (s === undefined) throw new FormatError(`index: unknown symbol reference ${ref}`);
-    return s;
+  async symbol(ref: number): Promise<string> {
+    const out: string[] = [];
+    await this.#resolve([ref], 1, out);
+    return out[0];
   }
 
-  #lookup(): Map<string, Map<string, number>> {
-    if (!this.#byName) {
-      this.#byName = new Map();
-      for (const p of this.#postingsOffsets) {
-        let values = this.#byName.get(p.name);
-        if (!values) this.#byName.set(p.name, values = new Map());
-        values.set(p.value, p.offset);
-      }
+  #table(): Promise<_PostingsTable> {
+    if (!this.#postingsTable) {
+      this.#postingsTable = _PostingsTable.load(
+        this.#readAt,
+        this.toc.postingsTable,
+        this.size,
+        this.version === 1,
+        this.#interval,
+        this.#sectionWindowSize,
+      );
     }
-    return this.#byName;
+    return this.#postingsTable;
+  }
+
+  /**
+   * The postings offset table, sorted by name and value, `("", "")` first, read from the file as
+   * it goes (version 1, whose table is unsorted, from memory).
+   */
+  async *postingsOffsets(): AsyncGenerator<PostingsOffset> {
+    yield* (await this.#table()).entries(this.#readAt, this.#sectionWindowSize);
   }
 
   /** Label names that have postings, sorted. */
-  labelNames(): string[] {
-    const names: string[] = [];
-    for (const p of this.#postingsOffsets) {
-      if (p.name !== "" && names[names.length - 1] !== p.name) names.push(p.name);
-    }
-    return names;
+  async labelNames(): Promise<string[]> {
+    return (await this.#table()).names.map((n) => n.name).filter((n) => n !== "");
   }
 
   /** Values of label `name` that have postings, sorted. */
-  labelValues(name: string): string[] {
-    return [...this.#lookup().get(name)?.keys() ?? []];
+  async labelValues(name: string): Promise<string[]> {
+    const values: string[] = [];
+    const table = await this.#table();
+    for await (const p of table.entries(this.#readAt, this.#sectionWindowSize, name)) {
+      values.push(p.value);
+    }
+    return values;
   }
 
   /** Series IDs of the postings list `(name, value)`, ascending; empty when there is none. */
-  postings(name: string, value: string): Promise<Uint32Array> {
-    const offset = this.#lookup().get(name)?.get(value);
-    if (offset === undefined) return Promise.resolve(new Uint32Array(0));
-    return this.#lock.run(async () => {
+  async postings(name: string, value: string): Promise<Uint32Array> {
+    const table = await this.#table();
+    const offset = await table.offset(this.#readAt, this.#sectionWindowSize, name, value);
+    if (offset === undefined) return new Uint32Array(0);
+    return await this.#lock.run(async () => {
       const body = await _readSection(this.#file, offset, this.size, "postings list");
       const d = new Decbuf(body);
       const n = d.be32();
@@ -317,14 +362,38 @@ export class IndexReader {
     return this.postings("", "");
   }
 
-  #decodeSeries(body: Uint8Array, id: number): IndexSeries {
+  /**
+   * Decodes the label references of a series entry into `refs` from `at` (growing it); returns
+   * the series with where its chunk metas start, and the grown array.
+   */
+  #labelRefs(
+    body: Uint8Array,
+    id: number,
+    refs: Uint32Array,
+    at: number,
+  ): [_RawSeries, Uint32Array] {
     const d = new Decbuf(body);
     const nLabels = d.uvarint();
-    const labels: Label[] = [];
-    for (let i = 0; i < nLabels; i++) {
-      const name = this.symbol(d.uvarint());
-      labels.push({ name, value: this.symbol(d.uvarint()) });
+    if (at + 2 * nLabels > refs.length) {
+      const bigger = new Uint32Array(Math.max(2 * refs.length, at + 2 * nLabels));
+      bigger.set(refs.subarray(0, at));
+      refs = bigger;
     }
+    for (let i = 0; i < 2 * nLabels; i++) {
+      const ref = d.uvarint();
+      if (ref > 0xffffffff) throw new FormatError(`index series ${id}: symbol reference ${ref}`);
+      refs[at + i] = ref;
+    }
+    return [{ id, body, refsAt: at, labels: nLabels, chunksAt: d.offset }, refs];
+  }
+
+  /** Builds a series from its entry and its resolved label strings. */
+  #build(raw: _RawSeries, strings: readonly string[]): IndexSeries {
+    const labels: Label[] = new Array(raw.labels);
+    for (let i = 0; i < raw.labels; i++) {
+      labels[i] = { name: strings[raw.refsAt + 2 * i], value: strings[raw.refsAt + 2 * i + 1] };
+    }
+    const d = new Decbuf(raw.body, raw.chunksAt);
     const nChunks = d.uvarint();
     const chunks: ChunkMeta[] = [];
     if (nChunks > 0 && !_chunkMetasAsNumbers(d, nChunks, chunks)) {
@@ -340,9 +409,9 @@ export class IndexReader {
       }
     }
     if (d.remaining !== 0) {
-      throw new FormatError(`index series ${id}: ${d.remaining} bytes left after the chunks`);
+      throw new FormatError(`index series ${raw.id}: ${d.remaining} bytes left after the chunks`);
     }
-    return { id, labels, chunks };
+    return { id: raw.id, labels, chunks };
   }
 
   /**
@@ -371,67 +440,87 @@ export class IndexReader {
 
   async #window(pos: number, size: number): Promise<Uint8Array> {
     const buf = new Uint8Array(size);
-    const got = await this.#lock.run(() => readAt(this.#file, pos, buf));
+    const got = await this.#readAt(pos, buf);
     if (got < size) throw new FormatError(`index series at ${pos}: file ends early`);
     return buf;
   }
 
   /**
    * Iterates the series section in file order (which is label order) through a bounded window.
-   * Entries are checked against their CRC32C.
+   * Entries are checked against their CRC32C. The labels of a window's series are looked up
+   * together, in one forward pass over the symbol table.
    */
   async *series(): AsyncGenerator<IndexSeries> {
     if (this.toc.series === 0) return;
     const end = this.#seriesEnd;
     let pos = this.toc.series;
-    let win: Uint8Array = new Uint8Array(0);
-    let winStart = pos;
+    let refs: Uint32Array = new Uint32Array(1024);
+    const strings: string[] = [];
+    const batch: _RawSeries[] = [];
     while (pos < end) {
-      const at = pos - winStart;
-      if (at >= win.length) {
-        winStart = pos;
-        win = await this.#window(pos, Math.min(this.#windowSize, end - pos));
-        continue;
-      }
-      // Skip the zero padding in front of each entry (a length is never 0).
-      if (win[at] === 0) {
-        pos++;
-        continue;
-      }
-      const entry = this.#entryAt(win, at);
-      if ("need" in entry) {
-        if (winStart + win.length >= end || pos + entry.need > end) {
-          throw new FormatError(`index series at ${pos}: entry runs past the series section`);
+      let win = await this.#window(pos, Math.min(this.#windowSize, end - pos));
+      let at = 0;
+      let used = 0;
+      batch.length = 0;
+      while (at < win.length) {
+        // Skip the zero padding in front of each entry (a length is never 0).
+        if (win[at] === 0) {
+          at++;
+          continue;
         }
-        winStart = pos;
-        win = await this.#window(pos, Math.min(Math.max(this.#windowSize, entry.need), end - pos));
-        continue;
+        const entry = this.#entryAt(win, at);
+        if ("need" in entry) {
+          if (batch.length > 0) break;
+          if (pos + at + entry.need > end) {
+            throw new FormatError(
+              `index series at ${pos + at}: entry runs past the series section`,
+            );
+          }
+          // An entry larger than the window: a window of its own.
+          pos += at;
+          at = 0;
+          win = await this.#window(
+            pos,
+            Math.min(Math.max(this.#windowSize, entry.need), end - pos),
+          );
+          continue;
+        }
+        if (this.version !== 1 && (pos + at) % _SERIES_ALIGN !== 0) {
+          throw new FormatError(`index series at ${pos + at}: not 16-byte aligned`);
+        }
+        const [raw, grown] = this.#labelRefs(entry.body, this.#idOf(pos + at), refs, used);
+        refs = grown;
+        used += 2 * raw.labels;
+        batch.push(raw);
+        at = entry.end;
       }
-      if (this.version !== 1 && pos % _SERIES_ALIGN !== 0) {
-        throw new FormatError(`index series at ${pos}: not 16-byte aligned`);
-      }
-      yield this.#decodeSeries(entry.body, this.#idOf(pos));
-      pos = winStart + entry.end;
+      await this.#resolve(refs, used, strings);
+      for (const raw of batch) yield this.#build(raw, strings);
+      pos += at;
     }
   }
 
   /** Reads one series by ID. */
-  seriesById(id: number): Promise<IndexSeries> {
+  async seriesById(id: number): Promise<IndexSeries> {
     const pos = this.version === 1 ? id : id * _SERIES_ALIGN;
     if (pos < this.toc.series || pos >= this.#seriesEnd) {
-      return Promise.reject(new FormatError(`index: series ID ${id} outside the series section`));
+      throw new FormatError(`index: series ID ${id} outside the series section`);
     }
-    return this.#lock.run(async () => {
-      const head = new Uint8Array(Math.min(1024, this.size - pos));
-      await readAt(this.#file, pos, head);
-      let entry = this.#entryAt(head, 0);
-      if ("need" in entry) {
-        const all = await readExactAt(this.#file, pos, entry.need, "index series");
-        entry = this.#entryAt(all, 0);
-        if ("need" in entry) throw new FormatError(`index series ${id}: truncated entry`);
+    const head = new Uint8Array(Math.min(1024, this.size - pos));
+    await this.#readAt(pos, head);
+    let entry = this.#entryAt(head, 0);
+    if ("need" in entry) {
+      const all = new Uint8Array(entry.need);
+      if (await this.#readAt(pos, all) !== entry.need) {
+        throw new FormatError(`index series ${id}: truncated entry`);
       }
-      return this.#decodeSeries(entry.body, id);
-    });
+      entry = this.#entryAt(all, 0);
+      if ("need" in entry) throw new FormatError(`index series ${id}: truncated entry`);
+    }
+    const [raw, refs] = this.#labelRefs(entry.body, id, new Uint32Array(0), 0);
+    const strings: string[] = [];
+    await this.#resolve(refs, 2 * raw.labels, strings);
+    return this.#build(raw, strings);
   }
 
   /** Closes the file. */
@@ -447,15 +536,259 @@ export class IndexReader {
   }
 }
 
+/** Sampled entries of one label name in the postings offset table. */
+interface _NameSamples {
+  name: string;
+  /** Every interval-th value of the name (the first included), with its entry's position. */
+  values: string[];
+  positions: number[];
+  offsets: number[];
+  /** File position after the name's last entry. */
+  end: number;
+}
+
 /**
- * Writes an index file in format version 2. Give every symbol (all label names and values) to
- * {@link IndexWriter.create}, then add series in {@link compareLabels} order with their chunk
- * metas (chunk references non-decreasing across all series), then {@link IndexWriter.close}.
- * Postings are collected in memory: a few bytes per label of every series.
+ * The postings offset table, sampled as Prometheus' `postingOffsetTable`: for each label name,
+ * every interval-th entry in memory (the first included); lookups read the at most interval
+ * entries after the nearest sample from the file. Version 1 tables are unsorted and are held
+ * whole, sorted (they come from Prometheus 2.0 and 2.1, and are small).
+ */
+class _PostingsTable {
+  /** The names, sorted; `""` (the all-postings key) first. */
+  readonly names: _NameSamples[];
+  #byName: Map<string, _NameSamples>;
+  #complete: boolean;
+
+  private constructor(names: _NameSamples[], complete: boolean) {
+    this.names = names;
+    this.#byName = new Map(names.map((n) => [n.name, n]));
+    this.#complete = complete;
+  }
+
+  /** Reads the table at `position` once (checking its CRC32C), keeping the samples. */
+  static async load(
+    readAt: (pos: number, buf: Uint8Array) => Promise<number>,
+    position: number,
+    fileSize: number,
+    unsorted: boolean,
+    interval: number,
+    windowSize: number,
+  ): Promise<_PostingsTable> {
+    if (!Number.isSafeInteger(interval) || interval < 1) {
+      throw new RangeError(`sample interval ${interval} is not a positive integer`);
+    }
+    if (position === 0) return new _PostingsTable([], true);
+    const r = await _openTable(readAt, position, fileSize, windowSize);
+    const count = r.be32();
+    const names: _NameSamples[] = [];
+    let current: _NameSamples | undefined;
+    let currentName = new Uint8Array(0);
+    let k = 0;
+    for (let i = 0; i < count; i++) {
+      const at = r.position;
+      const e = await _nextEntry(r);
+      if (!current || !_equalBytes(e.name, currentName)) {
+        if (current) current.end = at;
+        currentName = e.name.slice();
+        const name = _decoder.decode(e.name);
+        current = unsorted ? names.find((n) => n.name === name) : undefined;
+        if (!current) {
+          current = { name, values: [], positions: [], offsets: [], end: 0 };
+          names.push(current);
+        }
+        k = 0;
+      }
+      if (unsorted || k % interval === 0) {
+        current.values.push(_decoder.decode(e.value));
+        current.positions.push(at);
+        current.offsets.push(e.offset);
+      }
+      k++;
+    }
+    if (current) current.end = r.position;
+    await _checkTableCrc(readAt, r, position);
+    if (unsorted) {
+      names.sort((a, b) => compareUtf8(a.name, b.name));
+      for (const n of names) {
+        const order = n.values.map((_, i) => i).sort((a, b) =>
+          compareUtf8(n.values[a], n.values[b])
+        );
+        n.values = order.map((i) => n.values[i]);
+        n.offsets = order.map((i) => n.offsets[i]);
+        n.positions = [];
+      }
+    }
+    return new _PostingsTable(names, unsorted);
+  }
+
+  /** The postings offset of `(name, value)`, or undefined. */
+  async offset(
+    readAt: (pos: number, buf: Uint8Array) => Promise<number>,
+    windowSize: number,
+    name: string,
+    value: string,
+  ): Promise<number | undefined> {
+    const n = this.#byName.get(name);
+    if (!n) return undefined;
+    // The last sample at or before `value`.
+    let lo = 0;
+    let hi = n.values.length - 1;
+    if (hi < 0 || compareUtf8(n.values[0], value) > 0) return undefined;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (compareUtf8(n.values[mid], value) <= 0) lo = mid;
+      else hi = mid - 1;
+    }
+    if (n.values[lo] === value) return n.offsets[lo];
+    if (this.#complete) return undefined;
+    const from = n.positions[lo];
+    const to = lo + 1 < n.positions.length ? n.positions[lo + 1] : n.end;
+    const r = SequentialReader.range(readAt, from, to - from, Math.min(to - from, windowSize));
+    const want = _encoder.encode(value);
+    while (!r.done) {
+      const e = await _nextEntry(r);
+      const c = compareBytes(e.value, want);
+      if (c === 0) return e.offset;
+      if (c > 0) break;
+    }
+    return undefined;
+  }
+
+  /** The entries in table order (of one name only, when given), read from the file. */
+  async *entries(
+    readAt: (pos: number, buf: Uint8Array) => Promise<number>,
+    windowSize: number,
+    only?: string,
+  ): AsyncGenerator<PostingsOffset> {
+    const names = only === undefined ? this.names : [this.#byName.get(only)].filter((n) => !!n);
+    for (const n of names as _NameSamples[]) {
+      if (this.#complete) {
+        for (let i = 0; i < n.values.length; i++) {
+          yield { name: n.name, value: n.values[i], offset: n.offsets[i] };
+        }
+        continue;
+      }
+      const from = n.positions[0];
+      const r = SequentialReader.range(readAt, from, n.end - from, windowSize);
+      while (!r.done) {
+        const e = await _nextEntry(r);
+        yield { name: n.name, value: _decoder.decode(e.value), offset: e.offset };
+      }
+    }
+  }
+}
+
+/** A reader of the postings offset table's body at `position`, after its length field. */
+async function _openTable(
+  readAt: (pos: number, buf: Uint8Array) => Promise<number>,
+  position: number,
+  fileSize: number,
+  windowSize: number,
+): Promise<SequentialReader> {
+  const lenBytes = new Uint8Array(4);
+  if (position + 12 > fileSize || await readAt(position, lenBytes) !== 4) {
+    throw new FormatError(`index postings offset table: offset ${position} beyond the file`);
+  }
+  const len = new DataView(lenBytes.buffer).getUint32(0);
+  if (len < 4 || position + 4 + len + 4 > fileSize) {
+    throw new FormatError(`index postings offset table: ${len} bytes run past the file`);
+  }
+  const r = SequentialReader.range(readAt, position + 4, len, Math.min(len, windowSize));
+  await r.fill(4);
+  return r;
+}
+
+/** Reads the rest of the table `r` reads and checks the CRC32C that follows it. */
+async function _checkTableCrc(
+  readAt: (pos: number, buf: Uint8Array) => Promise<number>,
+  r: SequentialReader,
+  position: number,
+): Promise<void> {
+  while (!r.done) {
+    await r.fill(1);
+    r.take(r.available);
+  }
+  const crc = new Uint8Array(4);
+  if (await readAt(r.position, crc) !== 4) {
+    throw new FormatError("index postings offset table: the file ends before its CRC32C");
+  }
+  if (new DataView(crc.buffer).getUint32(0) !== r.crc) {
+    throw new FormatError(`index postings offset table at ${position}: CRC32C mismatch`);
+  }
+}
+
+/** Reads one postings offset table entry: name and value (views until the next read), offset. */
+async function _nextEntry(
+  r: SequentialReader,
+): Promise<{ name: Uint8Array; value: Uint8Array; offset: number }> {
+  for (let need = 64;; need *= 2) {
+    if (r.available < need && !r.exhausted) await r.fill(need);
+    const d = new Decbuf(r.view());
+    let entry: { keys: number; name: Uint8Array; value: Uint8Array; offset: number };
+    try {
+      const keys = d.uvarint();
+      entry = { keys, name: d.take(d.uvarint()), value: d.take(d.uvarint()), offset: d.uvarint() };
+    } catch (e) {
+      // Cut off by the end of the buffer: read more, unless it is the end of the table.
+      if (!(e instanceof FormatError) || r.exhausted) throw e;
+      continue;
+    }
+    if (entry.keys !== 2) {
+      throw new FormatError(`postings offset table: key count ${entry.keys}, not 2`);
+    }
+    r.take(d.offset);
+    return entry;
+  }
+}
+
+function _equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const _decoder = new TextDecoder("utf-8", { fatal: true });
+const _encoder = new TextEncoder();
+
+/** Options of {@link IndexWriter}. */
+export interface IndexWriterOptions extends IndexSymbolOptions {
+  /** Directory of the writer's temporary files (default: the index file's directory). */
+  tmpDir?: string;
+  /** Bytes of postings tuples held before they are spilled (default 8 MiB; 24 B a tuple). */
+  postingsMemoryBudget?: number;
+  /** Spilled runs merged at once (default 32). */
+  mergeFanIn?: number;
+  /** Read and write buffer of each temporary file (default 64 KiB). */
+  spillBufferSize?: number;
+  /** Postings offset table entries whose strings are looked up together (default 16384). */
+  postingsTableBatch?: number;
+}
+
+/**
+ * Writes an index file in format version 2, in memory bounded whatever the number of series.
+ *
+ * Symbols come first: all of them, from {@link IndexWriter.create} (strings in any order, sorted
+ * in memory: for small indexes) or {@link IndexWriter.createFromSortedSymbols} (a sorted stream of
+ * UTF-8 byte strings, written through a temporary file). Then series in {@link compareLabels}
+ * order with their chunk metas (chunk references non-decreasing across all series), with label
+ * strings ({@link IndexWriter.addSeries}, after `create`) or symbol references
+ * ({@link IndexWriter.addSeriesRefs}). Then {@link IndexWriter.close}.
+ *
+ * Postings are `(name, value, series ID)` tuples spilled to sorted runs in a memory budget and
+ * merged into the postings section (see `_postings.ts`); the postings offset table, which needs
+ * each list's name and value as strings, is looked up in the written symbol table a batch at a
+ * time and goes through a temporary file, as its length comes before it.
  */
 export class IndexWriter {
   #f: BufferedFileWriter;
-  #symbols: Map<string, number>;
+  #path: string;
+  #tmp: string;
+  #options: IndexWriterOptions;
+  #map: Map<string, number> | undefined;
+  #numSymbols = 0;
+  #symbolsFirst = 0;
+  #symbolsEnd = 0;
+  #samples = new Float64Array(0);
   #toc: IndexTOC = {
     symbols: 0,
     series: 0,
@@ -464,75 +797,202 @@ export class IndexWriter {
     postings: 0,
     postingsTable: 0,
   };
-  #lastLabels: Label[] | undefined;
+  #last: Uint32Array = new Uint32Array(0);
+  #lastLength = -1;
   #lastChunkRef = 0n;
-  #ids: number[] = [];
-  // name -> value -> series IDs
-  #postings = new Map<string, Map<string, number[]>>();
+  #numSeries = 0;
+  #postings: PostingsSpill;
   #enc = new Encbuf();
   #body = new Encbuf();
   #closed = false;
 
-  private constructor(f: BufferedFileWriter, symbols: Map<string, number>) {
+  private constructor(f: BufferedFileWriter, path: string, options: IndexWriterOptions) {
     this.#f = f;
-    this.#symbols = symbols;
+    this.#path = path;
+    this.#options = options;
+    const slash = path.lastIndexOf("/");
+    const dir = options.tmpDir ?? (slash < 0 ? "." : path.slice(0, slash) || "/");
+    this.#tmp = `${dir}/${path.slice(slash + 1)}`;
+    this.#postings = new PostingsSpill(dir, `${path.slice(slash + 1)}.postings`, {
+      memoryBudget: options.postingsMemoryBudget,
+      fanIn: options.mergeFanIn,
+      bufferSize: options.spillBufferSize,
+    });
   }
 
   /**
    * Creates the index file `path` (which must not exist) and writes the header and the symbol
-   * table. `symbols` may hold duplicates and come in any order; they are sorted by UTF-8 bytes.
-   * The empty string is always added, as Prometheus does (its postings hold the `("", "")` key).
+   * table. `symbols` may hold duplicates and come in any order; they are sorted by UTF-8 bytes in
+   * memory. The empty string is always added, as Prometheus does (its postings hold the `("", "")`
+   * key). Series may then be added with label strings.
    */
-  static async create(path: string, symbols: Iterable<string>): Promise<IndexWriter> {
+  static async create(
+    path: string,
+    symbols: Iterable<string>,
+    options: IndexWriterOptions = {},
+  ): Promise<IndexWriter> {
     const sorted = [...new Set(["", ...symbols])].sort(compareUtf8);
+    const w = await IndexWriter.createFromSortedSymbols(
+      path,
+      sorted.map((s) => _encoder.encode(s)),
+      options,
+    );
+    w.#map = new Map(sorted.map((s, i) => [s, i]));
+    return w;
+  }
+
+  /**
+   * Creates the index file `path` (which must not exist) and writes the header and the symbol
+   * table from `symbols`: UTF-8 byte strings, strictly ascending bytewise (each may be a view
+   * that is only valid until the next is taken). The empty string is added in front when it is
+   * not the first. Series are then added with symbol references.
+   */
+  static async createFromSortedSymbols(
+    path: string,
+    symbols: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options: IndexWriterOptions = {},
+  ): Promise<IndexWriter> {
     const f = await BufferedFileWriter.create(path);
+    const w = new IndexWriter(f, path, options);
     try {
-      const map = new Map<string, number>();
-      sorted.forEach((s, i) => map.set(s, i));
-      const w = new IndexWriter(f, map);
-      await w.#writeHeaderAndSymbols(sorted);
+      await w.#writeSymbols(symbols);
       return w;
     } catch (e) {
-      f.abort();
+      await w.abort();
       throw e;
     }
   }
 
-  async #writeHeaderAndSymbols(sorted: string[]): Promise<void> {
+  async #writeSymbols(symbols: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
+    const o = this.#options;
+    const interval = o.sampleInterval ?? 32;
+    if (!Number.isSafeInteger(interval) || interval < 1) {
+      throw new RangeError(`sample interval ${interval} is not a positive integer`);
+    }
+    const bufferSize = o.spillBufferSize ?? 64 * 1024;
+    // The strings go to a temporary file first: the table's length and count come before them.
+    const tmpPath = `${this.#tmp}.symbols`;
+    const tmp = await SpillWriter.create(tmpPath, bufferSize);
+    // Positions (relative to the first symbol) of every interval-th symbol, for the lookups of
+    // the postings offset table.
+    let samples = new Float64Array(1024);
+    let count = 0;
+    let prev = new Uint8Array(64);
+    let prevLength = 0;
+    try {
+      const add = (s: Uint8Array) => {
+        if (count > 0 && compareBytes(prev.subarray(0, prevLength), s) >= 0) {
+          throw new Error(`IndexWriter: symbol ${JSON.stringify(_decoder.decode(s))} out of order`);
+        }
+        if (count % interval === 0) {
+          const k = count / interval;
+          if (k === samples.length) {
+            const bigger = new Float64Array(2 * samples.length);
+            bigger.set(samples);
+            samples = bigger;
+          }
+          samples[k] = tmp.length;
+        }
+        tmp.uvarint(s.length);
+        tmp.bytes(s);
+        count++;
+        if (s.length > prev.length) prev = new Uint8Array(2 * s.length);
+        prev.set(s);
+        prevLength = s.length;
+      };
+      for await (const s of symbols) {
+        if (count === 0 && s.length > 0) add(new Uint8Array(0));
+        add(s);
+        if (tmp.full) await tmp.flush();
+      }
+      if (count === 0) add(new Uint8Array(0));
+      await tmp.close();
+    } catch (e) {
+      tmp.abort();
+      await Deno.remove(tmpPath).catch(() => {});
+      throw e;
+    }
+    const f = this.#f;
     const e = this.#enc;
     e.reset();
     e.be32(MAGIC_INDEX).byte(2);
-    await this.#f.write(e.get());
-    this.#toc.symbols = this.#f.position;
+    await f.write(e.get());
+    this.#toc.symbols = f.position;
+    const bodyLength = 4 + tmp.length;
+    if (bodyLength > 0xffffffff) throw new RangeError("index symbol table exceeds 4 GiB");
     e.reset();
-    e.be32(0).be32(sorted.length);
-    for (const s of sorted) e.uvarintString(s);
-    const bytes = e.get();
-    const bodyLen = bytes.length - 4;
-    if (bodyLen > 0xffffffff) throw new RangeError("index symbol table exceeds 4 GiB");
-    new DataView(bytes.buffer, bytes.byteOffset).setUint32(0, bodyLen);
-    const crc = crc32c(bytes.subarray(4));
-    await this.#f.write(bytes);
-    await this.#f.write(new Encbuf().be32(crc).get());
-    this.#toc.series = this.#f.position;
+    e.be32(bodyLength).be32(count);
+    await f.write(e.get());
+    const crc = await _copyFile(tmpPath, f, crc32c(e.get().subarray(4)), bufferSize);
+    await Deno.remove(tmpPath);
+    e.reset();
+    await f.write(e.be32(crc).get());
+    this.#numSymbols = count;
+    this.#symbolsFirst = this.#toc.symbols + 8;
+    this.#symbolsEnd = this.#symbolsFirst + tmp.length;
+    this.#samples = samples.subarray(0, Math.ceil(count / interval));
+    for (let k = 0; k < this.#samples.length; k++) this.#samples[k] += this.#symbolsFirst;
+    this.#toc.series = f.position;
+    // The postings offset table is looked up in the symbol table through another handle.
+    await f.flush();
   }
 
   /** Number of series added. */
   get numSeries(): number {
-    return this.#ids.length;
+    return this.#numSeries;
   }
 
-  /** Adds a series; returns its ID (offset/16). */
+  /**
+   * Adds a series given with label strings (after {@link IndexWriter.create}); returns its ID
+   * (offset/16).
+   */
   async addSeries(labels: readonly Label[], chunks: readonly ChunkMeta[]): Promise<number> {
+    const map = this.#map;
+    if (!map) {
+      throw new Error("IndexWriter: label strings need IndexWriter.create; use addSeriesRefs");
+    }
+    const refs = new Uint32Array(2 * labels.length);
+    for (let i = 0; i < labels.length; i++) {
+      const l = labels[i];
+      if (i > 0 && compareUtf8(labels[i - 1].name, l.name) >= 0) {
+        throw new Error(`series labels not sorted or duplicated at ${l.name}`);
+      }
+      const n = map.get(l.name);
+      const v = map.get(l.value);
+      if (n === undefined) throw new Error(`symbol ${JSON.stringify(l.name)} missing`);
+      if (v === undefined) throw new Error(`symbol ${JSON.stringify(l.value)} missing`);
+      refs[2 * i] = n;
+      refs[2 * i + 1] = v;
+    }
+    return await this.addSeriesRefs(refs, chunks);
+  }
+
+  /**
+   * Adds a series given with its labels as symbol references, `[name0, value0, name1, ...]`
+   * (names ascending); returns its ID (offset/16). Symbol order is UTF-8 byte order, so series
+   * order is the order of these numbers.
+   */
+  async addSeriesRefs(refs: ArrayLike<number>, chunks: readonly ChunkMeta[]): Promise<number> {
     if (this.#closed) throw new Error("IndexWriter is closed");
-    for (let i = 1; i < labels.length; i++) {
-      if (compareUtf8(labels[i - 1].name, labels[i].name) >= 0) {
-        throw new Error(`series labels not sorted or duplicated at ${labels[i].name}`);
+    const n = refs.length;
+    if (n % 2 !== 0) throw new Error("IndexWriter: label references come in pairs");
+    for (let i = 0; i < n; i++) {
+      const r = refs[i];
+      if (!(Number.isInteger(r) && r >= 0 && r < this.#numSymbols)) {
+        throw new Error(`IndexWriter: no symbol ${r}`);
+      }
+      if (i % 2 === 0) {
+        if (r === 0) throw new Error("IndexWriter: empty label name");
+        if (i > 0 && r <= refs[i - 2]) {
+          throw new Error(`series labels not sorted or duplicated (symbol ${r})`);
+        }
       }
     }
-    if (this.#lastLabels && compareLabels(labels, this.#lastLabels) <= 0) {
+    if (this.#lastLength >= 0 && _compareRefs(refs, this.#last, this.#lastLength) <= 0) {
       throw new Error(
-        `out-of-order series ${_fmt(labels)} after ${_fmt(this.#lastLabels)}`,
+        `out-of-order series [${Array.from(refs)}] after [${
+          Array.from(this.#last.subarray(0, this.#lastLength))
+        }] (symbol references)`,
       );
     }
     let lastRef = this.#lastChunkRef;
@@ -546,22 +1006,17 @@ export class IndexWriter {
       if (c.maxt < c.mint) throw new Error(`chunk maxt ${c.maxt} below mint ${c.mint}`);
     }
 
-    await this.#f.pad(_SERIES_ALIGN);
-    const pos = this.#f.position;
+    const f = this.#f;
+    const padding = (_SERIES_ALIGN - (f.position % _SERIES_ALIGN)) % _SERIES_ALIGN;
+    const pos = f.position + padding;
     if (pos / _SERIES_ALIGN > 0xffffffff || pos >= _MAX_INDEX_SIZE) {
       throw new RangeError("index series section exceeds 64 GiB");
     }
     const id = pos / _SERIES_ALIGN;
     const body = this.#body;
     body.reset();
-    body.uvarint(labels.length);
-    for (const l of labels) {
-      const n = this.#symbols.get(l.name);
-      const v = this.#symbols.get(l.value);
-      if (n === undefined) throw new Error(`symbol ${JSON.stringify(l.name)} missing`);
-      if (v === undefined) throw new Error(`symbol ${JSON.stringify(l.value)} missing`);
-      body.uvarint(n).uvarint(v);
-    }
+    body.uvarint(n / 2);
+    for (let i = 0; i < n; i++) body.uvarint(refs[i]);
     body.uvarint(chunks.length);
     if (chunks.length > 0) {
       const c0 = chunks[0];
@@ -578,18 +1033,19 @@ export class IndexWriter {
     const b = body.get();
     const e = this.#enc;
     e.reset();
+    for (let i = 0; i < padding; i++) e.byte(0);
     e.uvarint(b.length).bytes(b).be32(crc32c(b));
-    await this.#f.write(e.get());
+    // Nearly every entry fits in the write buffer at once: no await (a microtask) for those.
+    if (e.length <= f.room) f.writeBuffered(e.get());
+    else await f.write(e.get());
 
-    this.#ids.push(id);
-    for (const l of labels) {
-      let values = this.#postings.get(l.name);
-      if (!values) this.#postings.set(l.name, values = new Map());
-      const ids = values.get(l.value);
-      if (ids) ids.push(id);
-      else values.set(l.value, [id]);
-    }
-    this.#lastLabels = labels.map((l) => ({ ...l }));
+    this.#numSeries++;
+    let full = this.#postings.add(0, 0, id);
+    for (let i = 0; i < n; i += 2) full = this.#postings.add(refs[i], refs[i + 1], id) || full;
+    if (full) await this.#postings.spill();
+    if (this.#last.length < n) this.#last = new Uint32Array(Math.max(n, 2 * this.#last.length));
+    for (let i = 0; i < n; i++) this.#last[i] = refs[i];
+    this.#lastLength = n;
     this.#lastChunkRef = lastRef;
     return id;
   }
@@ -599,40 +1055,42 @@ export class IndexWriter {
     if (this.#closed) return;
     this.#closed = true;
     const f = this.#f;
+    const o = this.#options;
+    const bufferSize = o.spillBufferSize ?? 64 * 1024;
+    const tablePath = `${this.#tmp}.postings-table`;
+    let table: SpillWriter | undefined;
+    let symbolsFile: Deno.FsFile | undefined;
     try {
       // As Prometheus ≥ 3.7: no label indices; their TOC entries point at what follows.
       this.#toc.labelIndices = f.position;
       this.#toc.postings = f.position;
-      await f.pad(4);
-      const table = new Encbuf();
-      let count = 0;
-      const writeList = async (name: string, value: string, ids: number[]) => {
-        await f.pad(4);
-        table.uvarint(2).uvarintString(name).uvarintString(value).uvarint(f.position);
-        count++;
-        const e = this.#enc;
-        e.reset();
-        e.be32(4 + 4 * ids.length).be32(ids.length);
-        for (const id of ids) e.be32(id);
-        e.be32(crc32c(e.get().subarray(4)));
-        await f.write(e.get());
-      };
-      await writeList("", "", this.#ids);
-      for (const name of [...this.#postings.keys()].sort(compareUtf8)) {
-        const values = this.#postings.get(name)!;
-        for (const value of [...values.keys()].sort(compareUtf8)) {
-          await writeList(name, value, values.get(value)!);
-        }
-      }
-      this.#postings.clear();
+      symbolsFile = await Deno.open(this.#path, { read: true });
+      const file = symbolsFile;
+      const symbols = new SymbolTable(
+        (pos, buf) => Promise.resolve(readAtSync(file, pos, buf)),
+        (pos, buf) => readAtSync(file, pos, buf),
+        this.#symbolsFirst,
+        this.#symbolsEnd,
+        this.#numSymbols,
+        this.#samples,
+        false,
+        _symbolTableOptions(o),
+      );
+      table = await SpillWriter.create(tablePath, bufferSize);
+      const entries = new _TableBatch(table, symbols, o.postingsTableBatch ?? 16384);
+      await this.#postings.write(f, (name, value, offset) => entries.add(name, value, offset));
+      await entries.flush();
+      await table.close();
 
       this.#toc.labelIndicesTable = f.position;
       this.#toc.postingsTable = f.position;
-      const entries = table.get();
-      const head = new Encbuf().be32(4 + entries.length).be32(count);
-      const crc = crc32c(entries, crc32c(head.get().subarray(4)));
+      const bodyLength = 4 + table.length;
+      if (bodyLength > 0xffffffff) {
+        throw new RangeError("index postings offset table exceeds 4 GiB");
+      }
+      const head = new Encbuf().be32(bodyLength).be32(entries.count);
       await f.write(head.get());
-      await f.write(entries);
+      const crc = await _copyFile(tablePath, f, crc32c(head.get().subarray(4)), bufferSize);
       await f.write(new Encbuf().be32(crc).get());
 
       const toc = new Encbuf();
@@ -654,15 +1112,106 @@ export class IndexWriter {
       await f.close();
     } catch (e) {
       f.abort();
+      table?.abort();
       throw e;
+    } finally {
+      symbolsFile?.close();
+      await Deno.remove(tablePath).catch(() => {});
+      await this.#postings.cleanup();
     }
   }
 
-  /** Closes the file without finishing it (after an error). */
-  abort(): void {
+  /** Closes the file without finishing it (after an error) and removes the temporary files. */
+  async abort(): Promise<void> {
     this.#closed = true;
     this.#f.abort();
+    await this.#postings.cleanup();
+    for (const suffix of [".symbols", ".postings-table"]) {
+      await Deno.remove(`${this.#tmp}${suffix}`).catch(() => {});
+    }
   }
+}
+
+/**
+ * Postings offset table entries on their way to the temporary table file: their names and values
+ * are looked up a batch at a time, which visits the symbol table in ascending order.
+ */
+class _TableBatch {
+  /** Entries written. */
+  count = 0;
+  #out: SpillWriter;
+  #symbols: SymbolTable;
+  #refs: Uint32Array;
+  #offsets: Float64Array;
+  #n = 0;
+  #strings: string[] = [];
+  #lastName = "";
+  #lastNameBytes = new Uint8Array(0);
+
+  constructor(out: SpillWriter, symbols: SymbolTable, size: number) {
+    this.#out = out;
+    this.#symbols = symbols;
+    this.#refs = new Uint32Array(2 * Math.max(1, size));
+    this.#offsets = new Float64Array(Math.max(1, size));
+  }
+
+  add(name: number, value: number, offset: number): Promise<void> | undefined {
+    this.#refs[2 * this.#n] = name;
+    this.#refs[2 * this.#n + 1] = value;
+    this.#offsets[this.#n++] = offset;
+    return this.#n === this.#offsets.length ? this.flush() : undefined;
+  }
+
+  async flush(): Promise<void> {
+    const strings = this.#strings;
+    this.#symbols.resolve(this.#refs, 2 * this.#n, strings);
+    const out = this.#out;
+    for (let i = 0; i < this.#n; i++) {
+      const name = strings[2 * i];
+      if (name !== this.#lastName || this.#lastNameBytes.length === 0) {
+        this.#lastName = name;
+        this.#lastNameBytes = _encoder.encode(name);
+      }
+      const value = _encoder.encode(strings[2 * i + 1]);
+      out.uvarint(2);
+      out.uvarint(this.#lastNameBytes.length);
+      out.bytes(this.#lastNameBytes);
+      out.uvarint(value.length);
+      out.bytes(value);
+      out.uvarint(this.#offsets[i]);
+      if (out.full) await out.flush();
+    }
+    this.count += this.#n;
+    this.#n = 0;
+  }
+}
+
+/** Appends the file `path` to `f`; returns the CRC32C of its bytes continuing `crc`. */
+async function _copyFile(
+  path: string,
+  f: BufferedFileWriter,
+  crc: number,
+  bufferSize: number,
+): Promise<number> {
+  const r = await SequentialReader.open(path, bufferSize);
+  try {
+    while (!r.done) {
+      await r.fill(1);
+      const bytes = r.take(r.available);
+      crc = crc32c(bytes, crc);
+      await f.write(bytes);
+    }
+  } finally {
+    r.close();
+  }
+  return crc;
+}
+
+/** Compares two series' label references as {@link compareLabels} compares their labels. */
+function _compareRefs(a: ArrayLike<number>, b: Uint32Array, bLength: number): number {
+  const n = Math.min(a.length, bLength);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - bLength;
 }
 
 /**
@@ -692,8 +1241,4 @@ function _chunkMetasAsNumbers(d: Decbuf, n: number, out: ChunkMeta[]): boolean {
   d.offset = start;
   out.length = 0;
   return false;
-}
-
-function _fmt(labels: readonly Label[]): string {
-  return `{${labels.map((l) => `${l.name}=${JSON.stringify(l.value)}`).join(", ")}}`;
 }
