@@ -19,6 +19,13 @@
  *   compaction planner (simulated with Prometheus' rules: aligned ranges, the newest block left
  *   out) merged them; meta.json has the real level, sorted sources and parents. Chunks are cut as
  *   the head cuts them (about 120 samples, never across a 2h boundary, at most 1005 bytes).
+ *   `--max-block-hours H` drops the ranges above H hours, as Prometheus'
+ *   `--storage.tsdb.max-block-duration` does: with 2 nothing is compacted and every block is a 2h
+ *   level-1 block, as on hosts whose blocks a Thanos sidecar uploads (thousands of small blocks
+ *   with `--days 200`).
+ * - `--values random-walk` replaces every value model by a random walk with three decimals that
+ *   moves on every scrape (high-entropy values, as many exporters' gauges are); the series, times,
+ *   churn and stale markers stay the same. `--size` then underestimates: give `--units`.
  * - The head from the newest block's end: `wal/checkpoint.N` (series records, then the first
  *   20 min of samples), segment N+1 (samples up to the head truncation an hour into the head, when
  *   the newest block was cut) and N+2... (128 MiB at most, the last one live, i.e. not padded),
@@ -35,7 +42,8 @@
  * the newest sample's time) is printed on stdout either way.
  *
  * Usage: deno run -A bench/make_realistic_datadir.ts DIR [--size 2GiB] [--days 7]
- *          [--end 2026-11-25T14:17:00Z] [--seed N] [--units N]
+ *          [--end 2026-11-25T14:17:00Z] [--seed N] [--units N] [--max-block-hours 54]
+ *          [--values realistic|random-walk]
  *
  * @module
  */
@@ -187,6 +195,22 @@ function _noise(seed: number, mean: number, sd: number, decimals: number, pChang
     v = Math.max(0, mean + sd * x);
     if (decimals >= 0) v = Math.round(v * scale) / scale;
     return v;
+  };
+}
+
+/**
+ * `--values random-walk`: a value with three decimals that moves on every scrape, the worst case
+ * for XOR chunks (counters, by name, grow by 0.001-99.991; the rest step by a non-zero ±9.999).
+ * Computed in integer thousandths, so each value is exactly the nearest float64 to its decimal.
+ */
+function _randomWalk(seed: number, counter: boolean): _Next {
+  let milli = counter
+    ? Math.floor(_u(seed, -1, 0) * 1e9)
+    : Math.floor(_u(seed, -1, 0) * 2_000_001) - 1_000_000;
+  return (k) => {
+    const r = Math.floor(_u(seed, k, 5) * 19_999);
+    milli += counter ? 1 + r * 5 : r - 9_999 || 1;
+    return milli / 1000;
   };
 }
 
@@ -397,6 +421,10 @@ interface _Layout {
   units: number;
   days: number;
   endMs: number;
+  /** The largest block range in hours; absent for the default 54 (so older markers still match). */
+  maxBlockHours?: number;
+  /** `random-walk` for `--values random-walk`; absent for the default value models. */
+  values?: "random-walk";
 }
 
 /** Collects a target's series; labels are sorted here. */
@@ -932,7 +960,12 @@ interface _BlockPlan {
  * sorted by minTime, the newest left out, groups per aligned range of 6h, 18h, 54h taken when
  * they span the whole range or end before the newest remaining block starts.
  */
-function _planBlocks(firstMs: number, headMin: number, rng: _Rng): _BlockPlan[] {
+function _planBlocks(
+  firstMs: number,
+  headMin: number,
+  rng: _Rng,
+  ranges: number[],
+): _BlockPlan[] {
   let blocks: _BlockPlan[] = [];
   let lo = firstMs;
   while (lo < headMin) {
@@ -943,7 +976,7 @@ function _planBlocks(firstMs: number, headMin: number, rng: _Rng): _BlockPlan[] 
     blocks.push({ ulid: id, minTime: lo, maxTime: hi, level: 1, sources: [id], parents: [] });
     for (;;) {
       blocks.sort((a, b) => a.minTime - b.minTime);
-      const group = _selectDirs(blocks.slice(0, -1));
+      const group = _selectDirs(blocks.slice(0, -1), ranges);
       if (group.length === 0) break;
       now += 1000 + rng.below(20_000);
       const merged: _BlockPlan = {
@@ -966,10 +999,10 @@ function _planBlocks(firstMs: number, headMin: number, rng: _Rng): _BlockPlan[] 
   return blocks.sort((a, b) => a.minTime - b.minTime);
 }
 
-function _selectDirs(ds: _BlockPlan[]): _BlockPlan[] {
+function _selectDirs(ds: _BlockPlan[], ranges: number[]): _BlockPlan[] {
   if (ds.length < 1) return [];
   const highTime = ds[ds.length - 1].minTime;
-  for (const iv of BLOCK_RANGES.slice(1)) {
+  for (const iv of ranges.slice(1)) {
     for (const p of _splitByRange(ds, iv)) {
       const mint = p[0].minTime;
       const maxt = p[p.length - 1].maxTime;
@@ -1384,6 +1417,13 @@ async function _build(dir: string, layout: _Layout): Promise<_Summary> {
   const clock = new _Clock(Math.floor(startMs / SCRAPE_MS) * SCRAPE_MS - SCRAPE_MS);
   const targets = _buildTargets(layout, clock, startMs);
   const all = targets.flatMap((t) => t.series);
+  if (layout.values === "random-walk") {
+    for (const s of all) {
+      const name = s.labels.find((l) => l.name === "__name__")?.value ?? "";
+      const seed = _seedOf(JSON.stringify(s.labels), layout.seed);
+      s.next = _randomWalk(seed, /_(total|count|sum|bucket)$/.test(name));
+    }
+  }
 
   // WAL refs in creation order: by first scrape, then target and exposition order.
   const created = all.map((s, i) => ({ s, i, t: clock.time(s.target, s.kFirst) }));
@@ -1402,7 +1442,8 @@ async function _build(dir: string, layout: _Layout): Promise<_Summary> {
   const headMin = Math.floor((endMs - HOUR - 1) / CHUNK_RANGE) * CHUNK_RANGE;
   const firstMs = Math.min(...targets.map((t) => clock.time(t, clock.firstAt(t, startMs))));
   const rng = new _Rng(_seedOf("blocks", layout.seed));
-  const plans = _planBlocks(firstMs, headMin, rng);
+  const ranges = BLOCK_RANGES.filter((r) => r <= (layout.maxBlockHours ?? Infinity) * HOUR);
+  const plans = _planBlocks(firstMs, headMin, rng, ranges);
 
   await Deno.mkdir(`${dir}/wal`, { recursive: true });
   await Deno.mkdir(`${dir}/chunks_head`, { recursive: true });
@@ -1473,14 +1514,15 @@ function _parseTime(text: string): number {
 }
 
 const USAGE = "usage: make_realistic_datadir.ts DIR [--size 2GiB] [--days 7] " +
-  "[--end 2026-11-25T14:17:00Z] [--seed N] [--units N]";
+  "[--end 2026-11-25T14:17:00Z] [--seed N] [--units N] [--max-block-hours 54] " +
+  "[--values realistic|random-walk]";
 
 async function main(args: string[]): Promise<number> {
   let dir: string | undefined;
   const opts: Record<string, string> = {};
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    const m = /^--(size|days|end|seed|units)(?:=(.*))?$/.exec(a);
+    const m = /^--(size|days|end|seed|units|max-block-hours|values)(?:=(.*))?$/.exec(a);
     if (m) {
       const v = m[2] ?? args[++i];
       if (v === undefined) {
@@ -1511,7 +1553,19 @@ async function main(args: string[]): Promise<number> {
     days,
     endMs: _parseTime(opts.end ?? "2026-11-25T14:17:00Z"),
   };
-  if (!(days > 0 && days <= 60 && Number.isInteger(units) && units > 0)) {
+  const maxBlockHours = Number(opts["max-block-hours"] ?? 54);
+  if (maxBlockHours !== 54) layout.maxBlockHours = maxBlockHours;
+  if (opts.values === "random-walk") layout.values = "random-walk";
+  else if (opts.values !== undefined && opts.values !== "realistic") {
+    console.error(USAGE);
+    return 2;
+  }
+  // Many small blocks need long spans: up to a year when blocks stay small.
+  const maxDays = maxBlockHours < 54 ? 400 : 60;
+  if (
+    !(days > 0 && days <= maxDays && Number.isInteger(units) && units > 0) ||
+    !BLOCK_RANGES.includes(maxBlockHours * HOUR)
+  ) {
     console.error(USAGE);
     return 2;
   }

@@ -1,9 +1,9 @@
 /**
  * The export pipeline: scan the data dir, select the blocks and head parts that hold the window,
- * open every selected file before writing a byte (so compaction or WAL truncation cannot pull a
- * file away mid-copy: an open file stays readable after Prometheus deletes it, and a file that
- * vanished before it was opened makes the selection start over), then stream them into an archive.
- * Never writes inside the data dir.
+ * open the selected files before their bytes are needed (so compaction or WAL truncation cannot
+ * pull a file away mid-copy: an open file stays readable after Prometheus deletes it, and a file
+ * that vanished before it was opened makes the selection start over), then stream them into an
+ * archive. Never writes inside the data dir.
  *
  * @module
  */
@@ -265,6 +265,12 @@ export interface ExportOptions {
    * or WAL truncation makes the selection start over. Tests use it to stage exactly that.
    */
   beforeOpen?: (plan: ExportPlan) => Promise<void>;
+  /**
+   * How many block files the raw copy holds open ahead of the one it copies (default 512; the
+   * head's files are all opened at once). Bounds the descriptors and their memory with thousands of
+   * blocks; a block file that vanishes before it is opened makes the export start over.
+   */
+  openFiles?: number;
 }
 
 /** What {@link exportArchive} did. */
@@ -304,11 +310,8 @@ export interface RewriteSummary {
 /** How often the selection may start over before the export gives up. */
 const _MAX_ATTEMPTS = 5;
 
-/** A file opened for the copy, with its length fixed at selection time. */
-interface _OpenFile {
-  info: DataFile;
-  handle: Deno.FsFile;
-}
+/** Default of {@link ExportOptions.openFiles}. */
+const _OPEN_FILES = 512;
 
 /** Exports the window of a data dir into an archive (or only plans it, with `dryRun`). */
 export async function exportArchive(options: ExportOptions): Promise<ExportResult> {
@@ -346,22 +349,14 @@ export async function exportArchive(options: ExportOptions): Promise<ExportResul
       restarts++;
       continue;
     }
-    const opened = await _openAll(info.path, plan.files);
-    if (opened === null) {
-      if (attempt === _MAX_ATTEMPTS) {
-        throw new PromcaseError(
-          `the data dir kept changing under the export (${attempt} attempts): try again`,
-        );
-      }
-      restarts++;
-      continue;
+    const done = await _writeArchive(plan, output, host, options);
+    if (done) return { plan, output, restarts, rewrite: null, estimate, ...done };
+    if (attempt === _MAX_ATTEMPTS) {
+      throw new PromcaseError(
+        `the data dir kept changing under the export (${attempt} attempts): try again`,
+      );
     }
-    try {
-      const { archive, manifest } = await _writeArchive(plan, opened, output, host, options);
-      return { plan, archive, output, manifest, restarts, rewrite: null, estimate };
-    } finally {
-      for (const file of opened) file.handle.close();
-    }
+    restarts++;
   }
 }
 
@@ -391,66 +386,131 @@ function _requireData(plan: ExportPlan): void {
   );
 }
 
-/** Opens every file; null when one has vanished (the selection must start over). */
-async function _openAll(root: string, files: DataFile[]): Promise<_OpenFile[] | null> {
-  const opened: _OpenFile[] = [];
-  try {
-    for (const info of files) {
-      const handle = await Deno.open(`${root}/${info.path}`, { read: true });
-      opened.push({ info, handle });
-      if ((await handle.stat()).size < info.size) throw new Deno.errors.NotFound("shrank");
-    }
-    return opened;
-  } catch (err) {
-    for (const file of opened) file.handle.close();
-    if (err instanceof Deno.errors.NotFound) return null;
-    const path = files[opened.length]?.path ?? "";
-    throw new PromcaseError(`cannot read ${path}: ${describeError(err)}`);
-  }
+/** The raw copy's files, opened ahead of it (see {@link _openAll}). */
+interface _OpenFiles {
+  /**
+   * The handle of file `index` of the plan, which the caller closes; the block files up to `limit`
+   * after it are opened first. Null when one of them had vanished or shrunk.
+   */
+  take(index: number): Promise<Deno.FsFile | null>;
+  /** Closes every handle not taken. */
+  close(): void;
 }
 
+/**
+ * Opens the plan's files before the copy needs them: the head's (a WAL truncation may delete them
+ * at any moment) and the first `limit` block files at once, then each further block file while the
+ * copy is `limit` files before it. Null when a file has vanished or shrunk since the scan (the
+ * selection must start over).
+ */
+async function _openAll(
+  root: string,
+  plan: ExportPlan,
+  limit: number,
+): Promise<_OpenFiles | null> {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new RangeError(`openFiles must be a positive integer, not ${limit}`);
+  }
+  const { files } = plan;
+  const headStart = files.length - plan.head.files.length;
+  const handles = new Map<number, Deno.FsFile>();
+  let ahead = 0;
+  const open = async (index: number): Promise<boolean> => {
+    const info = files[index];
+    try {
+      const handle = await Deno.open(`${root}/${info.path}`, { read: true });
+      handles.set(index, handle);
+      return (await handle.stat()).size >= info.size;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw new PromcaseError(`cannot read ${info.path}: ${describeError(err)}`);
+    }
+  };
+  const openUpTo = async (end: number): Promise<boolean> => {
+    for (; ahead < Math.min(end, headStart); ahead++) if (!(await open(ahead))) return false;
+    return true;
+  };
+  const close = () => {
+    for (const handle of handles.values()) handle.close();
+    handles.clear();
+  };
+  let complete = false;
+  try {
+    for (let index = headStart; index < files.length; index++) {
+      if (!(await open(index))) return null;
+    }
+    if (!(await openUpTo(limit))) return null;
+    complete = true;
+  } finally {
+    if (!complete) close();
+  }
+  return {
+    async take(index) {
+      if (!(await openUpTo(index + limit))) return null;
+      const handle = handles.get(index)!;
+      handles.delete(index);
+      return handle;
+    },
+    close,
+  };
+}
+
+/** Copies the plan's files into the archive; null when one vanished before it was opened. */
 async function _writeArchive(
   plan: ExportPlan,
-  opened: _OpenFile[],
   output: string,
   host: string,
   options: ExportOptions,
-): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
-  const writer = await ArchiveWriter.create(output, options.compression, {
-    split: options.split,
-    // Tar headers and padding on top of the data: at most 1.5 KiB a file.
-    estimatedBytes: plan.bytes + 1536 * (plan.files.length + 16),
-  });
-  const release = onInterrupt(() => writer.abort());
+): Promise<{ archive: WrittenArchive; manifest: Manifest } | null> {
+  const opened = await _openAll(plan.dataDir.path, plan, options.openFiles ?? _OPEN_FILES);
+  if (opened === null) return null;
   try {
-    const addParents = _parentAdder(writer);
-    if (plan.head.included) {
-      // Prometheus expects these even when empty.
-      await addParents(`${DATA_PREFIX}wal/x`);
-      await addParents(`${DATA_PREFIX}chunks_head/x`);
-    }
-    let done = 0;
-    for (const file of opened) {
-      const path = DATA_PREFIX + file.info.path;
-      await addParents(path);
-      const counted = async function* () {
-        for await (const piece of readExactly(file.handle, file.info.size, file.info.path)) {
-          await options.throttle?.take(piece.length);
-          done += piece.length;
-          options.onProgress?.(done, plan.bytes, file.info.path);
-          yield piece;
+    const writer = await ArchiveWriter.create(output, options.compression, {
+      split: options.split,
+      // Tar headers and padding on top of the data: at most 1.5 KiB a file.
+      estimatedBytes: plan.bytes + 1536 * (plan.files.length + 16),
+    });
+    const release = onInterrupt(() => writer.abort());
+    try {
+      const addParents = _parentAdder(writer);
+      if (plan.head.included) {
+        // Prometheus expects these even when empty.
+        await addParents(`${DATA_PREFIX}wal/x`);
+        await addParents(`${DATA_PREFIX}chunks_head/x`);
+      }
+      let done = 0;
+      for (const [index, info] of plan.files.entries()) {
+        const handle = await opened.take(index);
+        if (handle === null) {
+          await writer.abort();
+          return null;
         }
-      };
-      await writer.addFile(path, file.info.size, counted(), Math.floor(file.info.mtime / 1000));
+        const path = DATA_PREFIX + info.path;
+        try {
+          await addParents(path);
+          await writer.addFileFrom(path, handle, info.size, {
+            mtime: Math.floor(info.mtime / 1000),
+            onRead: async (bytes) => {
+              await options.throttle?.take(bytes);
+              done += bytes;
+              options.onProgress?.(done, plan.bytes, info.path);
+            },
+          });
+        } finally {
+          handle.close();
+        }
+      }
+      const manifest = await _manifest(plan, host, options.compression);
+      manifest.mode = "raw";
+      return await _finishArchive(writer, manifest, options, addParents);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    } finally {
+      release();
     }
-    const manifest = await _manifest(plan, host, options.compression);
-    manifest.mode = "raw";
-    return await _finishArchive(writer, manifest, options, addParents);
-  } catch (err) {
-    await writer.abort();
-    throw err;
   } finally {
-    release();
+    opened.close();
   }
 }
 

@@ -1,14 +1,17 @@
 /**
- * Streaming compression of the archive with `node:zlib` (gzip and zstd are native there), with
- * backpressure so that memory stays bounded whatever the archive size.
+ * Streaming compression of the archive with `node:zlib` (gzip and zstd are native there): writing
+ * compresses frames in parallel on every core (`compressor.ts`), reading decompresses here.
+ * Memory stays bounded whatever the archive size: writing by a fixed set of reused buffers,
+ * reading by backpressure.
  *
  * @module
  */
 
-import { once } from "node:events";
 import type { Duplex } from "node:stream";
 import zlib from "node:zlib";
 import { PromcaseError } from "../errors.ts";
+import { type CompressorOptions, FrameCompressor } from "./compressor.ts";
+import { ZstdFrameWalker } from "./zstd_frames.ts";
 
 /** The compressions an archive can have. */
 export type Compression = "gzip" | "zstd" | "none";
@@ -28,7 +31,7 @@ export type Sink = (chunk: Uint8Array) => Promise<void>;
 
 /** A sink that compresses into another sink. */
 export interface CompressingSink {
-  /** Takes uncompressed bytes. The chunk must not be changed afterwards. */
+  /** Takes uncompressed bytes; the chunk may be reused once this resolves. */
   write: Sink;
   /** Flushes the compressor and waits until everything reached the inner sink. */
   end(): Promise<void>;
@@ -36,42 +39,21 @@ export interface CompressingSink {
   destroy(): void;
 }
 
-/** Wraps `sink` so that what is written is compressed with `compression` first. */
+/**
+ * Wraps `sink` so that what is written is compressed with `compression` first, in frames
+ * compressed in parallel (see {@link FrameCompressor}, which `options` tune).
+ */
 export function compressInto(
   sink: Sink,
   compression: Compression,
-  level?: number,
+  options: CompressorOptions = {},
 ): CompressingSink {
   if (compression === "none") return { write: sink, end: () => Promise.resolve(), destroy() {} };
-  const stream = compression === "gzip"
-    ? zlib.createGzip({ level: level ?? 6 })
-    : zlib.createZstdCompress({
-      params: {
-        [zlib.constants.ZSTD_c_compressionLevel]: level ?? 3,
-        // A content checksum per frame, as gzip has its CRC: damage that still decodes is caught.
-        [zlib.constants.ZSTD_c_checksumFlag]: 1,
-      },
-    });
-  // One consumer drains the compressor into the sink; a failure on either side ends both.
-  const drained = (async () => {
-    for await (const chunk of stream) await sink(chunk as Uint8Array);
-  })();
-  drained.catch(() => stream.destroy());
-  const failed = drained.then(() => {
-    throw new Error("compressor ended early");
-  });
-  failed.catch(() => {});
+  const compressor = new FrameCompressor(sink, compression, options);
   return {
-    async write(chunk) {
-      if (!stream.write(chunk)) await Promise.race([once(stream, "drain"), failed]);
-    },
-    async end() {
-      stream.end();
-      await drained;
-    },
-    destroy() {
-      stream.destroy();
-    },
+    write: (chunk) => compressor.write(chunk),
+    end: () => compressor.end(),
+    destroy: () => compressor.destroy(),
   };
 }
 
@@ -110,9 +92,9 @@ export async function* decompress(
     } else if (compression === "gzip") {
       yield* _inflate(zlib.createGunzip(), input.rest(), "gzip");
     } else {
-      const frames = new _ZstdFrames();
+      const frames = new ZstdFrameWalker();
       while (await input.more()) {
-        yield* _inflate(zlib.createZstdDecompress(), frames.next(input), "zstd", true);
+        yield* _inflate(zlib.createZstdDecompress(), _nextFrame(frames, input), "zstd", true);
       }
       if (!frames.atBoundary) {
         throw new PromcaseError("archive is truncated (zstd stream ends early)");
@@ -273,124 +255,15 @@ function _inflateError(err: unknown, compression: Compression): PromcaseError {
   return new PromcaseError(`archive is corrupt (${compression}: ${message})`);
 }
 
-const _ZSTD_MAGIC_LE = 0xfd2fb528;
-
-/**
- * Walks the frame structure of a zstd stream (frame headers, block headers, checksums, skippable
- * frames) without decompressing, in O(1) memory, to cut the stream at frame boundaries and to know
- * whether it ends at one. Throws a one-line "archive is corrupt" error on a malformed header.
- */
-class _ZstdFrames {
-  #header = new Uint8Array(14);
-  #headerLength = 0;
-  #need = 4;
-  #skip = 0;
-  #state: "magic" | "skippableSize" | "descriptor" | "frameHeader" | "block" | "checksum" = "magic";
-  #checksum = false;
-  #offset = 0;
-
-  /** Whether everything read so far ends exactly at the end of a frame. */
-  get atBoundary(): boolean {
-    return this.#state === "magic" && this.#headerLength === 0 && this.#skip === 0;
-  }
-
-  /** The bytes of the next frame, read from `input` (which keeps what follows the frame). */
-  async *next(input: _Pieces): AsyncGenerator<Uint8Array> {
-    let started = false;
-    while (!(started && this.atBoundary)) {
-      const piece = await input.next();
-      if (piece === null) return;
-      started = true;
-      const used = this.#consume(piece);
-      input.unread(piece.subarray(used));
-      if (used > 0) yield piece.subarray(0, used);
-    }
-  }
-
-  /** Reads from `bytes` up to the end of the current frame; returns how many bytes it took. */
-  #consume(bytes: Uint8Array): number {
-    let at = 0;
-    while (at < bytes.length) {
-      if (this.#skip > 0) {
-        const n = Math.min(this.#skip, bytes.length - at);
-        this.#skip -= n;
-        at += n;
-        this.#offset += n;
-      } else {
-        const n = Math.min(this.#need - this.#headerLength, bytes.length - at);
-        this.#header.set(bytes.subarray(at, at + n), this.#headerLength);
-        this.#headerLength += n;
-        at += n;
-        this.#offset += n;
-        if (this.#headerLength === this.#need) this.#advance();
-      }
-      if (this.atBoundary) return at;
-    }
-    return at;
-  }
-
-  #advance(): void {
-    const h = this.#header;
-    const view = new DataView(h.buffer, 0, this.#need);
-    this.#headerLength = 0;
-    switch (this.#state) {
-      case "magic": {
-        const magic = view.getUint32(0, true);
-        if (magic === _ZSTD_MAGIC_LE) {
-          this.#state = "descriptor";
-          this.#need = 1;
-        } else if ((magic & 0xfffffff0) >>> 0 === 0x184d2a50) {
-          this.#state = "skippableSize";
-          this.#need = 4;
-        } else {
-          throw this.#corrupt("unknown frame");
-        }
-        return;
-      }
-      case "skippableSize":
-        this.#skip = view.getUint32(0, true);
-        this.#state = "magic";
-        this.#need = 4;
-        return;
-      case "descriptor": {
-        const fhd = h[0];
-        if (fhd & 0x08) throw this.#corrupt("reserved bit set in a frame header");
-        const singleSegment = (fhd >> 5) & 1;
-        this.#checksum = ((fhd >> 2) & 1) === 1;
-        const fcs = [singleSegment ? 1 : 0, 2, 4, 8][fhd >> 6];
-        this.#need = (singleSegment ? 0 : 1) + [0, 1, 2, 4][fhd & 3] + fcs;
-        this.#state = "frameHeader";
-        if (this.#need === 0) this.#advance();
-        return;
-      }
-      case "frameHeader":
-        this.#state = "block";
-        this.#need = 3;
-        return;
-      case "block": {
-        const header = h[0] | (h[1] << 8) | (h[2] << 16);
-        const type = (header >> 1) & 3;
-        if (type === 3) throw this.#corrupt("reserved block type");
-        this.#skip = type === 1 ? 1 : header >>> 3;
-        if ((header & 1) === 0) {
-          this.#need = 3;
-        } else if (this.#checksum) {
-          this.#state = "checksum";
-          this.#need = 4;
-        } else {
-          this.#state = "magic";
-          this.#need = 4;
-        }
-        return;
-      }
-      case "checksum":
-        this.#state = "magic";
-        this.#need = 4;
-        return;
-    }
-  }
-
-  #corrupt(what: string): PromcaseError {
-    return new PromcaseError(`archive is corrupt (zstd: ${what} at offset ${this.#offset})`);
+/** The bytes of the next zstd frame, read from `input` (which keeps what follows the frame). */
+async function* _nextFrame(frames: ZstdFrameWalker, input: _Pieces): AsyncGenerator<Uint8Array> {
+  let started = false;
+  while (!(started && frames.atBoundary)) {
+    const piece = await input.next();
+    if (piece === null) return;
+    started = true;
+    const used = frames.consume(piece);
+    input.unread(piece.subarray(used));
+    if (used > 0) yield piece.subarray(0, used);
   }
 }

@@ -168,5 +168,32 @@ export function parseManifest(text: string): Manifest {
 
 /** Serializes a manifest the way promcase writes it (two-space indent, trailing newline). */
 export function formatManifest(manifest: Manifest): string {
-  return JSON.stringify(manifest, null, 2) + "\n";
+  return [...formatManifestPieces(manifest)].join("");
+}
+
+/**
+ * {@link formatManifest}'s text in pieces, one per array element at most, so that a manifest
+ * listing thousands of files and blocks is written without ever being one string.
+ */
+export function* formatManifestPieces(manifest: Manifest): Generator<string> {
+  const entries = Object.entries(manifest).filter(([, value]) => value !== undefined);
+  yield "{";
+  for (const [i, [key, value]] of entries.entries()) {
+    yield `${i === 0 ? "" : ","}\n  ${JSON.stringify(key)}: `;
+    if (Array.isArray(value) && value.length > 0) {
+      yield "[";
+      for (const [j, element] of value.entries()) {
+        yield `${j === 0 ? "" : ","}\n    ${_indented(element, "    ")}`;
+      }
+      yield "\n  ]";
+    } else {
+      yield _indented(value, "  ");
+    }
+  }
+  yield entries.length === 0 ? "}\n" : "\n}\n";
+}
+
+/** `JSON.stringify(value, null, 2)` as it reads nested at `indent`. */
+function _indented(value: unknown, indent: string): string {
+  return (JSON.stringify(value, null, 2) ?? "null").replaceAll("\n", `\n${indent}`);
 }

@@ -7,6 +7,7 @@
  */
 
 export * from "./compression.ts";
+export * from "./compressor.ts";
 export * from "./manifest.ts";
 export * from "./parts.ts";
 export * from "./reader.ts";

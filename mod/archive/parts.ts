@@ -148,7 +148,8 @@ export class ArchiveFiles {
       }
       const piece = chunk.subarray(at, at + Math.min(chunk.length - at, this.#split - part.size));
       await writeAll(this.#file!, piece);
-      this.#hash!.update(piece);
+      // An archive in one file is its one part: the whole's hash is the part's.
+      if (this.split) this.#hash!.update(piece);
       this.#wholeHash.update(piece);
       part.size += piece.length;
       this.#size += piece.length;
@@ -162,8 +163,10 @@ export class ArchiveFiles {
    */
   async commit(): Promise<{ parts: WrittenPart[]; sha256: string; size: number; sidecar: string }> {
     const sidecar = `${this.#path}.sha256`;
+    const sha256 = this.#wholeHash.digest("hex");
     try {
       await this.#step(() => this.#closeCurrent());
+      if (!this.split) this.#parts[0].sha256 = sha256;
       const { base } = splitPath(this.#path);
       const lines = this.#parts.map((p) =>
         `${p.sha256}  ${this.split ? splitPath(p.path).base : base}\n`
@@ -194,7 +197,7 @@ export class ArchiveFiles {
     }
     return {
       parts: this.#parts.map(({ path, size, sha256 }) => ({ path, size, sha256 })),
-      sha256: this.#wholeHash.digest("hex"),
+      sha256,
       size: this.#size,
       sidecar,
     };
@@ -261,13 +264,13 @@ export class ArchiveFiles {
       throw new PromcaseError(`writing ${this.#path} was stopped`);
     }
     this.#file = file;
-    this.#hash = createHash("sha256");
+    this.#hash = this.split ? createHash("sha256") : null;
   }
 
   async #closeCurrent(): Promise<void> {
     if (this.#file === null) return;
     await this.#file.sync();
-    this.#parts.at(-1)!.sha256 = this.#hash!.digest("hex");
+    if (this.split) this.#parts.at(-1)!.sha256 = this.#hash!.digest("hex");
     this.#file.close();
     this.#file = null;
   }

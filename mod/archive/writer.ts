@@ -5,15 +5,25 @@
  * sidecar is written. Before a byte is written the caller's size estimate is compared with the
  * free space; a full disk mid-way, a failure or an abandoned write leaves nothing.
  *
+ * Memory: files copied with {@link ArchiveWriter.addFileFrom} are read through one reused buffer
+ * of `readBytes`, and the compressor's buffers are fixed (see `compressor.ts`); what grows with the
+ * number of files is only their manifest entries (path, size, SHA-256), which the manifest lists.
+ *
  * @module
  */
 
 import { createHash } from "node:crypto";
 import { diskFullReason, isDiskFull, requireFreeSpace } from "../diskspace.ts";
 import { describeError, PromcaseError } from "../errors.ts";
-import { hashing, splitPath } from "../fileio.ts";
+import { hashing, PIECE_SIZE, splitPath } from "../fileio.ts";
 import { type CompressingSink, compressInto, type Compression } from "./compression.ts";
-import { formatManifest, type Manifest, MANIFEST_PATH, type ManifestFile } from "./manifest.ts";
+import type { CompressorOptions } from "./compressor.ts";
+import {
+  formatManifestPieces,
+  type Manifest,
+  MANIFEST_PATH,
+  type ManifestFile,
+} from "./manifest.ts";
 import { ArchiveFiles, requireUnusedArchiveName, type WrittenPart } from "./parts.ts";
 import { TarWriter } from "./tar.ts";
 
@@ -50,6 +60,18 @@ export interface ArchiveWriterOptions {
   estimatedBytes?: number;
   /** Set to false to skip the free-space check even with `estimatedBytes` (default true). */
   freeSpaceCheck?: boolean;
+  /** Tuning of the compression (level, frame and buffer sizes, worker threads). */
+  compressor?: CompressorOptions;
+  /** Size of the buffer {@link ArchiveWriter.addFileFrom} reads through (default 1 MiB). */
+  readBytes?: number;
+}
+
+/** Options of {@link ArchiveWriter.addFileFrom}. */
+export interface AddFileFromOptions {
+  /** Modification time in seconds since the epoch. */
+  mtime?: number;
+  /** Called with each piece's length after it was read, before it is archived (rate limits, progress). */
+  onRead?: (bytes: number) => Promise<void> | void;
 }
 
 /** Streams files into a new archive. Call {@link ArchiveWriter.finish} or {@link ArchiveWriter.abort}. */
@@ -60,12 +82,24 @@ export class ArchiveWriter {
   #output: ArchiveFiles;
   #compressor: CompressingSink;
   #tar: TarWriter;
+  #readBytes: number;
+  #readBuffer: Uint8Array | null = null;
 
-  private constructor(path: string, output: ArchiveFiles, compression: Compression) {
+  private constructor(
+    path: string,
+    output: ArchiveFiles,
+    compression: Compression,
+    options: ArchiveWriterOptions,
+  ) {
     this.#path = path;
     this.#output = output;
-    this.#compressor = compressInto((chunk) => output.write(chunk), compression);
+    this.#compressor = compressInto(
+      (chunk) => output.write(chunk),
+      compression,
+      options.compressor,
+    );
     this.#tar = new TarWriter(this.#compressor.write);
+    this.#readBytes = options.readBytes ?? PIECE_SIZE;
   }
 
   /**
@@ -82,8 +116,17 @@ export class ArchiveWriter {
     if (options.estimatedBytes !== undefined && options.freeSpaceCheck !== false) {
       await requireFreeSpace(splitPath(path).dir, options.estimatedBytes, path);
     }
+    const readBytes = options.readBytes ?? PIECE_SIZE;
+    if (!Number.isSafeInteger(readBytes) || readBytes < 1) {
+      throw new RangeError(`readBytes must be a positive integer, not ${readBytes}`);
+    }
     const output = await ArchiveFiles.create(path, options.split);
-    return new ArchiveWriter(path, output, compression);
+    try {
+      return new ArchiveWriter(path, output, compression, options);
+    } catch (err) {
+      await output.discard();
+      throw err;
+    }
   }
 
   /** Bytes of compressed output written so far. */
@@ -110,6 +153,26 @@ export class ArchiveWriter {
     return entry;
   }
 
+  /**
+   * Adds `size` bytes of `file` from its current position, read through the writer's one reused
+   * buffer (every piece is hashed and compressed before the next read overwrites it). Throws when
+   * the file ends sooner.
+   */
+  addFileFrom(
+    path: string,
+    file: Deno.FsFile,
+    size: number,
+    options: AddFileFromOptions = {},
+  ): Promise<ManifestFile> {
+    this.#readBuffer ??= new Uint8Array(this.#readBytes);
+    return this.addFile(
+      path,
+      size,
+      _readInto(file, size, this.#readBuffer, path, options.onRead),
+      options.mtime,
+    );
+  }
+
   /** Adds a file held in memory (small documents: context, the manifest's companions). */
   addBytes(path: string, bytes: Uint8Array, mtime?: number): Promise<ManifestFile> {
     return this.addFile(path, bytes.length, _once(bytes), mtime);
@@ -120,10 +183,18 @@ export class ArchiveWriter {
    * the files, renames them into place and writes the sidecar.
    */
   async finish(manifest: Omit<Manifest, "files">): Promise<WrittenArchive> {
-    const bytes = new TextEncoder().encode(formatManifest({ ...manifest, files: this.files }));
+    // Encoded piece by piece, twice (its size goes first, in the tar header): with thousands of
+    // files and blocks the whole text would be several MiB, twice over.
+    const complete = { ...manifest, files: this.files };
+    const encoder = new TextEncoder();
+    let size = 0;
+    for (const piece of formatManifestPieces(complete)) size += encoder.encode(piece).length;
+    const encoded = async function* () {
+      for (const piece of formatManifestPieces(complete)) yield encoder.encode(piece);
+    };
     let done!: Awaited<ReturnType<ArchiveFiles["commit"]>>;
     await this.#guard(async () => {
-      await this.#tar.addFile(MANIFEST_PATH, bytes.length, _once(bytes), {
+      await this.#tar.addFile(MANIFEST_PATH, size, encoded(), {
         mtime: Math.floor(Date.now() / 1000),
       });
       await this.#tar.finish();
@@ -179,4 +250,31 @@ function _untilExit(): Promise<never> {
 
 async function* _once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
+}
+
+/** Yields exactly `size` bytes of `file` in `buffer`, each piece valid until the next is asked for. */
+async function* _readInto(
+  file: Deno.FsFile,
+  size: number,
+  buffer: Uint8Array,
+  label: string,
+  onRead: AddFileFromOptions["onRead"],
+): AsyncGenerator<Uint8Array> {
+  let left = size;
+  while (left > 0) {
+    const piece = buffer.subarray(0, Math.min(buffer.length, left));
+    let filled = 0;
+    while (filled < piece.length) {
+      const n = await file.read(piece.subarray(filled));
+      if (n === null) {
+        throw new PromcaseError(
+          `${label} shrank while it was read (${size - left + filled} of ${size} bytes)`,
+        );
+      }
+      filled += n;
+    }
+    left -= filled;
+    await onRead?.(filled);
+    yield piece;
+  }
 }
