@@ -19,7 +19,12 @@
  */
 
 import { Decbuf, Encbuf, FormatError } from "./encoding.ts";
-import type { FloatHistogram, Histogram, Span } from "./record.ts";
+import {
+  CUSTOM_BUCKETS_SCHEMA,
+  decodeWalHistogram,
+  type FloatHistogram,
+  type Histogram,
+} from "./record.ts";
 
 /** What a float sample entry is. */
 export const SampleEntry = {
@@ -492,10 +497,11 @@ function _readHistogramEntry(body: Uint8Array, sink: HeadEntrySink): void {
   const ref = Number(d.be64());
   const t = d.varint();
   const float = (flags & _FLOAT_HISTOGRAM) !== 0;
-  sink.histogram(ref, t, _getHistogram(d, float), float, (flags & _OUT_OF_ORDER) !== 0);
+  sink.histogram(ref, t, decodeWalHistogram(d, float), float, (flags & _OUT_OF_ORDER) !== 0);
 }
 
-// A histogram as the WAL stores it: integer counts as varints, float ones as raw bits.
+// A histogram as WAL records store it (read back by decodeWalHistogram): integer counts as
+// varints, float ones as raw bits, custom bucket bounds only for the custom-buckets schema.
 function _putHistogram(e: Encbuf, h: Histogram | FloatHistogram, float: boolean): void {
   e.byte(h.counterResetHint).varint(h.schema).be64(h.zeroThreshold);
   if (float) e.be64(h.zeroCount).be64(h.count);
@@ -509,46 +515,9 @@ function _putHistogram(e: Encbuf, h: Histogram | FloatHistogram, float: boolean)
     e.uvarint(buckets.length);
     for (const b of buckets) float ? e.be64(b) : e.varint(b);
   }
+  if (h.schema !== CUSTOM_BUCKETS_SCHEMA) return;
   e.uvarint(h.customValues.length);
   for (const v of h.customValues) e.be64(v);
-}
-
-function _getHistogram(d: Decbuf, float: boolean): Histogram | FloatHistogram {
-  const counterResetHint = d.byte();
-  const schema = d.varint();
-  const zeroThreshold = d.be64();
-  const zeroCount = float ? d.be64() : d.uvarint64();
-  const count = float ? d.be64() : d.uvarint64();
-  const sum = d.be64();
-  const spans = (): Span[] => {
-    const out: Span[] = [];
-    for (let n = d.uvarint(); n > 0; n--) out.push({ offset: d.varint(), length: d.uvarint() });
-    return out;
-  };
-  const positiveSpans = spans();
-  const negativeSpans = spans();
-  const buckets = (): bigint[] => {
-    const out: bigint[] = [];
-    for (let n = d.uvarint(); n > 0; n--) out.push(float ? d.be64() : d.varint64());
-    return out;
-  };
-  const positiveBuckets = buckets();
-  const negativeBuckets = buckets();
-  const customValues: bigint[] = [];
-  for (let n = d.uvarint(); n > 0; n--) customValues.push(d.be64());
-  return {
-    counterResetHint,
-    schema,
-    zeroThreshold,
-    zeroCount,
-    count,
-    sum,
-    positiveSpans,
-    negativeSpans,
-    positiveBuckets,
-    negativeBuckets,
-    customValues,
-  };
 }
 
 /** Go `binary.PutUvarint` of a uint32. */

@@ -453,6 +453,14 @@ function _list(dec: Decbuf, read: () => bigint): bigint[] {
   return out;
 }
 
+/**
+ * One histogram as WAL histogram records store it (after the sample's ref and time): an integer
+ * histogram, or a float one with `float`. The head replay's shard files store histograms so too.
+ */
+export function decodeWalHistogram(dec: Decbuf, float: boolean): Histogram | FloatHistogram {
+  return float ? _floatHistogram(dec) : _histogram(dec);
+}
+
 // Integer and float histograms share one layout; they differ only in how counts and buckets are
 // stored: uvarint counts and varint bucket deltas, or raw float64 bits for all of them.
 function _histogram(dec: Decbuf): Histogram {
