@@ -19,6 +19,7 @@ import { lowerPriority } from "./priority.ts";
 import { formatSelector, matchesSelector, type Selector } from "./selector.ts";
 import { FormatError } from "./tsdb/encoding.ts";
 import { type ChunkMeta, IndexReader, type Label } from "./tsdb/index.ts";
+import { parseBlockMeta } from "./tsdb/meta.ts";
 import { decodeRecord, RecordType } from "./tsdb/record.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./tsdb/wlog.ts";
 import type { IncidentWindow, TimeWindow } from "./window.ts";
@@ -132,6 +133,7 @@ async function _countDataDir(
   const indexes = plan.blocks.map((b) => ({
     ulid: b.ulid,
     file: `${info.path}/${b.ulid}/index`,
+    badIndexVersion: b.meta.badIndexVersion,
   }));
   await _countBlocks(indexes, counter);
   return {
@@ -150,6 +152,8 @@ async function _countDataDir(
 }
 
 const _BLOCK_INDEX_RE = /^data\/([0-9A-HJKMNP-TV-Z]{26})\/index$/i;
+const _BLOCK_META_RE = /^data\/([0-9A-HJKMNP-TV-Z]{26})\/meta\.json$/i;
+const _MAX_META_BYTES = 1024 * 1024;
 const _WAL_SEGMENT_RE = /^data\/wal\/(?:checkpoint\.\d+\/)?\d+$/;
 
 async function _countArchive(
@@ -161,17 +165,31 @@ async function _countArchive(
   try {
     const blocks: string[] = [];
     const warnings: string[] = [];
+    // Blocks of Prometheus 2.1 (meta.json version 2), which a raw archive ships as they are,
+    // meta.json before the index: their index is read as Prometheus repairs it.
+    const badIndexVersion = new Set<string>();
     let segments = 0;
     const check = await checkArchive(path, {
       onProgress,
-      onFile: async (entry, _header, body) => {
+      onFile: async (entry, header, body) => {
         const block = _BLOCK_INDEX_RE.exec(entry);
-        if (block) {
+        const meta = _BLOCK_META_RE.exec(entry);
+        // A meta.json is a few hundred bytes; a larger one is not held in memory to be looked at.
+        if (meta && header.size <= _MAX_META_BYTES) {
+          const text = await new Response(ReadableStream.from(body)).text();
+          try {
+            if (parseBlockMeta(text).badIndexVersion) badIndexVersion.add(meta[1].toUpperCase());
+          } catch { /* an unusable meta.json: the index is read as its header says */ }
+        } else if (block) {
           // IndexReader needs a file: extracted, counted, removed, one index at a time.
           const file = `${tmp}/index`;
           await _save(body, file);
           try {
-            await _countBlocks([{ ulid: block[1], file }], counter);
+            await _countBlocks([{
+              ulid: block[1],
+              file,
+              badIndexVersion: badIndexVersion.has(block[1].toUpperCase()),
+            }], counter);
             blocks.push(block[1]);
           } finally {
             await Deno.remove(file);
@@ -254,13 +272,14 @@ async function _readHeadSeries(
 
 /** Counts the series of block indexes, one index open at a time. */
 async function _countBlocks(
-  indexes: { ulid: string; file: string }[],
+  indexes: { ulid: string; file: string; badIndexVersion?: boolean }[],
   counter: _SeriesCounter,
 ): Promise<void> {
-  for (const { ulid, file } of indexes) {
+  for (const { ulid, file, badIndexVersion } of indexes) {
     let reader: IndexReader | undefined;
     try {
-      reader = await IndexReader.open(file, { windowSize: 256 * 1024 });
+      // A Prometheus 2.1 block (meta.json version 2) is read as Prometheus repairs it.
+      reader = await IndexReader.open(file, { windowSize: 256 * 1024, badIndexVersion });
       for await (const series of reader.series()) {
         counter.addBlockSeries(series.labels, series.chunks);
       }

@@ -85,11 +85,18 @@ export class BlockReader {
     this.tombstones = tombstones;
   }
 
-  /** Opens a block: parses meta.json and tombstones, opens the index and chunk segments. */
+  /**
+   * Opens a block: parses meta.json and tombstones, opens the index and chunk segments. A block
+   * of Prometheus 2.1 (meta.json version 2) is read as Prometheus repairs it: its index as
+   * version 2.
+   */
   static async open(dir: string, options: BlockReaderOptions = {}): Promise<BlockReader> {
     const meta = parseBlockMeta(await Deno.readTextFile(`${dir}/meta.json`));
     const tombstones = await readTombstones(dir);
-    const index = await IndexReader.open(`${dir}/index`, options);
+    const index = await IndexReader.open(`${dir}/index`, {
+      ...options,
+      badIndexVersion: meta.badIndexVersion,
+    });
     let chunks: ChunkReader;
     try {
       chunks = await ChunkReader.open(`${dir}/chunks`, { windowSize: options.chunkWindowSize });

@@ -11,7 +11,9 @@
  *   series' labels at a time in one forward pass (`_symbol_table.ts`); it streams the series
  *   section through a bounded window; it reads the postings offset table only when postings are
  *   asked for, keeping every 32nd entry of each label name. It reads versions 1 (absolute offsets
- *   as symbol references and series IDs), 2 and 3 (3 is 2 without legacy sections).
+ *   as symbol references and series IDs), 2 and 3 (3 is 2 without legacy sections), and the
+ *   version 2 indexes of Prometheus 2.1 whose header says 1 as version 2 (`badIndexVersion`), as
+ *   Prometheus' repair reads them.
  * - The writer streams a sorted symbol table through a temporary file, spills postings as sorted
  *   runs in a memory budget and merges them (`_postings.ts`), and looks the postings offset
  *   table's strings up in the written symbol table. It writes version 2 as Prometheus ≥ 3.7
@@ -146,6 +148,14 @@ export interface IndexSymbolOptions {
 export interface IndexReaderOptions extends IndexSymbolOptions {
   /** Bytes read at once while iterating the series (default 256 KiB). */
   windowSize?: number;
+  /**
+   * Read the index as written by Prometheus 2.1 (meta.json version 2, see
+   * `BlockMeta.badIndexVersion`): its header says version 1 but the content is version 2.
+   * Prometheus repairs it by setting the header's version byte to 2 whatever it held
+   * (`tsdb/repair.go`); the reader reads it as version 2 in the same way. Its postings offset
+   * table is held whole and sorted, as version 1's, since a 2.1 writer's order is not relied on.
+   */
+  badIndexVersion?: boolean;
 }
 
 function _symbolTableOptions(o: IndexSymbolOptions): SymbolTableOptions {
@@ -170,7 +180,10 @@ interface _RawSeries {
 
 /** Reads a block's index file. */
 export class IndexReader {
-  /** Format version from the header byte (1, 2 or 3). */
+  /**
+   * Format version the index is read as: the header byte (1, 2 or 3), or 2 for a Prometheus 2.1
+   * index (`badIndexVersion`).
+   */
   readonly version: number;
   /** Table of contents. */
   readonly toc: IndexTOC;
@@ -183,6 +196,7 @@ export class IndexReader {
   #interval: number;
   #symbols: SymbolTable;
   #postingsTable: Promise<_PostingsTable> | undefined;
+  #unsortedTable: boolean;
   #seriesEnd: number;
 
   private constructor(
@@ -199,6 +213,7 @@ export class IndexReader {
     this.#windowSize = options.windowSize ?? 256 * 1024;
     this.#sectionWindowSize = options.sectionWindowSize ?? 64 * 1024;
     this.#interval = options.sampleInterval ?? 32;
+    this.#unsortedTable = version === 1 || options.badIndexVersion === true;
     this.#symbols = new SymbolTable(
       this.#readAt,
       this.#readSync,
@@ -245,7 +260,8 @@ export class IndexReader {
       if (magic !== MAGIC_INDEX) {
         throw new FormatError(`index ${path}: bad magic 0x${magic.toString(16)}`);
       }
-      const version = head[4];
+      // Prometheus' repair overwrites the version byte without looking at it.
+      const version = options.badIndexVersion ? 2 : head[4];
       if (version < 1 || version > 3) {
         throw new FormatError(`index ${path}: unknown format version ${version}`);
       }
@@ -308,7 +324,7 @@ export class IndexReader {
         this.#readAt,
         this.toc.postingsTable,
         this.size,
-        this.version === 1,
+        this.#unsortedTable,
         this.#interval,
         this.#sectionWindowSize,
       );
@@ -550,8 +566,9 @@ interface _NameSamples {
 /**
  * The postings offset table, sampled as Prometheus' `postingOffsetTable`: for each label name,
  * every interval-th entry in memory (the first included); lookups read the at most interval
- * entries after the nearest sample from the file. Version 1 tables are unsorted and are held
- * whole, sorted (they come from Prometheus 2.0 and 2.1, and are small).
+ * entries after the nearest sample from the file. Version 1 tables can be unsorted and are held
+ * whole, sorted (they come from Prometheus 2.0 and are small); so are those of Prometheus 2.1's
+ * mislabelled version 2 indexes.
  */
 class _PostingsTable {
   /** The names, sorted; `""` (the all-postings key) first. */

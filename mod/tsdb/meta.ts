@@ -1,6 +1,12 @@
 /**
- * Block meta.json (`tsdb/block.go` BlockMeta). Only version 1 exists; times are milliseconds and
- * the block covers the half-open interval `[minTime, maxTime)`.
+ * Block meta.json (`tsdb/block.go` BlockMeta). Prometheus writes version 1; times are milliseconds
+ * and the block covers the half-open interval `[minTime, maxTime)`.
+ *
+ * Version 2 was written only by Prometheus 2.1, together with an index whose header says version 1
+ * although its content is version 2. Prometheus repairs such blocks when it opens a data dir
+ * (`tsdb/repair.go` `repairBadIndexVersion`, called from `tsdb/db.go` `open`): it sets the index
+ * header's version byte to 2 and meta.json's version back to 1. promcase never writes to the data
+ * dir, so it reads such a block as repaired instead ({@link BlockMeta.badIndexVersion}).
  *
  * @module
  */
@@ -39,6 +45,11 @@ export interface BlockMeta {
   hints: string[];
   /** Statistics. */
   stats: BlockStats;
+  /**
+   * True for a meta.json of version 2 (Prometheus 2.1): its index must be read as format version
+   * 2 whatever its header says, as Prometheus' repair makes it.
+   */
+  badIndexVersion: boolean;
   /** The whole parsed meta.json, kept as Prometheus wrote it. */
   raw: Record<string, unknown>;
 }
@@ -55,7 +66,10 @@ export function parseBlockMeta(text: string): BlockMeta {
     throw new Error("not a JSON object");
   }
   const meta = raw as Record<string, unknown>;
-  if (meta.version !== 1) throw new Error(`unsupported meta.json version ${String(meta.version)}`);
+  // Version 2 is accepted as Prometheus' repair accepts it (`readBogusMetaFile`), nothing else.
+  if (meta.version !== 1 && meta.version !== 2) {
+    throw new Error(`unsupported meta.json version ${String(meta.version)}`);
+  }
   if (typeof meta.ulid !== "string") throw new Error("no ulid");
   if (!Number.isInteger(meta.minTime) || !Number.isInteger(meta.maxTime)) {
     throw new Error("minTime/maxTime missing or not integers");
@@ -84,6 +98,26 @@ export function parseBlockMeta(text: string): BlockMeta {
         ? { numHistogramSamples: count(stats.numHistogramSamples) }
         : {}),
     },
+    badIndexVersion: meta.version === 2,
     raw: meta,
   };
+}
+
+/**
+ * Compaction hints of blocks that Prometheus leaves out when it sets its head's minValidTime, the
+ * time below which the WAL replay drops in-order samples (`tsdb/db.go` `inOrderBlocksMaxTime`):
+ * blocks made of out-of-order data, and blocks cut from some of the head's series only, after
+ * which the head still holds the other series' samples of that time (stale-series compaction
+ * since 3.10, `tsdb/block.go` `CompactionHintFromStaleSeries`; compaction of selected series
+ * since 3.14). Prometheus never merges such blocks with others, so the hint stays.
+ */
+export const HEAD_INDEPENDENT_HINTS: readonly string[] = [
+  "from-out-of-order",
+  "from-stale-series",
+  "from-selected-series",
+];
+
+/** Whether a block's maxTime counts for the head's minValidTime (see {@link HEAD_INDEPENDENT_HINTS}). */
+export function movesHeadMinValidTime(meta: BlockMeta): boolean {
+  return !meta.hints.some((h) => HEAD_INDEPENDENT_HINTS.includes(h));
 }
