@@ -7,7 +7,7 @@
 
 import { describeError, PromcaseError, usageError } from "./errors.ts";
 import { prometheusVersion } from "./prometheus.ts";
-import { type BlockMeta, parseBlockMeta } from "./tsdb/meta.ts";
+import { type BlockMeta, movesHeadMinValidTime, parseBlockMeta } from "./tsdb/meta.ts";
 
 /** A file inside the data dir. */
 export interface DataFile {
@@ -154,10 +154,15 @@ export async function scanDataDir(dir: string): Promise<DataDirInfo> {
   };
 }
 
-/** The newest block's maxTime, below which Prometheus drops head samples on replay. */
+/**
+ * The head's minValidTime, below which Prometheus drops in-order head samples on replay: the
+ * newest maxTime of the blocks that count for it (out-of-order and stale-series blocks do not,
+ * see {@link movesHeadMinValidTime}); null when none does.
+ */
 export function headMinValidTime(info: DataDirInfo): bigint | null {
   let newest: bigint | null = null;
   for (const block of info.blocks) {
+    if (!movesHeadMinValidTime(block.meta)) continue;
     if (newest === null || block.meta.maxTime > newest) newest = block.meta.maxTime;
   }
   return newest;

@@ -29,9 +29,11 @@ import { BlockReader, type WrittenBlock } from "./tsdb/block.ts";
 import {
   blockSource,
   minPrometheusVersion,
+  UnknownChunkEncodingError,
   type WindowBlockResult,
   writeWindowBlock,
 } from "./tsdb/compact.ts";
+import { type FileScanner, RawContentScan, rawMinPrometheusVersion } from "./tsdb/raw_scan.ts";
 import { HeadReplay, type HeadReplayLimits, type HeadReplayStats } from "./tsdb/head.ts";
 import type { Label } from "./tsdb/index.ts";
 import type { SeriesSource } from "./tsdb/series.ts";
@@ -156,7 +158,9 @@ function _planHead(info: DataDirInfo, window: TimeWindow): ExportPlan["head"] {
   return {
     included: true,
     reason: minValid === null
-      ? "the data dir has no blocks: all its data is in the head"
+      ? info.blocks.length === 0
+        ? "the data dir has no blocks: all its data is in the head"
+        : "no block bounds the head (only out-of-order or stale-series blocks)"
       : `the window reaches past the newest block's end (${formatTime(minValid)}) into the head`,
     files,
   };
@@ -240,6 +244,13 @@ export interface ExportOptions {
    * into it. "raw": the selected blocks and head files copied as they are.
    */
   mode?: "rewrite" | "raw";
+  /**
+   * Rewrite only: copy chunks with start timestamps (XOR2, histograms with ST) in their own
+   * encodings, which only Prometheus 3.11 (XOR2) and 3.14 (histograms) read. Default: write every
+   * chunk in the oldest encoding that holds its samples (start timestamps dropped), which 2.42
+   * reads.
+   */
+  keepEncodings?: boolean;
   /** Series to ship (rewrite only; default all), with the selectors for the manifest. */
   selection?: { keep: (labels: readonly Label[]) => boolean; match: string[]; exclude: string[] };
   /** Where the rewrite builds its block before archiving (default: the output's directory). */
@@ -297,8 +308,12 @@ export interface RewriteSummary {
   sourceBlocks: string[];
   /** The head replay's counters, or null when the head was not needed. */
   head: HeadReplayStats | null;
-  /** Chunks copied byte for byte, re-encoded, and left out. */
-  chunks: { copied: number; recoded: number; dropped: number };
+  /**
+   * Chunks copied byte for byte, re-encoded, and left out; `converted`: of the re-encoded ones,
+   * those rewritten from an encoding with start timestamps into the oldest one holding their
+   * samples.
+   */
+  chunks: { copied: number; recoded: number; dropped: number; converted?: number };
   /** Series written. */
   series: number;
   /** Samples written. */
@@ -478,6 +493,9 @@ async function _writeArchive(
         await addParents(`${DATA_PREFIX}wal/x`);
         await addParents(`${DATA_PREFIX}chunks_head/x`);
       }
+      // The chunk encodings and WAL record types are read from the bytes as they are copied.
+      const scan = new RawContentScan();
+      let buffer: Uint8Array | undefined;
       let done = 0;
       for (const [index, info] of plan.files.entries()) {
         const handle = await opened.take(index);
@@ -486,22 +504,35 @@ async function _writeArchive(
           return null;
         }
         const path = DATA_PREFIX + info.path;
+        const mtime = Math.floor(info.mtime / 1000);
+        const onRead = async (bytes: number) => {
+          await options.throttle?.take(bytes);
+          done += bytes;
+          options.onProgress?.(done, plan.bytes, info.path);
+        };
+        const scanner = scan.scanner(info.path);
         try {
           await addParents(path);
-          await writer.addFileFrom(path, handle, info.size, {
-            mtime: Math.floor(info.mtime / 1000),
-            onRead: async (bytes) => {
-              await options.throttle?.take(bytes);
-              done += bytes;
-              options.onProgress?.(done, plan.bytes, info.path);
-            },
-          });
+          if (scanner) {
+            buffer ??= new Uint8Array(_READ_BYTES);
+            await writer.addFile(
+              path,
+              info.size,
+              _readScanned(handle, info.size, buffer, info.path, onRead, scanner),
+              mtime,
+            );
+          } else {
+            await writer.addFileFrom(path, handle, info.size, { mtime, onRead });
+          }
         } finally {
           handle.close();
         }
       }
       const manifest = await _manifest(plan, host, options.compression);
       manifest.mode = "raw";
+      const needs = rawMinPrometheusVersion(scan.contents);
+      manifest.minPrometheusVersion = needs.version;
+      manifest.warnings = [...manifest.warnings, ...needs.warnings];
       return await _finishArchive(writer, manifest, options, addParents);
     } catch (err) {
       await writer.abort();
@@ -511,6 +542,53 @@ async function _writeArchive(
     }
   } finally {
     opened.close();
+  }
+}
+
+/** The raw copy's read size for the files it scans (as the archive writer's own reads). */
+const _READ_BYTES = 1024 * 1024;
+
+/**
+ * Yields exactly `size` bytes of `file` in `buffer` (each piece valid until the next is asked
+ * for), after `scanner` has seen them.
+ */
+async function* _readScanned(
+  file: Deno.FsFile,
+  size: number,
+  buffer: Uint8Array,
+  label: string,
+  onRead: (bytes: number) => Promise<void>,
+  scanner: FileScanner,
+): AsyncGenerator<Uint8Array> {
+  for await (const piece of _readPieces(file, size, buffer, label)) {
+    await onRead(piece.length);
+    scanner.push(piece);
+    yield piece;
+  }
+  scanner.end();
+}
+
+async function* _readPieces(
+  file: Deno.FsFile,
+  size: number,
+  buffer: Uint8Array,
+  label: string,
+): AsyncGenerator<Uint8Array> {
+  let left = size;
+  while (left > 0) {
+    const piece = buffer.subarray(0, Math.min(buffer.length, left));
+    let filled = 0;
+    while (filled < piece.length) {
+      const n = await file.read(piece.subarray(filled));
+      if (n === null) {
+        throw new PromcaseError(
+          `${label} shrank while it was read (${size - left + filled} of ${size} bytes)`,
+        );
+      }
+      filled += n;
+    }
+    left -= filled;
+    yield piece;
   }
 }
 
@@ -582,7 +660,7 @@ async function _rewriteArchive(
             wal: _segments(root, [...plan.dataDir.head.checkpoint?.files ?? []])
               .concat(_segments(root, plan.dataDir.head.walSegments)),
             wbl: _segments(root, plan.dataDir.head.wbl),
-            minValidTime: _inOrderMaxTime(plan),
+            minValidTime: headMinValidTime(plan.dataDir),
             from: window.from,
             to: window.to,
             tmpDir: staging,
@@ -611,12 +689,20 @@ async function _rewriteArchive(
           from: window.from,
           to: window.to,
           keep: options.selection?.keep,
+          keepEncodings: options.keepEncodings,
           signal,
           onSeries: (n) => {
             if (n % 1000 === 0) options.onStatus?.(`writing the block: ${n} series`);
           },
         });
       } catch (err) {
+        if (err instanceof UnknownChunkEncodingError) {
+          // The block being built is removed with the staging dir: nothing is written.
+          throw new PromcaseError(
+            `cannot rewrite: ${err.message}; nothing was written (--raw ships the blocks as they ` +
+              `are)`,
+          );
+        }
         throw isDiskFull(err) ? _stagingFull(err, staging) : err;
       }
       const headStats = head?.stats ?? null;
@@ -660,6 +746,7 @@ async function _rewriteArchive(
           `drops them when it repairs its WAL`,
         ];
       }
+      manifest.warnings = [...manifest.warnings, ..._skippedHeadWarnings(headStats)];
       const done = await archiveWindowBlock(output, { ...written, block }, manifest, options);
       return { ...done, rewrite };
     } finally {
@@ -667,6 +754,32 @@ async function _rewriteArchive(
       await head?.close();
     }
   });
+}
+
+/**
+ * What the head replay left out because a newer Prometheus wrote it: WAL records of types
+ * promcase does not know and histograms of unknown schemas. Prometheus skips both too, so the
+ * served data matches the customer's; the support engineer should still know (the counts are in
+ * the manifest's `rewrite.head`).
+ */
+function _skippedHeadWarnings(stats: HeadReplayStats | null): string[] {
+  const out: string[] = [];
+  const unknown = Object.entries(stats?.skippedRecords ?? {})
+    .filter(([name]) => name.startsWith("unknown type "))
+    .map(([name, n]) => `${name.slice("unknown type ".length)} (${n})`);
+  if (unknown.length > 0) {
+    out.push(
+      `the WAL holds records of types promcase does not know, from a newer Prometheus: ` +
+        `${unknown.join(", ")}; skipped, as Prometheus skips them`,
+    );
+  }
+  if (stats?.droppedUnknownSchema) {
+    out.push(
+      `${stats.droppedUnknownSchema} histogram samples of an unknown schema were skipped, ` +
+        `as Prometheus skips them`,
+    );
+  }
+  return out;
 }
 
 /** The rate limit as the TSDB readers' pacing hook. */
@@ -838,19 +951,6 @@ function _segments(root: string, files: readonly DataFile[]): SegmentRef[] {
     }))
     .filter((s) => Number.isInteger(s.index))
     .sort((a, b) => a.index - b.index);
-}
-
-/**
- * Prometheus' head minValidTime: the newest end of the in-order blocks (blocks compacted from
- * out-of-order data do not move it).
- */
-function _inOrderMaxTime(plan: ExportPlan): bigint | null {
-  let max: bigint | null = null;
-  for (const b of plan.dataDir.blocks) {
-    if (b.meta.hints.includes("from-out-of-order")) continue;
-    if (max === null || b.meta.maxTime > max) max = b.meta.maxTime;
-  }
-  return max;
 }
 
 /** Files under `dir`, relative, `/`-separated, sorted (meta.json last: Prometheus writes it last). */

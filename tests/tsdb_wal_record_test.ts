@@ -18,6 +18,9 @@ import {
   recordTypeName,
 } from "../mod/tsdb/record.ts";
 import { listSegments, WalReader, WalSegmentWriter } from "../mod/tsdb/wlog.ts";
+import { reduceHistogramResolution } from "../mod/tsdb/histogram_schema.ts";
+import { histogramsV1Record, histogramsV2Record } from "./_wal_records.ts";
+import { seededRandom } from "./_random.ts";
 
 const FIXTURES = new URL("./testdata/wal/", import.meta.url).pathname;
 
@@ -108,12 +111,51 @@ Deno.test("series, samples, tombstones, exemplars, markers, metadata decode exac
       { ref: 301n, type: 9, unit: "", help: "", fields: [] },
     ],
   });
+});
 
-  assert.deepEqual(decodeRecord(new Encbuf().byte(14).be64(-7n).get()), {
-    type: "minValidTime",
-    code: 14,
-    mint: -7n,
+// record.go on main (tsdb/record/record.go:37-66 and Type.String() at :69-100, at d15adb9ad7): the
+// type codes and names, nothing else. 14 was decoded here once as a "MinValidTime" that no
+// Prometheus release writes; unreleased branches use 14 for records of their own.
+Deno.test("record types and names are exactly record.go's; 14 is unknown", () => {
+  assert.deepEqual(RecordType, {
+    Series: 1,
+    Samples: 2,
+    Tombstones: 3,
+    Exemplars: 4,
+    MmapMarkers: 5,
+    Metadata: 6,
+    HistogramSamples: 7,
+    FloatHistogramSamples: 8,
+    CustomBucketsHistogramSamples: 9,
+    CustomBucketsFloatHistogramSamples: 10,
+    SamplesV2: 11,
+    HistogramSamplesV2: 12,
+    FloatHistogramSamplesV2: 13,
   });
+  const names = [
+    "unknown",
+    "series",
+    "samples",
+    "tombstones",
+    "exemplars",
+    "mmapmarkers",
+    "metadata",
+    "histogram_samples",
+    "float_histogram_samples",
+    "custom_buckets_histogram_samples",
+    "custom_buckets_float_histogram_samples",
+    "samples_v2",
+    "histogram_samples_v2",
+    "float_histogram_samples_v2",
+    "unknown",
+  ];
+  assert.deepEqual(names.map((_, code) => recordTypeName(code)), names);
+  assert.equal(recordTypeName(255), "unknown");
+  // A 14 of any length (a resource update of a Prometheus branch, say) is skipped, not decoded.
+  for (const body of [[], [0xff], new Array(9).fill(7), new Array(300).fill(1)]) {
+    const rec = Uint8Array.of(14, ...body);
+    assert.deepEqual(decodeRecord(rec), { type: "unknown", code: 14, length: rec.length });
+  }
 });
 
 Deno.test("SamplesV2: varint header, ref deltas to the previous sample, ST markers", () => {
@@ -122,6 +164,7 @@ Deno.test("SamplesV2: varint header, ref deltas to the previous sample, ST marke
   enc.varint(-2).varint(10).byte(1).be64(float64Bits(2)); // same ST as previous
   enc.varint(5).varint(20).byte(0).be64(STALE_NAN_BITS); // no ST
   enc.varint(0).varint(30).byte(2).varint(-100).be64(float64Bits(4)); // explicit: firstST + Δ
+  enc.varint(1).varint(40).byte(1).be64(float64Bits(5)); // same as the previous (800), not first
   assert.deepEqual(decodeRecord(enc.get()), {
     type: "samples",
     code: 11,
@@ -130,6 +173,7 @@ Deno.test("SamplesV2: varint header, ref deltas to the previous sample, ST marke
       { ref: 48n, t: 1010n, st: 900n, v: float64Bits(2) },
       { ref: 53n, t: 1020n, st: 0n, v: STALE_NAN_BITS },
       { ref: 53n, t: 1030n, st: 800n, v: float64Bits(4) },
+      { ref: 54n, t: 1040n, st: 800n, v: float64Bits(5) },
     ],
   });
 });
@@ -211,22 +255,234 @@ Deno.test("histogram records 7-10 and 12/13 (V2) decode, custom bounds only for 
       [[30n, 100n, 90n, 1, 0], [34n, 105n, 90n, 1, 0], [33n, 106n, 93n, -53, 2]],
     );
   }
-  assert.ok(isKnownHistogramSchema(-4) && isKnownHistogramSchema(8));
-  assert.ok(isKnownHistogramSchema(-53) && !isKnownHistogramSchema(9));
-  assert.ok(!isKnownHistogramSchema(-5));
+  // histogram.IsKnownSchema (model/histogram/generic.go:86): custom buckets and -9…52.
+  for (const schema of [-53, -9, -5, -4, 0, 8, 9, 52]) assert.ok(isKnownHistogramSchema(schema));
+  for (const schema of [-54, -52, -10, 53, 100]) assert.ok(!isKnownHistogramSchema(schema));
+});
+
+/** An integer histogram: absolute bucket counts in, delta-encoded as the WAL stores them. */
+function intHistogram(
+  schema: number,
+  spans: [number, number][],
+  counts: number[],
+  negative: { spans: [number, number][]; counts: number[] } = { spans: [], counts: [] },
+): Histogram {
+  const deltas = (c: number[]) => c.map((x, i) => BigInt(x - (i > 0 ? c[i - 1] : 0)));
+  const toSpans = (s: [number, number][]) => s.map(([offset, length]) => ({ offset, length }));
+  const all = [...counts, ...negative.counts];
+  return {
+    counterResetHint: 0,
+    schema,
+    zeroThreshold: float64Bits(0.001),
+    zeroCount: 2n,
+    count: BigInt(2 + all.reduce((a, b) => a + b, 0)),
+    sum: float64Bits(18.4),
+    positiveSpans: toSpans(spans),
+    negativeSpans: toSpans(negative.spans),
+    positiveBuckets: deltas(counts),
+    negativeBuckets: deltas(negative.counts),
+    customValues: [],
+  };
+}
+
+/** The same histogram with float counts (absolute, as float64 bits). */
+function toFloat(h: Histogram): FloatHistogram {
+  const f = (x: bigint) => float64Bits(Number(x));
+  return {
+    ...h,
+    zeroCount: f(h.zeroCount),
+    count: f(h.count),
+    positiveBuckets: absoluteBuckets(h.positiveBuckets).map(f),
+    negativeBuckets: absoluteBuckets(h.negativeBuckets).map(f),
+  };
+}
+
+Deno.test("resolution reduction gives what Go's reduceResolution tests expect", () => {
+  // model/histogram/generic_test.go:181 TestReduceResolutionHistogram and :229 (float): schema 0
+  // to -1, with an empty span in the middle.
+  const h = intHistogram(0, [[0, 4], [0, 0], [3, 2]], [1, 3, 1, 2, 1, 1]);
+  assert.deepEqual(h.positiveBuckets, [1n, 2n, -2n, 1n, -1n, 0n]); // Go's input deltas
+  const r = reduceHistogramResolution(h, -1, false);
+  assert.deepEqual(r.positiveSpans, [{ offset: 0, length: 3 }, { offset: 1, length: 1 }]);
+  assert.deepEqual(r.positiveBuckets, [1n, 3n, -2n, 0n]);
+  assert.equal(r.schema, -1);
+  assert.deepEqual([r.count, r.zeroCount, r.sum], [h.count, h.zeroCount, h.sum]);
+  assert.deepEqual(h.positiveBuckets, [1n, 2n, -2n, 1n, -1n, 0n], "the input is not changed");
+  const f = reduceHistogramResolution(toFloat(h), -1, true);
+  assert.deepEqual(f.positiveSpans, r.positiveSpans);
+  assert.deepEqual(f.positiveBuckets.map(float64FromBits), [1, 4, 2, 2]);
+  assert.throws(() => reduceHistogramResolution(h, 0, false), RangeError);
+});
+
+Deno.test("schemas 9 and 52 decode reduced to 8 in records 7, 8, 12 and 13", () => {
+  // record_test.go:842 TestRecord_DecodeTooHighResolutionHistogramSchema and :879 (float): the
+  // histogram of spans {0,2},{1,2} and deltas 1,1,-1,0 (absolute 1,2,1,1 at indexes 0,1,3,4).
+  // Schema 9 → 8 halves the indexes (⌈i/2⌉): 0→0, 1→1, 3→2, 4→2. Schema 52 → 8 divides them by
+  // 2^44: index 0 stays, 1…4 all go to 1.
+  const want = new Map([
+    [9, { spans: [{ offset: 0, length: 3 }], counts: [1, 2, 2] }],
+    [52, { spans: [{ offset: 0, length: 2 }], counts: [1, 4] }],
+  ]);
+  for (const [schema, w] of want) {
+    const h = intHistogram(schema, [[0, 2], [1, 2]], [1, 2, 1, 1], {
+      spans: [[-3, 1], [2, 2]],
+      counts: [5, 1, 1],
+    });
+    const records = [
+      histogramsV1Record(7, [{ ref: 56, t: 1234n, h }]),
+      histogramsV1Record(8, [{ ref: 56, t: 1234n, h: toFloat(h) }]),
+      histogramsV2Record(12, [{ ref: 56, t: 1234n, st: 1000n, h }]),
+      histogramsV2Record(13, [{ ref: 56, t: 1234n, st: 1000n, h: toFloat(h) }]),
+    ];
+    for (const rec of records) {
+      const d = decodeRecord(rec);
+      assert.ok(d.type === "histograms" || d.type === "floatHistograms");
+      assert.equal(d.histograms.length, 1);
+      const got = d.histograms[0];
+      const float = d.type === "floatHistograms";
+      const counts = (x: typeof got.h, neg: boolean) => {
+        const b = neg ? x.negativeBuckets : x.positiveBuckets;
+        return float ? b.map(float64FromBits) : absoluteBuckets(b).map(Number);
+      };
+      assert.equal(got.h.schema, 8, `record ${d.code} schema ${schema}`);
+      assert.deepEqual(got.h.positiveSpans, w.spans, `record ${d.code} schema ${schema}`);
+      assert.deepEqual(counts(got.h, false), w.counts, `record ${d.code} schema ${schema}`);
+      // Negative indexes -3, 0, 1 (counts 5, 1, 1): at 9 → 8, -3 → -1, and 0, 1 → 0, 1.
+      const negative = schema === 9 ? [[{ offset: -1, length: 3 }], [5, 1, 1]] : [
+        [{ offset: 0, length: 2 }],
+        [6, 1],
+      ];
+      assert.deepEqual([got.h.negativeSpans, counts(got.h, true)], negative);
+      const count = float ? toFloat(h).count : h.count;
+      assert.deepEqual([got.ref, got.t, got.h.count, got.h.sum], [56n, 1234n, count, h.sum]);
+      assert.equal(got.h.zeroThreshold, h.zeroThreshold);
+      assert.equal(d.unknownSchemas, undefined);
+    }
+  }
+});
+
+Deno.test("reduced buckets hold what the original buckets held (random schemas 9-52)", () => {
+  // An independent check of the span walk: a bucket i of schema s covers
+  // (2^((i-1)/2^s), 2^(i/2^s)], which lies inside bucket ⌈i/2^(s-8)⌉ of schema 8.
+  const rnd = seededRandom(12);
+  const ceilDiv = (i: bigint, d: bigint) => (i > 0n ? (i + d - 1n) / d : -((-i) / d));
+  for (let n = 0; n < 300; n++) {
+    const schema = 9 + Math.floor(rnd() * 44);
+    const spans: [number, number][] = [];
+    const counts: number[] = [];
+    const wantByIndex = new Map<bigint, number>();
+    let idx = Math.floor((rnd() - 0.5) * 2 ** (Math.min(schema, 30)));
+    for (let k = 0; k < 1 + Math.floor(rnd() * 4); k++) {
+      const offset = k === 0 ? idx : Math.floor(rnd() * 2 ** Math.floor(rnd() * 20));
+      if (k > 0) idx += offset;
+      const length = Math.floor(rnd() * 6);
+      spans.push([offset, length]);
+      for (let j = 0; j < length; j++, idx++) {
+        const c = Math.floor(rnd() * 100);
+        counts.push(c);
+        const target = ceilDiv(BigInt(idx), 2n ** BigInt(schema - 8));
+        wantByIndex.set(target, (wantByIndex.get(target) ?? 0) + c);
+      }
+    }
+    const h = intHistogram(schema, spans, counts);
+    for (const float of [false, true]) {
+      const d = decodeRecord(
+        histogramsV1Record(float ? 8 : 7, [{ ref: 1, t: 0n, h: float ? toFloat(h) : h }]),
+      );
+      assert.ok(d.type === "histograms" || d.type === "floatHistograms");
+      const r = d.histograms[0].h;
+      assert.equal(r.schema, 8);
+      const got = new Map<bigint, number>();
+      const values = float ? r.positiveBuckets.map(float64FromBits) : absoluteBuckets(
+        r.positiveBuckets,
+      ).map(Number);
+      let i = 0;
+      let at = 0n;
+      for (const s of r.positiveSpans) {
+        at += BigInt(s.offset);
+        for (let j = 0; j < s.length; j++, at++) got.set(at, values[i++]);
+      }
+      assert.equal(i, values.length);
+      assert.deepEqual(got, wantByIndex, `schema ${schema} spans ${JSON.stringify(spans)}`);
+    }
+  }
+});
+
+Deno.test("histograms of unknown schemas are left out and counted, -9…-5 and -53 kept", () => {
+  // record_test.go:658 TestRecord_DecodeInvalidHistogramSchema (-100, 100) and the limits of
+  // IsKnownSchema: -10 and 53 are unknown, -9 and -5 are kept as they are (no reduction).
+  const h = (schema: number) => intHistogram(schema, [[0, 2], [1, 2]], [1, 2, 1, 1]);
+  const nhcb: Histogram = { ...h(-53), zeroThreshold: 0n, zeroCount: 0n, count: 5n };
+  nhcb.customValues = [1, 2, 4, 8, 16].map(float64Bits);
+  const schemas = [-100, -10, -9, 100, -5, 53, -53];
+  const samples = schemas.map((schema, i) => ({
+    ref: 10 + i,
+    t: 1000n + BigInt(i),
+    st: 500n,
+    h: schema === -53 ? nhcb : h(schema),
+  }));
+  for (const rec of [histogramsV1Record(7, samples), histogramsV2Record(12, samples)]) {
+    const d = decodeRecord(rec);
+    assert.ok(d.type === "histograms");
+    assert.equal(d.unknownSchemas, 4);
+    assert.deepEqual(d.histograms.map((x) => [x.ref, x.t, x.h.schema]), [
+      [12n, 1002n, -9],
+      [14n, 1004n, -5],
+      [16n, 1006n, -53],
+    ]);
+    assert.deepEqual(d.histograms[0].h.positiveBuckets, h(-9).positiveBuckets);
+    assert.deepEqual(d.histograms[2].h.customValues, nhcb.customValues);
+  }
+  // record_test.go:732 TestRecord_DecodeV2UnknownFirstHistogramSchema: the first entry (ref 56)
+  // is left out, the second's ref delta (-14) and "same st" marker still refer to it.
+  for (const code of [12, 13] as const) {
+    const first = intHistogram(-100, [[0, 2], [1, 2]], [1, 2, 1, 1]);
+    const second = intHistogram(1, [[0, 2], [2, 2]], [1, 2, 1, 1]);
+    const f = code === 13 ? toFloat : (x: Histogram) => x;
+    const d = decodeRecord(histogramsV2Record(code, [
+      { ref: 56, st: 1000n, t: 1234n, h: f(first) },
+      { ref: 42, st: 1000n, t: 5678n, h: f(second) },
+    ]));
+    assert.ok(d.type === "histograms" || d.type === "floatHistograms");
+    assert.deepEqual(d.histograms, [{ ref: 42n, st: 1000n, t: 5678n, h: f(second) }]);
+    assert.equal(d.unknownSchemas, 1);
+  }
+});
+
+Deno.test("a schema-9 histogram whose spans need more buckets than it has is a FormatError", () => {
+  const bad = intHistogram(9, [[0, 3]], [1, 2, 3]);
+  bad.positiveSpans = [{ offset: 0, length: 4 }];
+  assert.throws(
+    () => decodeRecord(histogramsV1Record(7, [{ ref: 1, t: 5n, h: bad }])),
+    (e) =>
+      e instanceof FormatError &&
+      /^record type 7: error reducing resolution of histogram #1: .*spans need more/.test(
+        e.message,
+      ),
+  );
+  bad.positiveSpans = [{ offset: 0, length: 1 }, { offset: -1, length: 2 }];
+  assert.throws(
+    () => decodeRecord(histogramsV2Record(13, [{ ref: 1, t: 5n, h: toFloat(bad) }])),
+    /record type 13: .*offset is negative/,
+  );
 });
 
 Deno.test("unknown types are reported by code; malformed records throw FormatError", () => {
-  assert.deepEqual(decodeRecord(Uint8Array.of(99, 1, 2, 3)), { type: "unknown", code: 99 });
-  assert.deepEqual(decodeRecord(Uint8Array.of(0)), { type: "unknown", code: 0 });
-  assert.deepEqual(decodeRecord(new Uint8Array(0)), { type: "unknown", code: -1 });
+  assert.deepEqual(decodeRecord(Uint8Array.of(99, 1, 2, 3)), {
+    type: "unknown",
+    code: 99,
+    length: 4,
+  });
+  assert.deepEqual(decodeRecord(Uint8Array.of(0)), { type: "unknown", code: 0, length: 1 });
+  assert.deepEqual(decodeRecord(Uint8Array.of(255, 9)), { type: "unknown", code: 255, length: 2 });
+  assert.deepEqual(decodeRecord(new Uint8Array(0)), { type: "unknown", code: -1, length: 0 });
   assert.equal(recordTypeName(RecordType.FloatHistogramSamples), "float_histogram_samples");
   assert.equal(recordTypeName(200), "unknown");
   // Cut short, and bytes left over.
   const samples = new Encbuf().byte(2).be64(1n).be64(2n).varint(0).varint(0).be64(3n).get();
   assert.throws(() => decodeRecord(samples.subarray(0, samples.length - 1)), FormatError);
   assert.throws(() => decodeRecord(Uint8Array.of(5, 0, 0, 0, 0, 0, 0, 0, 1, 0)), FormatError);
-  assert.throws(() => decodeRecord(Uint8Array.of(14, 0, 0, 0, 0, 0, 0, 0, 1, 0)), /left over/);
+  assert.throws(() => decodeRecord(Uint8Array.of(3, 0, 0, 0, 0, 0, 0, 0, 1, 0)), /type 3: unexp/);
   // A huge bucket count runs out of bytes instead of allocating.
   const h = new Encbuf().byte(7).be64(1n).be64(1n).varint(0).varint(0);
   h.byte(0).varint(0).be64(0n).uvarint(0).uvarint(0).be64(0n).uvarint(0).uvarint(0);

@@ -97,7 +97,9 @@ export interface Manifest {
   mode?: "rewrite" | "raw";
   /**
    * The oldest Prometheus release that can serve the shipped data, derived from the chunk
-   * encodings it holds (e.g. "2.0.0" for plain XOR floats). Since 0.2; absent for raw archives.
+   * encodings it holds (e.g. "2.0.0" for plain XOR floats, "3.11.0" with XOR2 chunks) and, for
+   * raw archives, the WAL record types (older releases skip types they do not know). Since 0.2;
+   * absent in raw archives of promcase 0.2.0 and older.
    */
   minPrometheusVersion?: string;
   /**

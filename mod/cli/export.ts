@@ -32,9 +32,11 @@ Writes one checksummed archive of the data around an incident. By default the ar
 block with exactly the window's samples: the blocks that overlap the window are read (chunks wholly
 inside copied byte for byte, boundary chunks cut at sample precision, deletions applied) and the
 head (checkpoint, WAL, wbl/) is replayed into it with Prometheus' replay rules, so no WAL is shipped
-and any Prometheus from 2.x on can serve it. --raw ships the overlapping blocks and head files as
-they are instead. Reads the data dir only (safe while Prometheus runs), runs at low CPU and I/O
-priority, and writes to a temporary name that is renamed when complete, next to a FILE.sha256.
+and any Prometheus from 2.x on can serve it (every chunk in the oldest encoding that holds its
+samples: XOR2 and histogram chunks with start timestamps become XOR and histogram chunks, start
+timestamps dropped). --raw ships the overlapping blocks and head files as they are instead. Reads
+the data dir only (safe while Prometheus runs), runs at low CPU and I/O priority, and writes to a
+temporary name that is renamed when complete, next to a FILE.sha256.
 
 DATA_DIR defaults to the first of /prometheus, /var/lib/prometheus/metrics2, ./data that exists.
 
@@ -88,6 +90,8 @@ Production safety:
 
 Options:
   --raw               copy whole blocks and the head files instead of rewriting
+  --keep-encodings    copy XOR2 chunks and histogram chunks with start timestamps as they are
+                      (served by Prometheus 3.11 / 3.14 and newer only; see minPrometheusVersion)
   -o, --output FILE   archive path (default promcase-HOST-<at>-<length>.tar.gz here)
   --compression C     gzip (default), zstd or none
   --dry-run           show what would be shipped, write nothing
@@ -100,6 +104,7 @@ Examples:
   promcase export ./data --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z --dry-run
   promcase export ./data --at now --match '{job="api"}' --exclude '{__name__=~"go_.*"}'
   promcase export ./data --at now --raw
+  promcase export ./data --at now --keep-encodings
   promcase export --at now --rate-limit 20MB/s --max-size 2GB --split 25MB
   promcase export --url http://localhost:9090 --at now --before 6h --bearer-token-file token
   promcase export /prometheus --at now --grafana-url http://grafana:3000 \\
@@ -125,6 +130,7 @@ export const exportCommand: Command = {
       "dry-run": { type: "boolean" },
       json: { type: "boolean" },
       raw: { type: "boolean" },
+      "keep-encodings": { type: "boolean" },
       match: { type: "string", multiple: true },
       exclude: { type: "string", multiple: true },
       "rate-limit": { type: "string" },
@@ -163,6 +169,9 @@ export const exportCommand: Command = {
     if (selection && values.raw) {
       throw usageError("--match and --exclude need the rewrite: they cannot be used with --raw");
     }
+    if (values["keep-encodings"] && values.raw) {
+      throw usageError("--keep-encodings is for the rewrite: --raw copies every chunk as it is");
+    }
     const safety = _safety(values);
     if (values.url !== undefined) {
       return await _exportRemote(values, positionals, window, selection, safety);
@@ -180,6 +189,7 @@ export const exportCommand: Command = {
         compression,
         dryRun: values["dry-run"],
         mode: values.raw ? "raw" : "rewrite",
+        keepEncodings: values["keep-encodings"],
         selection,
         context,
         onProgress: (done, total, file) => progress.update(done, total, file),
@@ -225,7 +235,7 @@ async function _exportRemote(
   safety: ReturnType<typeof _safety>,
 ): Promise<number> {
   if (positionals.length > 0) throw usageError("give either DATA_DIR or --url, not both");
-  for (const flag of ["raw", "dry-run", "rate-limit", "max-size"]) {
+  for (const flag of ["raw", "dry-run", "rate-limit", "max-size", "keep-encodings"]) {
     if (values[flag]) throw usageError(`--${flag} cannot be used with --url`);
   }
   const url = String(values.url);
@@ -384,8 +394,12 @@ function _text(result: ExportResult): string {
     const block = result.manifest?.blocks[0];
     lines.push(
       `Rewrote into block ${block?.ulid}: ${rw.series} series, ${rw.samples} samples; chunks ` +
-        `${rw.chunks.copied} copied, ${rw.chunks.recoded} re-encoded, ${rw.chunks.dropped} ` +
-        `outside the window` + (rw.seriesExcluded ? `; ${rw.seriesExcluded} series excluded` : ""),
+        `${rw.chunks.copied} copied, ${rw.chunks.recoded} re-encoded` +
+        (rw.chunks.converted
+          ? ` (${rw.chunks.converted} into encodings without start timestamps)`
+          : "") +
+        `, ${rw.chunks.dropped} outside the window` +
+        (rw.seriesExcluded ? `; ${rw.seriesExcluded} series excluded` : ""),
     );
     if (rw.head) {
       lines.push(
@@ -394,7 +408,9 @@ function _text(result: ExportResult): string {
         } samples in the window`,
       );
     }
-    lines.push(`Served by Prometheus ${result.manifest?.minPrometheusVersion} or newer`);
+  }
+  if (result.manifest?.minPrometheusVersion) {
+    lines.push(`Served by Prometheus ${result.manifest.minPrometheusVersion} or newer`);
   }
   if (archive) {
     lines.push(

@@ -7,6 +7,13 @@
  * other (the same series from two sources) are decoded, filtered or merged, and re-encoded in
  * chunks that never cross Prometheus' 2h chunk-range boundaries.
  *
+ * By default every chunk is written in the oldest encoding that holds its samples: chunks with
+ * start timestamps (XOR2 of 3.11+, the histogram encodings 5 and 6 of 3.14+) are rewritten as
+ * XOR, histogram and float histogram chunks, start timestamps dropped, so that Prometheus 2.42
+ * reads every block this writes. `keepEncodings` keeps them (boundary cuts too, with their start
+ * timestamps). Chunks of encodings Prometheus does not know are refused
+ * ({@link UnknownChunkEncodingError}).
+ *
  * @module
  */
 
@@ -18,6 +25,14 @@ import {
 import type { FloatHistogramSample, HistogramSample } from "./chunkenc/histogram.ts";
 import { readHistogramLayout } from "./chunkenc/histogram.ts";
 import { decodeChunk, Encoding } from "./chunkenc/mod.ts";
+import {
+  hasStartTimestamps,
+  isKnownEncoding,
+  toOldestEncoding,
+  withStartTimestamps,
+} from "./chunkenc/convert.ts";
+import { decodeFloatHistogramST, decodeHistogramST } from "./chunkenc/histogram.ts";
+import { decodeXor2 } from "./chunkenc/xor2.ts";
 import { decodeXorNumbers, XorAppender } from "./chunkenc/xor.ts";
 import { FormatError } from "./encoding.ts";
 import {
@@ -42,6 +57,26 @@ export type Sample =
   | { t: bigint; kind: "float"; v: bigint }
   | { t: bigint; kind: "histogram"; h: HistogramSample }
   | { t: bigint; kind: "floatHistogram"; h: FloatHistogramSample };
+
+/**
+ * A chunk whose encoding Prometheus does not know (Go's `IsValidEncoding`): promcase can neither
+ * decode nor vouch for it, so the rewrite refuses it.
+ */
+export class UnknownChunkEncodingError extends FormatError {
+  /** The encoding byte. */
+  readonly encoding: number;
+
+  /** `where`: the block and series holding the chunk, e.g. `block 01H…, series {…}`. */
+  constructor(encoding: number, where: string) {
+    super(
+      `${where} has a chunk of encoding ${encoding}, which promcase does not know (it knows the ` +
+        `encodings 1-6 of Prometheus up to 3.14: XOR, histogram, float histogram, XOR2, and ` +
+        `the histograms with start timestamps)`,
+    );
+    this.name = "UnknownChunkEncodingError";
+    this.encoding = encoding;
+  }
+}
 
 /** The end (exclusive) of the 2h chunk range holding `t`. */
 export function chunkRangeEnd(t: bigint): bigint {
@@ -121,12 +156,21 @@ export interface TrimCounts {
   recoded: number;
   /** Chunks left out wholly (outside the window or all deleted). */
   dropped: number;
+  /**
+   * Of the chunks written, those rewritten from an encoding with start timestamps into the
+   * oldest one that holds their samples (counted as re-encoded too); see `writeWindowBlock`.
+   */
+  converted?: number;
 }
 
 /**
  * Restricts a series' chunks to `[from, to]` (inclusive) without the deleted intervals, and
  * merges chunks that overlap in time (the same series from two sources; a duplicate timestamp
  * keeps the sample of the earlier chunk). The result is sorted and free of overlaps.
+ *
+ * Chunks that need re-encoding come out in the encodings without start timestamps, except, with
+ * `keepEncodings`, a single chunk with start timestamps cut at the window's edge: its part in the
+ * window keeps its encoding and start timestamps.
  */
 export function trimChunks(
   chunks: readonly TimedChunk[],
@@ -134,6 +178,7 @@ export function trimChunks(
   to: bigint,
   deleted: readonly Interval[] = [],
   counts: TrimCounts = { copied: 0, recoded: 0, dropped: 0 },
+  keepEncodings = false,
 ): TimedChunk[] {
   if (deleted.length === 0 && _inWindowInOrder(chunks, from, to)) {
     // The usual case (one source, chunks inside the window): nothing to cut or merge.
@@ -161,7 +206,10 @@ export function trimChunks(
     if (j === i + 1 && c.mint >= from && c.maxt <= to && !touched) {
       out.push(c);
       counts.copied++;
-    } else if (j === i + 1 && !touched && (cut = _cutXor(c, from, to))) {
+    } else if (
+      j === i + 1 && !touched &&
+      (cut = _cutXor(c, from, to) ?? (keepEncodings ? _cutKeepingST(c, from, to) : undefined))
+    ) {
       if (cut.length === 0) counts.dropped++;
       else counts.recoded++;
       out.push(...cut);
@@ -226,6 +274,40 @@ function _cutXor(c: TimedChunk, from: bigint, to: bigint): TimedChunk[] | undefi
     k = runEnd;
   }
   return out;
+}
+
+/**
+ * One chunk with start timestamps (XOR2, histograms with ST) cut to `[from, to]`: its samples in
+ * the window, cut into chunks as {@link encodeSamples} cuts them, in the chunk's own encoding with
+ * their start timestamps; undefined for other encodings.
+ */
+function _cutKeepingST(c: TimedChunk, from: bigint, to: bigint): TimedChunk[] | undefined {
+  if (!hasStartTimestamps(c.encoding)) return undefined;
+  const st = new Map<bigint, bigint>();
+  const kept: Sample[] = [];
+  if (c.encoding === Encoding.xor2) {
+    const d = decodeXor2(c.data);
+    for (let i = 0; i < d.t.length; i++) {
+      if (d.t[i] < from || d.t[i] > to) continue;
+      kept.push({ t: d.t[i], kind: "float", v: d.v[i] });
+      st.set(d.t[i], d.st[i]);
+    }
+  } else {
+    const d = c.encoding === Encoding.histogramST
+      ? decodeHistogramST(c.data)
+      : decodeFloatHistogramST(c.data);
+    const kind = c.encoding === Encoding.histogramST ? "histogram" : "floatHistogram";
+    d.samples.forEach((h, i) => {
+      if (h.t < from || h.t > to) return;
+      kept.push({ t: h.t, kind, h } as Sample);
+      st.set(h.t, d.st[i]);
+    });
+  }
+  return encodeSamples(kept).map((p) => ({
+    ...withStartTimestamps(p, (t) => st.get(t) ?? 0n),
+    mint: p.mint,
+    maxt: p.maxt,
+  }));
 }
 
 /** Whether the chunks lie inside `[from, to]`, each after the previous one without overlap. */
@@ -302,6 +384,12 @@ export async function* blockSource(
       if (c.maxt < from || c.mint > to) continue;
       // Most chunks are in the read window already: no await (a microtask each) for those.
       const raw = reader.chunks.readBuffered(c.ref) ?? await reader.chunks.readView(c.ref);
+      if (!isKnownEncoding(raw.encoding)) {
+        throw new UnknownChunkEncodingError(
+          raw.encoding,
+          `block ${reader.meta.ulid}, series ${_fmt(s.labels)}`,
+        );
+      }
       const size = raw.data.length;
       // Earlier chunks of this series keep the old buffer alive.
       if (used + size > buffer.length) {
@@ -338,6 +426,12 @@ export interface WindowBlockOptions {
   keep?: (labels: readonly Label[]) => boolean;
   /** ULID, level, sources and parents of the new block. */
   block?: Omit<BlockWriterOptions, "minTime" | "maxTime">;
+  /**
+   * Copy chunks with start timestamps (XOR2, histograms with ST) in their encodings. Default:
+   * write them in the oldest encoding that holds their samples (start timestamps dropped), which
+   * Prometheus 2.42 reads.
+   */
+  keepEncodings?: boolean;
   /** Called after each series written, with the number so far. */
   onSeries?: (written: number) => void;
   /** Stops the work (the block is dropped) when aborted. */
@@ -373,9 +467,10 @@ export async function writeWindowBlock(
     minTime: from,
     maxTime: to + 1n,
   });
+  const keepEncodings = options.keepEncodings ?? false;
   const result: WindowBlockResult = {
     block: null,
-    chunks: { copied: 0, recoded: 0, dropped: 0 },
+    chunks: { copied: 0, recoded: 0, dropped: 0, converted: 0 },
     seriesExcluded: 0,
     encodings: new Set(),
     customBuckets: false,
@@ -388,8 +483,21 @@ export async function writeWindowBlock(
         result.seriesExcluded++;
         continue;
       }
-      const chunks = trimChunks(s.chunks, from, to, [], result.chunks);
+      for (const c of s.chunks) {
+        if (!isKnownEncoding(c.encoding)) {
+          throw new UnknownChunkEncodingError(c.encoding, `series ${_fmt(s.labels)}`);
+        }
+      }
+      const chunks = trimChunks(s.chunks, from, to, [], result.chunks, keepEncodings);
       if (chunks.length === 0) continue;
+      for (let k = 0; k < chunks.length && !keepEncodings; k++) {
+        if (!hasStartTimestamps(chunks[k].encoding)) continue;
+        // Only chunks copied as they are still have start timestamps here.
+        chunks[k] = toOldestEncoding(chunks[k]);
+        result.chunks.copied--;
+        result.chunks.recoded++;
+        result.chunks.converted!++;
+      }
       for (const c of chunks) {
         result.encodings.add(c.encoding);
         if (!result.customBuckets && _isHistogram(c.encoding)) {
@@ -413,10 +521,11 @@ export async function writeWindowBlock(
 }
 
 function _isHistogram(encoding: number): boolean {
-  return encoding === Encoding.histogram || encoding === Encoding.floatHistogram;
+  return encoding === Encoding.histogram || encoding === Encoding.floatHistogram ||
+    encoding === Encoding.histogramST || encoding === Encoding.floatHistogramST;
 }
 
-/** The schema of a histogram chunk, read from its layout. */
+/** The schema of a histogram chunk (with or without start timestamps), read from its layout. */
 export function histogramChunkSchema(data: Uint8Array): number {
   return readHistogramLayout(new BitReader(data, 3 * 8)).schema;
 }

@@ -6,7 +6,8 @@
  * Replay rules, as Prometheus': series records with the same labels map later refs onto the first
  * one, and drop what was replayed of the series before them; samples of unknown refs are skipped; samples before `minValidTime` (the newest block's
  * end) are dropped, as are samples at or before the series' last appended time (out of order or
- * duplicate); out-of-order samples are taken from the WBL instead. Tombstone records delete.
+ * duplicate); out-of-order samples are taken from the WBL instead. Tombstone records delete; one
+ * over the whole time range evicts the series (its labels may come back as a fresh series).
  *
  * Memory is bounded whatever the number of series, in three steps:
  * 1. The WAL is read once and split into shard files by a hash of each series' labels
@@ -127,6 +128,8 @@ export interface HeadReplayStats {
   droppedOutOfOrder: number;
   /** Samples of refs no series record named. */
   droppedUnknownSeries: number;
+  /** Histogram samples of a schema Prometheus does not know (its replay skips them too). */
+  droppedUnknownSchema: number;
   /** Records of types this replay skips (exemplars, metadata, unknown), by type name. */
   skippedRecords: Record<string, number>;
   /** Where the WAL ended inside a record (a torn write, normal for a live or crashed WAL). */
@@ -151,6 +154,8 @@ interface _Series {
   hist: HistogramChunkEncoder | FloatHistogramChunkEncoder | null;
   ooo: Sample[] | null;
   deleted: Interval[] | null;
+  /** Evicted by a full-range tombstone: its refs' later entries are dropped as unknown. */
+  gone: boolean;
 }
 
 /** The head of a data dir, replayed: iterate {@link HeadReplay.series}, then close. */
@@ -190,6 +195,7 @@ export class HeadReplay {
         droppedBeforeMinValid: 0,
         droppedOutOfOrder: 0,
         droppedUnknownSeries: 0,
+        droppedUnknownSchema: 0,
         skippedRecords: {},
         torn: null,
         corruption: null,
@@ -406,6 +412,7 @@ class _WalSplitter {
           break;
         case "histograms":
         case "floatHistograms":
+          st.droppedUnknownSchema += r.unknownSchemas ?? 0;
           for (const s of r.histograms) {
             this.#histogram(Number(s.ref), Number(s.t), s.h, r.type === "floatHistograms", wbl);
           }
@@ -534,6 +541,7 @@ class _ShardReplayer implements HeadEntrySink {
       hist: null,
       ooo: null,
       deleted: null,
+      gone: false,
     };
     this.#byLabels.set(key, s);
     this.#series.push(s);
@@ -549,6 +557,10 @@ class _ShardReplayer implements HeadEntrySink {
 
   sample(kind: SampleEntryKind, ref: number, t: number, vh: number, vl: number): void {
     const s = this.#get(ref);
+    if (s.gone) {
+      this.#stats.droppedUnknownSeries++;
+      return;
+    }
     if (kind === SampleEntry.outOfOrder) {
       const v = (BigInt(vh) << 32n) | BigInt(vl);
       (s.ooo ??= []).push({ t: BigInt(t), kind: "float", v });
@@ -566,6 +578,10 @@ class _ShardReplayer implements HeadEntrySink {
     outOfOrder: boolean,
   ): void {
     const s = this.#get(ref);
+    if (s.gone) {
+      this.#stats.droppedUnknownSeries++;
+      return;
+    }
     const sample: Exclude<Sample, { kind: "float" }> = float
       ? { t: BigInt(t), kind: "floatHistogram", h: { ...h, t: BigInt(t) } as FloatHistogramSample }
       : { t: BigInt(t), kind: "histogram", h: { ...h, t: BigInt(t) } as HistogramSample };
@@ -578,8 +594,21 @@ class _ShardReplayer implements HeadEntrySink {
     }
   }
 
+  // A tombstone over exactly [MinInt64, MaxInt64] is an eviction (stale-series compaction,
+  // 3.10+): Prometheus deletes the series its ref maps to, with all replayed so far, and
+  // unlinks its labels, so that a later series record for them starts a fresh series that
+  // earlier tombstones do not touch (3.14, `head_wal.go` loadWAL); its refs become unknown.
+  // Any other interval stays on the series and hides its samples in it, later ones too.
   tombstone(ref: number, mint: bigint, maxt: bigint): void {
     const s = this.#get(ref);
+    if (s.gone) return;
+    if (mint === -(2n ** 63n) && maxt === 2n ** 63n - 1n) {
+      this.#reset(s);
+      s.ooo = s.deleted = null;
+      s.gone = true;
+      this.#byLabels.delete(s.key);
+      return;
+    }
     s.deleted = addInterval(s.deleted ?? [], { mint, maxt });
   }
 

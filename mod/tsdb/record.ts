@@ -14,8 +14,18 @@
 import { STALE_NAN_BITS } from "./chunkenc/xor.ts";
 import type { Label } from "./index.ts";
 import { Decbuf, FormatError } from "./encoding.ts";
+import {
+  CUSTOM_BUCKETS_SCHEMA,
+  isKnownHistogramSchema,
+  reduceToMaxSchema,
+} from "./histogram_schema.ts";
 
-/** Record type codes (the first byte of a record). */
+/**
+ * Record type codes (the first byte of a record), exactly those of Prometheus' `record.go` on main
+ * (with the release that first defined each). Any other code is a type of a later (or unreleased)
+ * Prometheus: decoded as `unknown` and skipped, as Prometheus skips it. Code 14 in particular is
+ * used by unreleased branches for records of their own (resource updates, NHCB V2 samples).
+ */
 export const RecordType = {
   /** Series: refs and their labels. */
   Series: 1,
@@ -23,32 +33,29 @@ export const RecordType = {
   Samples: 2,
   /** Deletion intervals. */
   Tombstones: 3,
-  /** Exemplars. */
+  /** Exemplars (2.27). */
   Exemplars: 4,
-  /** Out-of-order m-map markers (WBL only). */
+  /** Out-of-order m-map markers, WBL only (2.39). */
   MmapMarkers: 5,
-  /** Metric metadata (type, unit, help). */
+  /** Metric metadata: type, unit, help (2.38). */
   Metadata: 6,
-  /** Integer native histogram samples. */
+  /** Integer native histogram samples (2.40). */
   HistogramSamples: 7,
-  /** Float native histogram samples. */
+  /** Float native histogram samples (2.42). */
   FloatHistogramSamples: 8,
-  /** Integer custom-bucket (NHCB) histogram samples. */
+  /** Integer custom-bucket (NHCB) histogram samples (3.2). */
   CustomBucketsHistogramSamples: 9,
-  /** Float custom-bucket (NHCB) histogram samples. */
+  /** Float custom-bucket (NHCB) histogram samples (3.2). */
   CustomBucketsFloatHistogramSamples: 10,
-  /** Float samples with start timestamps (`st-storage`). */
+  /** Float samples with start timestamps (3.11, written with `st-storage`). */
   SamplesV2: 11,
-  /** Integer histogram samples with start timestamps. */
+  /** Integer histogram samples with start timestamps, NHCB too (3.12). */
   HistogramSamplesV2: 12,
-  /** Float histogram samples with start timestamps. */
+  /** Float histogram samples with start timestamps, NHCB too (3.12). */
   FloatHistogramSamplesV2: 13,
-  /** The mint a checkpoint was cut with (newer Prometheus, checkpoints only). */
-  MinValidTime: 14,
 } as const;
 
-/** Schema of native histograms with custom bucket bounds (NHCB). */
-export const CUSTOM_BUCKETS_SCHEMA = -53;
+export { CUSTOM_BUCKETS_SCHEMA, isKnownHistogramSchema };
 
 const _f64 = new DataView(new ArrayBuffer(8));
 
@@ -160,7 +167,10 @@ export interface Span {
 export interface WalHistogramBase {
   /** 0 unknown, 1 counter reset, 2 not a counter reset, 3 gauge. */
   counterResetHint: number;
-  /** Resolution: −4…8 exponential, −53 custom buckets (others are unknown to Prometheus). */
+  /**
+   * Resolution: −4…8 exponential, −53 custom buckets. Decoded records hold no other schema but
+   * −9…−5 (see `histogram_schema.ts`).
+   */
   schema: number;
   /** Width of the zero bucket, float64 bits. */
   zeroThreshold: bigint;
@@ -218,20 +228,25 @@ export type DecodedRecord =
   | { type: "exemplars"; code: 4; exemplars: RefExemplar[] }
   | { type: "mmapMarkers"; code: 5; markers: RefMmapMarker[] }
   | { type: "metadata"; code: 6; metadata: RefMetadata[] }
-  | { type: "histograms"; code: 7 | 9 | 12; histograms: RefHistogramSample<Histogram>[] }
+  | {
+    type: "histograms";
+    code: 7 | 9 | 12;
+    histograms: RefHistogramSample<Histogram>[];
+    /** Histograms left out for an unknown schema (absent when none). */
+    unknownSchemas?: number;
+  }
   | {
     type: "floatHistograms";
     code: 8 | 10 | 13;
     histograms: RefHistogramSample<FloatHistogram>[];
+    /** Histograms left out for an unknown schema (absent when none). */
+    unknownSchemas?: number;
   }
-  | { type: "minValidTime"; code: 14; mint: bigint }
-  /** A type this decoder does not know (Prometheus skips those); `code` −1 for an empty record. */
-  | { type: "unknown"; code: number };
-
-/** Whether Prometheus knows a histogram schema (exponential −4…8 or custom buckets −53). */
-export function isKnownHistogramSchema(schema: number): boolean {
-  return (schema >= -4 && schema <= 8) || schema === CUSTOM_BUCKETS_SCHEMA;
-}
+  /**
+   * A type this decoder does not know (Prometheus skips those): `code` is the type byte (−1 for an
+   * empty record), `length` the record's size in bytes, type byte included.
+   */
+  | { type: "unknown"; code: number; length: number };
 
 /** Turns delta-encoded integer bucket counts into absolute counts. */
 export function absoluteBuckets(deltas: readonly bigint[]): bigint[] {
@@ -245,10 +260,11 @@ export function absoluteBuckets(deltas: readonly bigint[]): bigint[] {
 }
 
 /**
- * Decodes one record. Unknown types give `{type: "unknown", code}` so that callers can count them
- * (Prometheus skips them since 2.22). Throws a `FormatError` when a known record is malformed
- * (too short, or bytes left over). Histograms are returned whatever their schema; Prometheus
- * skips unknown schemas ({@link isKnownHistogramSchema}) and reduces schemas 9…52 to 8.
+ * Decodes one record. Unknown types give `{type: "unknown", code, length}` so that callers can
+ * count them (Prometheus skips them since 2.22). Throws a `FormatError` when a known record is
+ * malformed (too short, or bytes left over). Histograms are decoded as Prometheus' decoder does
+ * since 3.7: those of an unknown schema ({@link isKnownHistogramSchema}) are left out (counted in
+ * `unknownSchemas`), those of schema 9…52 are reduced to schema 8.
  *
  * @example
  * ```ts
@@ -257,11 +273,11 @@ export function absoluteBuckets(deltas: readonly bigint[]): bigint[] {
  * ```
  */
 export function decodeRecord(bytes: Uint8Array): DecodedRecord {
-  if (bytes.length === 0) return { type: "unknown", code: -1 };
+  if (bytes.length === 0) return { type: "unknown", code: -1, length: 0 };
   const code = bytes[0];
   const dec = new Decbuf(bytes, 1);
   try {
-    const rec = _decodeBody(code, dec);
+    const rec = _decodeBody(code, dec, bytes.length);
     if (rec.type !== "unknown" && dec.remaining > 0) {
       throw new FormatError(`${dec.remaining} bytes left over`);
     }
@@ -274,7 +290,7 @@ export function decodeRecord(bytes: Uint8Array): DecodedRecord {
   }
 }
 
-function _decodeBody(code: number, dec: Decbuf): DecodedRecord {
+function _decodeBody(code: number, dec: Decbuf, length: number): DecodedRecord {
   switch (code) {
     case RecordType.Series:
       return { type: "series", code, series: _series(dec) };
@@ -292,18 +308,16 @@ function _decodeBody(code: number, dec: Decbuf): DecodedRecord {
       return { type: "metadata", code, metadata: _metadata(dec) };
     case RecordType.HistogramSamples:
     case RecordType.CustomBucketsHistogramSamples:
-      return { type: "histograms", code, histograms: _histogramsV1(dec, _histogram) };
+      return { type: "histograms", code, ..._histogramsV1<Histogram>(dec, false) };
     case RecordType.HistogramSamplesV2:
-      return { type: "histograms", code, histograms: _histogramsV2(dec, _histogram) };
+      return { type: "histograms", code, ..._histogramsV2<Histogram>(dec, false) };
     case RecordType.FloatHistogramSamples:
     case RecordType.CustomBucketsFloatHistogramSamples:
-      return { type: "floatHistograms", code, histograms: _histogramsV1(dec, _floatHistogram) };
+      return { type: "floatHistograms", code, ..._histogramsV1<FloatHistogram>(dec, true) };
     case RecordType.FloatHistogramSamplesV2:
-      return { type: "floatHistograms", code, histograms: _histogramsV2(dec, _floatHistogram) };
-    case RecordType.MinValidTime:
-      return { type: "minValidTime", code, mint: dec.be64signed() };
+      return { type: "floatHistograms", code, ..._histogramsV2<FloatHistogram>(dec, true) };
     default:
-      return { type: "unknown", code };
+      return { type: "unknown", code, length };
   }
 }
 
@@ -502,31 +516,67 @@ function _histogramPayload(
   };
 }
 
-function _histogramsV1<H>(dec: Decbuf, read: (dec: Decbuf) => H): RefHistogramSample<H>[] {
-  return _baseDeltaEntries(dec, (ref, t) => ({ ref, t, h: read(dec) }));
+/** The histograms of a record, and how many were left out for an unknown schema. */
+interface _Histograms<H> {
+  histograms: RefHistogramSample<H>[];
+  unknownSchemas?: number;
 }
 
-function _histogramsV2<H>(dec: Decbuf, read: (dec: Decbuf) => H): RefHistogramSample<H>[] {
-  const out: RefHistogramSample<H>[] = [];
+// Prometheus' decoder (record.go, since 3.7) skips a histogram of an unknown schema, with a
+// warning, and reduces schemas 9…52 to 8; `keep` does both, counting the skipped ones.
+function _keep<H extends Histogram | FloatHistogram>(
+  out: _Histograms<H>,
+  entry: RefHistogramSample<H>,
+  float: boolean,
+): void {
+  if (!isKnownHistogramSchema(entry.h.schema)) {
+    out.unknownSchemas = (out.unknownSchemas ?? 0) + 1;
+    return;
+  }
+  try {
+    entry.h = reduceToMaxSchema(entry.h, float);
+  } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
+    throw new FormatError(
+      `error reducing resolution of histogram #${out.histograms.length + 1}: ${e.message}`,
+    );
+  }
+  out.histograms.push(entry);
+}
+
+function _histogramsV1<H extends Histogram | FloatHistogram>(
+  dec: Decbuf,
+  float: boolean,
+): _Histograms<H> {
+  const out: _Histograms<H> = { histograms: [] };
+  const read = float ? _floatHistogram : _histogram;
+  _baseDeltaEntries(dec, (ref, t) => _keep(out, { ref, t, h: read(dec) as H }, float));
+  return out;
+}
+
+function _histogramsV2<H extends Histogram | FloatHistogram>(
+  dec: Decbuf,
+  float: boolean,
+): _Histograms<H> {
+  const out: _Histograms<H> = { histograms: [] };
   if (dec.remaining === 0) return out;
+  const read = float ? _floatHistogram : _histogram;
   // Unlike SamplesV2, the first entry's ref, t and st come before any histogram and the first
-  // entry has no marker byte.
-  const firstRef = dec.varint64();
+  // entry has no marker byte. Deltas are to the previous entry even when that one was left out
+  // for its schema, as in Go (record_test.go TestRecord_DecodeV2UnknownFirstHistogramSchema).
+  let ref = dec.varint64();
   const firstT = dec.varint64();
   const firstST = dec.varint64();
-  while (dec.remaining > 0) {
-    const prev = out.at(-1);
-    let ref: bigint, t: bigint, st: bigint;
-    if (!prev) {
-      ref = firstRef;
-      t = firstT;
-      st = firstST;
-    } else {
-      ref = prev.ref + dec.varint64();
+  let t = firstT;
+  let st = firstST;
+  for (let first = true; dec.remaining > 0; first = false) {
+    if (!first) {
+      ref += dec.varint64();
       t = _i64(firstT + dec.varint64());
-      st = _stMarker(dec, prev.st ?? 0n, firstST);
+      st = _stMarker(dec, st, firstST);
     }
-    out.push({ ref: _u64(ref), t, st, h: read(dec) });
+    ref = _u64(ref);
+    _keep(out, { ref, t, st, h: read(dec) as H }, float);
   }
   return out;
 }
@@ -598,5 +648,4 @@ const _NAMES: Record<number, string> = {
   11: "samples_v2",
   12: "histogram_samples_v2",
   13: "float_histogram_samples_v2",
-  14: "min_valid_time",
 };

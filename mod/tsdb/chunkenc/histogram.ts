@@ -7,6 +7,12 @@
  * The bit stream starts with the layout (zero threshold, schema, positive and negative spans and,
  * for schema -53, the custom bucket bounds), then the samples.
  *
+ * The same chunks with start timestamps (encodings 5 and 6, `histogram_st.go` and
+ * `float_histogram_st.go`, Prometheus 3.14+) differ only in the header and in the bits that
+ * follow each sample: the counter-reset header moves to the top two bits of byte 0 (the sample
+ * count keeps the low 14 bits of bytes 0–1), byte 2 is the ST header, and each sample's ST bits
+ * (`st.ts`) come after its last field (after the sum for a stale marker).
+ *
  * Samples decode into plain objects shaped like Go's `histogram.Histogram` and
  * `histogram.FloatHistogram`: `t` and integer counts are `bigint`, floats are raw IEEE-754 bit
  * patterns (`bigint`), and integer bucket counts are stored as in Go, each a delta to the previous
@@ -18,6 +24,7 @@
 import { FormatError } from "../encoding.ts";
 import { BitReader, joinBig } from "./bstream.ts";
 import { readVarbitInt, readVarbitUint, readVarbitUintNumber } from "./varbit.ts";
+import { STReader } from "./st.ts";
 import { STALE_NAN_BITS, XorValueReader } from "./xor.ts";
 
 /** A run of consecutive buckets: `offset` buckets after the previous span, `length` buckets. */
@@ -132,6 +139,29 @@ export function histogramNumSamples(data: Uint8Array): number {
   return (data[0] << 8) | data[1];
 }
 
+/**
+ * The sample count of a histogram chunk with start timestamps (encodings 5 and 6): the low 14
+ * bits of the first two bytes (the top two bits of byte 0 are the counter-reset header there,
+ * byte 2 is the ST header).
+ */
+export function histogramSTNumSamples(data: Uint8Array): number {
+  return histogramNumSamples(data) & 0x3fff;
+}
+
+/** The counter-reset header of a histogram chunk with start timestamps (top bits of byte 0). */
+export function histogramSTCounterResetHeader(data: Uint8Array): number {
+  histogramNumSamples(data);
+  return data[0] >>> 6;
+}
+
+/** The samples of a histogram chunk with start timestamps, and each one's start timestamp. */
+export interface HistogramSTSamples<H> {
+  /** The samples, as the chunk without start timestamps would hold them. */
+  samples: H[];
+  /** Start timestamps (ms), one per sample; 0 where the chunk has none. */
+  st: bigint[];
+}
+
 /** The counter-reset header (see {@link CounterResetHeader}) of a histogram chunk. */
 export function histogramCounterResetHeader(data: Uint8Array): number {
   histogramNumSamples(data);
@@ -243,11 +273,30 @@ function _staleSample(t: bigint): HistogramSample & FloatHistogramSample {
 
 /** Decodes every sample of an integer histogram chunk (encoding 2). */
 export function decodeHistogram(data: Uint8Array): HistogramSample[] {
-  const n = histogramNumSamples(data);
-  const header = data[2] >>> 6;
+  return _decodeInt(data, histogramNumSamples(data), data[2] >>> 6, null);
+}
+
+/**
+ * Decodes every sample of an integer histogram chunk with start timestamps (encoding 5,
+ * `histogram_st.go`, Prometheus 3.14+): the samples as {@link decodeHistogram} gives them, and
+ * each one's start timestamp.
+ */
+export function decodeHistogramST(data: Uint8Array): HistogramSTSamples<HistogramSample> {
+  const st: bigint[] = [];
+  const samples = _decodeInt(data, histogramSTNumSamples(data), data[0] >>> 6, st);
+  return { samples, st };
+}
+
+function _decodeInt(
+  data: Uint8Array,
+  n: number,
+  header: number,
+  sts: bigint[] | null,
+): HistogramSample[] {
   const out: HistogramSample[] = [];
   if (n === 0) return out;
   const r = new BitReader(data, _HEADER_SIZE * 8);
+  const st = sts && new STReader(data[2]);
   const layout = readHistogramLayout(r);
   const np = _countSpans(layout.positiveSpans);
   const nn = _countSpans(layout.negativeSpans);
@@ -264,6 +313,7 @@ export function decodeHistogram(data: Uint8Array): HistogramSample[] {
   sum.set(r.hi, r.lo);
   for (let i = 0; i < np; i++) pBuckets[i] = readVarbitInt(r);
   for (let i = 0; i < nn; i++) nBuckets[i] = readVarbitInt(r);
+  if (st) sts!.push(st.read(r, 0, t, 0n));
   let tDelta = 0n;
   let cntDelta = 0n;
   let zCntDelta = 0n;
@@ -285,6 +335,7 @@ export function decodeHistogram(data: Uint8Array): HistogramSample[] {
     if (++i === n) break;
 
     // The second sample is encoded as a delta of delta too (the previous deltas are zero).
+    const prevT = t;
     tDelta = BigInt.asIntN(64, tDelta + readVarbitInt(r));
     t = BigInt.asIntN(64, t + tDelta);
     cntDelta = BigInt.asIntN(64, cntDelta + readVarbitInt(r));
@@ -292,26 +343,49 @@ export function decodeHistogram(data: Uint8Array): HistogramSample[] {
     zCntDelta = BigInt.asIntN(64, zCntDelta + readVarbitInt(r));
     zCnt = BigInt.asUintN(64, zCnt + zCntDelta);
     sum.read(r);
-    if (sum.hi === 0x7ff00000 && sum.lo === 2) continue; // stale: no buckets follow
-    for (let b = 0; b < np; b++) {
-      pDelta[b] = BigInt.asIntN(64, pDelta[b] + readVarbitInt(r));
-      pBuckets[b] = BigInt.asIntN(64, pBuckets[b] + pDelta[b]);
+    // A stale sample has no buckets (its ST bits follow the sum).
+    if (sum.hi !== 0x7ff00000 || sum.lo !== 2) {
+      for (let b = 0; b < np; b++) {
+        pDelta[b] = BigInt.asIntN(64, pDelta[b] + readVarbitInt(r));
+        pBuckets[b] = BigInt.asIntN(64, pBuckets[b] + pDelta[b]);
+      }
+      for (let b = 0; b < nn; b++) {
+        nDelta[b] = BigInt.asIntN(64, nDelta[b] + readVarbitInt(r));
+        nBuckets[b] = BigInt.asIntN(64, nBuckets[b] + nDelta[b]);
+      }
     }
-    for (let b = 0; b < nn; b++) {
-      nDelta[b] = BigInt.asIntN(64, nDelta[b] + readVarbitInt(r));
-      nBuckets[b] = BigInt.asIntN(64, nBuckets[b] + nDelta[b]);
-    }
+    if (st) sts!.push(st.read(r, i, t, prevT));
   }
   return out;
 }
 
 /** Decodes every sample of a float histogram chunk (encoding 3). */
 export function decodeFloatHistogram(data: Uint8Array): FloatHistogramSample[] {
-  const n = histogramNumSamples(data);
-  const header = data[2] >>> 6;
+  return _decodeFloat(data, histogramNumSamples(data), data[2] >>> 6, null);
+}
+
+/**
+ * Decodes every sample of a float histogram chunk with start timestamps (encoding 6,
+ * `float_histogram_st.go`, Prometheus 3.14+); see {@link decodeHistogramST}.
+ */
+export function decodeFloatHistogramST(
+  data: Uint8Array,
+): HistogramSTSamples<FloatHistogramSample> {
+  const st: bigint[] = [];
+  const samples = _decodeFloat(data, histogramSTNumSamples(data), data[0] >>> 6, st);
+  return { samples, st };
+}
+
+function _decodeFloat(
+  data: Uint8Array,
+  n: number,
+  header: number,
+  sts: bigint[] | null,
+): FloatHistogramSample[] {
   const out: FloatHistogramSample[] = [];
   if (n === 0) return out;
   const r = new BitReader(data, _HEADER_SIZE * 8);
+  const st = sts && new STReader(data[2]);
   const layout = readHistogramLayout(r);
   const np = _countSpans(layout.positiveSpans);
   const nn = _countSpans(layout.negativeSpans);
@@ -327,6 +401,7 @@ export function decodeFloatHistogram(data: Uint8Array): FloatHistogramSample[] {
     r.readHiLo(64);
     v.set(r.hi, r.lo);
   }
+  if (st) sts!.push(st.read(r, 0, t, 0n));
   let tDelta = 0n;
 
   for (let i = 0;;) {
@@ -345,14 +420,18 @@ export function decodeFloatHistogram(data: Uint8Array): FloatHistogramSample[] {
     );
     if (++i === n) break;
 
+    const prevT = t;
     tDelta = BigInt.asIntN(64, tDelta + readVarbitInt(r));
     t = BigInt.asIntN(64, t + tDelta);
     cnt.read(r);
     zCnt.read(r);
     sum.read(r);
-    if (sum.hi === 0x7ff00000 && sum.lo === 2) continue; // stale: no buckets follow
-    for (const b of pBuckets) b.read(r);
-    for (const b of nBuckets) b.read(r);
+    // A stale sample has no buckets (its ST bits follow the sum).
+    if (sum.hi !== 0x7ff00000 || sum.lo !== 2) {
+      for (const b of pBuckets) b.read(r);
+      for (const b of nBuckets) b.read(r);
+    }
+    if (st) sts!.push(st.read(r, i, t, prevT));
   }
   return out;
 }

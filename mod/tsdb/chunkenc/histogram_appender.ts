@@ -12,6 +12,11 @@
  *   of one series' samples into chunks, one finished chunk at a time (bounded memory).
  * - {@link encodeHistogramChunks} / {@link encodeFloatHistogramChunks} do that for an array.
  *
+ * {@link HistogramSTAppender} / {@link FloatHistogramSTAppender} build the chunks with start
+ * timestamps of Prometheus 3.14+ (encodings 5 and 6): the same bit stream with each sample's ST bits
+ * after it (`st.ts`). They build one chunk and leave cutting to the caller. `appendDecoded` copies a
+ * decoded chunk's samples as they are (what `convert.ts` needs to move chunks between encodings).
+ *
  * The decisions when to start a new chunk and which counter-reset header it gets follow Go's
  * `AppendHistogram`/`AppendFloatHistogram` (counter reset detection of `appendable`, gauge handling
  * of `appendableGauge`, explicit hints, stale markers). Where Prometheus would rewrite the open
@@ -38,6 +43,7 @@ import {
   type HistogramSample,
   type HistogramSpan,
 } from "./histogram.ts";
+import { STWriter } from "./st.ts";
 import { putVarbitInt, putVarbitUint } from "./varbit.ts";
 import { STALE_NAN_BITS, XorValueWriter } from "./xor.ts";
 
@@ -613,7 +619,7 @@ abstract class _AppenderBase<H extends _Sample, A extends _AppenderBase<H, A>> {
     const stale = _isStale(h.sum);
     if (!stale) this._validate(h);
     if (this._n === 0) return undefined;
-    if (this._n >= MAX_HISTOGRAM_SAMPLES) return "chunk is full";
+    if (this._n >= this._maxSamples) return "chunk is full";
     if (h.t <= this._t) return `timestamp not after ${this._t}`;
     if (stale) return undefined;
     if (_isStale(this._lastSum)) return "chunk ends with a stale marker";
@@ -627,6 +633,30 @@ abstract class _AppenderBase<H extends _Sample, A extends _AppenderBase<H, A>> {
     }
     if (!this._sameLayout(h)) return "layout differs";
     return undefined;
+  }
+
+  /**
+   * Appends a sample decoded from a chunk of this kind, as it is: none of {@link canAppend}'s
+   * counter-reset and gauge checks (a chunk's own samples are kept as its writer wrote them).
+   * Throws a RangeError when the chunk is full, the timestamp does not ascend, the layout is not
+   * the chunk's or the sample is malformed.
+   */
+  appendDecoded(h: H): void {
+    const stale = _isStale(h.sum);
+    if (!stale) this._validate(h);
+    if (this._n > 0) {
+      if (this._n >= this._maxSamples) throw new RangeError("histogram chunk is full");
+      if (h.t <= this._t) throw new RangeError(`histogram at ${h.t} not after ${this._t}`);
+      if (!stale && !this._sameLayout(h)) {
+        throw new RangeError(`histogram at ${h.t}: layout differs from the chunk's`);
+      }
+    }
+    this._appendRaw(h);
+  }
+
+  /** Most samples a chunk of this kind holds. */
+  protected get _maxSamples(): number {
+    return MAX_HISTOGRAM_SAMPLES;
   }
 
   /** Throws a RangeError when the bucket counts do not match the spans. */
@@ -1167,6 +1197,118 @@ export class FloatHistogramAppender
 
   protected _insertBuckets(buckets: readonly bigint[], inserts: readonly _Insert[]): bigint[] {
     return _insertFloatBuckets(buckets, inserts);
+  }
+}
+
+// --- chunks with start timestamps (encodings 5 and 6) -------------------------------------------
+
+/** Most samples a histogram chunk with start timestamps holds (the count has 14 bits). */
+export const MAX_HISTOGRAM_ST_SAMPLES = 0x3fff;
+
+/** The header of a histogram chunk with ST: counter-reset header and count in bytes 0–1. */
+function _stHeader(w: BitWriter, header: number, n: number, st: STWriter): Uint8Array {
+  w.setByte(0, (header << 6) | (n >>> 8));
+  w.setByte(1, n & 0xff);
+  w.setByte(2, st.header);
+  return w.bytes().slice();
+}
+
+const _NO_CUTTING = "appenders of chunks with start timestamps do not cut or recode chunks";
+
+/**
+ * Builds an integer histogram chunk with start timestamps (encoding 5, Go's
+ * `HistogramSTAppender`, Prometheus 3.14+): the chunk {@link HistogramAppender} builds, with each
+ * sample's ST bits after it and the header of `histogram_st.go`. Samples go in with
+ * {@link HistogramSTAppender.appendST} (or `appendDecodedST`); chunk cutting stays with the
+ * caller.
+ */
+export class HistogramSTAppender extends HistogramAppender {
+  #st = new STWriter();
+  #next = 0n;
+
+  /** 5 (`Encoding.histogramST`). */
+  override get encoding(): number {
+    return 5;
+  }
+
+  /** Appends `h` with start timestamp `st` (0 for none), as {@link HistogramAppender.append}. */
+  appendST(st: bigint, h: HistogramSample): void {
+    this.#next = st;
+    this.append(h);
+  }
+
+  /** Appends a decoded sample with its start timestamp, as {@link HistogramAppender.appendDecoded}. */
+  appendDecodedST(st: bigint, h: HistogramSample): void {
+    this.#next = st;
+    this.appendDecoded(h);
+  }
+
+  /** The chunk data (count and counter-reset header, ST header, bit stream), as a copy. */
+  override bytes(): Uint8Array {
+    return _stHeader(this._w, this._header, this._n, this.#st);
+  }
+
+  /** Not supported: cut and recode with plain chunks, then copy them with STs. */
+  override _appendAsPrometheus(): never {
+    throw new Error(_NO_CUTTING);
+  }
+
+  protected override get _maxSamples(): number {
+    return MAX_HISTOGRAM_ST_SAMPLES;
+  }
+
+  protected override _appendRaw(sample: HistogramSample): void {
+    const index = this._n;
+    const prevT = this._t;
+    super._appendRaw(sample);
+    this.#st.write(this._w, index, this._t, prevT, this.#next);
+  }
+}
+
+/**
+ * Builds a float histogram chunk with start timestamps (encoding 6, Go's
+ * `FloatHistogramSTAppender`); see {@link HistogramSTAppender}.
+ */
+export class FloatHistogramSTAppender extends FloatHistogramAppender {
+  #st = new STWriter();
+  #next = 0n;
+
+  /** 6 (`Encoding.floatHistogramST`). */
+  override get encoding(): number {
+    return 6;
+  }
+
+  /** Appends `h` with start timestamp `st` (0 for none). */
+  appendST(st: bigint, h: FloatHistogramSample): void {
+    this.#next = st;
+    this.append(h);
+  }
+
+  /** Appends a decoded sample with its start timestamp. */
+  appendDecodedST(st: bigint, h: FloatHistogramSample): void {
+    this.#next = st;
+    this.appendDecoded(h);
+  }
+
+  /** The chunk data (count and counter-reset header, ST header, bit stream), as a copy. */
+  override bytes(): Uint8Array {
+    return _stHeader(this._w, this._header, this._n, this.#st);
+  }
+
+  /** Not supported: cut and recode with plain chunks, then copy them with STs. */
+  override _appendAsPrometheus(): never {
+    throw new Error(_NO_CUTTING);
+  }
+
+  protected override get _maxSamples(): number {
+    return MAX_HISTOGRAM_ST_SAMPLES;
+  }
+
+  protected override _appendRaw(sample: FloatHistogramSample): void {
+    const index = this._n;
+    const prevT = this._t;
+    super._appendRaw(sample);
+    this.#st.write(this._w, index, this._t, prevT, this.#next);
   }
 }
 

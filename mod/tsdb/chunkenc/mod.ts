@@ -1,6 +1,8 @@
 /**
  * Prometheus chunk encodings (`tsdb/chunkenc`): the XOR float chunk, the integer and float native
- * histogram chunks (decoders and encoders) and the XOR2 float chunk of 3.11+ (decoder).
+ * histogram chunks, the XOR2 float chunk of 3.11+ and the histogram chunks with start timestamps of
+ * 3.14+ (decoders and encoders), and the conversions between the encodings with and without start
+ * timestamps (`convert.ts`).
  *
  * @module
  */
@@ -8,7 +10,9 @@
 import { FormatError } from "../encoding.ts";
 import {
   decodeFloatHistogram,
+  decodeFloatHistogramST,
   decodeHistogram,
+  decodeHistogramST,
   type FloatHistogramSample,
   histogramNumSamples,
   type HistogramSample,
@@ -17,8 +21,10 @@ import { decodeXor, type FloatSamples, xorNumSamples } from "./xor.ts";
 import { decodeXor2 } from "./xor2.ts";
 
 export * from "./bstream.ts";
+export * from "./convert.ts";
 export * from "./histogram.ts";
 export * from "./histogram_appender.ts";
+export * from "./st.ts";
 export * from "./varbit.ts";
 export * from "./xor.ts";
 export * from "./xor2.ts";
@@ -35,9 +41,9 @@ export const Encoding = {
   floatHistogram: 3,
   /** XOR2 float chunk with start timestamps (Prometheus 3.11+; `decodeXor2` keeps them). */
   xor2: 4,
-  /** Integer histogram chunk with start timestamps (3.14+, not decoded here). */
+  /** Integer histogram chunk with start timestamps (3.14+; `decodeHistogramST` keeps them). */
   histogramST: 5,
-  /** Float histogram chunk with start timestamps (3.14+, not decoded here). */
+  /** Float histogram chunk with start timestamps (3.14+; `decodeFloatHistogramST` keeps them). */
   floatHistogramST: 6,
 } as const;
 
@@ -69,7 +75,10 @@ export type DecodedChunk =
   | { kind: "histogram"; samples: HistogramSample[] }
   | { kind: "floatHistogram"; samples: FloatHistogramSample[] };
 
-/** Decodes a chunk's data by its encoding byte; throws {@link FormatError} for others. */
+/**
+ * Decodes a chunk's data by its encoding byte (start timestamps are dropped); throws
+ * {@link FormatError} for encodings Prometheus does not know.
+ */
 export function decodeChunk(encoding: number, data: Uint8Array): DecodedChunk {
   switch (encoding) {
     case Encoding.xor:
@@ -80,6 +89,10 @@ export function decodeChunk(encoding: number, data: Uint8Array): DecodedChunk {
       return { kind: "histogram", samples: decodeHistogram(data) };
     case Encoding.floatHistogram:
       return { kind: "floatHistogram", samples: decodeFloatHistogram(data) };
+    case Encoding.histogramST:
+      return { kind: "histogram", samples: decodeHistogramST(data).samples };
+    case Encoding.floatHistogramST:
+      return { kind: "floatHistogram", samples: decodeFloatHistogramST(data).samples };
     default:
       throw new FormatError(`cannot decode chunk encoding ${encodingName(encoding)}`);
   }
