@@ -30,6 +30,8 @@ const TINY: HeadReplayLimits = {
   shardBufferSize: 512,
   shardReadSize: 256,
   runBufferSize: 64,
+  // Not a divisor of anything: batches end mid-record and mid-buffer.
+  batchSize: 3,
   openChunks: { initialBytes: 256, firstRegion: 16 },
 };
 

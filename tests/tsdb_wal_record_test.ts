@@ -10,7 +10,6 @@ import {
   float64Bits,
   float64FromBits,
   type FloatHistogram,
-  forEachSampleV1,
   type Histogram,
   isKnownHistogramSchema,
   isStaleNaN,
@@ -639,34 +638,4 @@ Deno.test("3.5.3 none fixture: the record cut into first, middle and last fragme
     big++;
   }
   assert.equal(big, 1);
-});
-
-Deno.test("forEachSampleV1 gives exactly what decodeRecord gives for every real Samples record", async () => {
-  const dirs = [
-    ...["zstd", "snappy", "none"].map((n) => `${FIXTURES}${n}/wal`),
-    new URL("./testdata/datadir/wal", import.meta.url).pathname,
-  ];
-  let records = 0;
-  for (const dir of dirs) {
-    for await (const rec of new WalReader(await listSegments(dir))) {
-      const d = decodeRecord(rec.bytes);
-      const got: [bigint, bigint, bigint][] = [];
-      const ok = forEachSampleV1(rec.bytes, (ref, t, vh, vl) => {
-        got.push([BigInt(ref), BigInt(t), (BigInt(vh) << 32n) | BigInt(vl)]);
-      });
-      if (d.type !== "samples" || d.code !== 2) {
-        assert.equal(ok, false);
-        continue;
-      }
-      assert.ok(ok);
-      assert.deepEqual(got, d.samples.map((s) => [s.ref, s.t, s.v]));
-      records++;
-    }
-  }
-  assert.ok(records > 10, `${records} samples records`);
-  // Malformed input is refused whole: nothing is reported.
-  const bad = new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 1]);
-  let calls = 0;
-  assert.equal(forEachSampleV1(bad, () => calls++), false);
-  assert.equal(calls, 0);
 });

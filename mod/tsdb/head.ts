@@ -53,7 +53,8 @@ import {
   type ShardFile,
 } from "./head_shards.ts";
 import type { FloatHistogram, Histogram } from "./record.ts";
-import { decodeRecord, forEachSampleV1, recordTypeName } from "./record.ts";
+import { decodeRecord, recordTypeName } from "./record.ts";
+import { readSamplesV1, SampleBatch, samplesV1Count } from "./sample_batch.ts";
 import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
@@ -82,6 +83,8 @@ export interface HeadReplayLimits {
   shardReadSize?: number;
   /** Initial read buffer of each sorted run while they are merged (default 32 KiB). */
   runBufferSize?: number;
+  /** Float samples moved at once from one step of the replay to the next (default 4096). */
+  batchSize?: number;
   /** Open chunks' memory of a shard replay: first buffer and region sizes (tests turn it down). */
   openChunks?: { initialBytes?: number; firstRegion?: number };
 }
@@ -294,6 +297,7 @@ async function _splitShard(
   try {
     await readShardFile(shard.path, part, {
       bufferSize: o.shardReadSize,
+      batchSize: o.batchSize,
       signal: o.signal,
       afterBlock: () => part.flush(),
     });
@@ -318,6 +322,7 @@ async function _replayShard(
     const replayer = new _ShardReplayer(spill, stats, openChunks);
     await readShardFile(shard.path, replayer, {
       bufferSize: o.shardReadSize,
+      batchSize: o.batchSize,
       signal: o.signal,
       afterBlock: async () => {
         if (spill.needsFlush) await spill.flush();
@@ -357,9 +362,12 @@ class _WalSplitter {
   #minValid: number;
   #from: number;
   #to: number;
+  #batch: SampleBatch;
+  #one = new SampleBatch(1);
 
   constructor(o: HeadReplayOptions, part: HeadPartitioner, stats: HeadReplayStats) {
     this.#o = o;
+    this.#batch = new SampleBatch(o.batchSize);
     this.#part = part;
     this.#stats = stats;
     this.#minValid = o.minValidTime === null ? -Infinity : Number(o.minValidTime);
@@ -390,13 +398,17 @@ class _WalSplitter {
   async #readRecords(reader: WalReader, wbl: boolean): Promise<void> {
     const part = this.#part;
     const st = this.#stats;
-    const float = wbl ? this.#outOfOrderFloat : this.#float;
+    const batch = this.#batch;
     for await (const rec of reader) {
       this.#o.signal?.throwIfAborted();
       await this.#o.pace?.(rec.bytes.length);
       if (++st.records % 4096 === 0) this.#o.onProgress?.(st.records);
       // Float samples, nearly all of a WAL, take the allocation-free path.
-      if (forEachSampleV1(rec.bytes, float)) {
+      if (samplesV1Count(rec.bytes) >= 0) {
+        for (let at = 0; at < rec.bytes.length;) {
+          at = readSamplesV1(rec.bytes, at, batch, SampleEntry.float);
+          this.#emit(batch, wbl);
+        }
         await part.flush();
         continue;
       }
@@ -406,9 +418,14 @@ class _WalSplitter {
           if (!wbl) { for (const s of r.series) part.series(Number(s.ref), labelsKey(s.labels)); }
           break;
         case "samples":
-          for (const s of r.samples) {
-            float(Number(s.ref), Number(s.t), Number(s.v >> 32n), Number(s.v & 0xffffffffn));
+          for (const x of r.samples) {
+            batch.push(SampleEntry.float, Number(x.ref), Number(x.t), 0, 0);
+            const bits = BigInt.asUintN(64, x.v);
+            batch.vh[batch.length - 1] = Number(bits >> 32n);
+            batch.vl[batch.length - 1] = Number(bits & 0xffffffffn);
+            if (batch.length === batch.capacity) this.#emit(batch, wbl);
           }
+          this.#emit(batch, wbl);
           break;
         case "histograms":
         case "floatHistograms":
@@ -446,19 +463,40 @@ class _WalSplitter {
     return t >= this.#from && t <= this.#to ? SampleEntry.float : SampleEntry.advance;
   }
 
-  #float = (ref: number, t: number, vh: number, vl: number): void => {
-    const kind = this.#kind(ref, t);
-    if (kind !== null) this.#part.sample(kind, ref, t, vh, vl);
-  };
-
-  // Out-of-order samples from the WBL: only those in the window matter.
-  #outOfOrderFloat = (ref: number, t: number, vh: number, vl: number): void => {
-    if (!this.#part.has(ref)) {
-      this.#stats.droppedUnknownSeries++;
-    } else if (t >= this.#from && t <= this.#to) {
-      this.#part.sample(SampleEntry.outOfOrder, ref, t, vh, vl);
+  // Hands a batch of float samples to the partitioner as the entries they become (see #kind),
+  // the dropped ones left out; out-of-order samples from the WBL only when in the window. Empties
+  // the batch.
+  #emit(batch: SampleBatch, wbl: boolean): void {
+    const { kind: kinds, ref: refs, t: times, vh, vl } = batch;
+    const part = this.#part;
+    const st = this.#stats;
+    let kept = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const t = times[i];
+      let kind: number;
+      if (!part.has(refs[i])) {
+        st.droppedUnknownSeries++;
+        continue;
+      } else if (wbl) {
+        if (t < this.#from || t > this.#to) continue;
+        kind = SampleEntry.outOfOrder;
+      } else if (t < this.#minValid) {
+        st.droppedBeforeMinValid++;
+        continue;
+      } else {
+        kind = t >= this.#from && t <= this.#to ? SampleEntry.float : SampleEntry.advance;
+      }
+      kinds[kept] = kind;
+      refs[kept] = refs[i];
+      times[kept] = t;
+      vh[kept] = vh[i];
+      vl[kept] = vl[i];
+      kept++;
     }
-  };
+    batch.length = kept;
+    if (kept > 0) part.samples(batch);
+    batch.length = 0;
+  }
 
   #histogram(
     ref: number,
@@ -474,7 +512,12 @@ class _WalSplitter {
     }
     const kind = this.#kind(ref, t);
     if (kind === SampleEntry.float) this.#part.histogram(ref, t, h, float, false);
-    else if (kind === SampleEntry.advance) this.#part.sample(kind, ref, t, 0, 0);
+    else if (kind === SampleEntry.advance) {
+      const one = this.#one;
+      one.length = 0;
+      one.push(kind, ref, t, 0, 0);
+      this.#part.samples(one);
+    }
   }
 }
 
@@ -555,18 +598,31 @@ class _ShardReplayer implements HeadEntrySink {
     this.#stats.series++;
   }
 
-  sample(kind: SampleEntryKind, ref: number, t: number, vh: number, vl: number): void {
-    const s = this.#get(ref);
-    if (s.gone) {
-      this.#stats.droppedUnknownSeries++;
-      return;
-    }
-    if (kind === SampleEntry.outOfOrder) {
-      const v = (BigInt(vh) << 32n) | BigInt(vl);
-      (s.ooo ??= []).push({ t: BigInt(t), kind: "float", v });
-      this.#stats.outOfOrderSamples++;
-    } else if (this.#inOrder(s, t) && kind === SampleEntry.float) {
-      this.#appendFloat(s, t, vh, vl);
+  samples(batch: SampleBatch): void {
+    const { kind: kinds, ref: refs, t: times } = batch;
+    const st = this.#stats;
+    for (let i = 0; i < batch.length; i++) {
+      const s = this.#get(refs[i]);
+      const kind = kinds[i];
+      if (s.gone) {
+        st.droppedUnknownSeries++;
+        continue;
+      }
+      if (kind === SampleEntry.outOfOrder) {
+        const v = (BigInt(batch.vh[i] >>> 0) << 32n) | BigInt(batch.vl[i] >>> 0);
+        (s.ooo ??= []).push({ t: BigInt(times[i]), kind: "float", v });
+        st.outOfOrderSamples++;
+        continue;
+      }
+      // The in-order rule of #inOrder, written out: this loop runs for every sample.
+      const t = times[i];
+      const at = 3 * s.id;
+      if (t <= this.#times[at]) {
+        st.droppedOutOfOrder++;
+        continue;
+      }
+      this.#times[at] = t;
+      if (kind === SampleEntry.float) this.#appendFloat(s, batch, i);
     }
   }
 
@@ -641,7 +697,8 @@ class _ShardReplayer implements HeadEntrySink {
     return true;
   }
 
-  #appendFloat(s: _Series, t: number, vh: number, vl: number): void {
+  #appendFloat(s: _Series, batch: SampleBatch, i: number): void {
+    const t = batch.t[i];
     this.#stats.floatSamples++;
     if (s.openKind !== null && s.openKind !== "float") this.#finish(s);
     const xor = this.#xor;
@@ -658,7 +715,7 @@ class _ShardReplayer implements HeadEntrySink {
       times[at + 1] = t;
       times[at + 2] = Math.trunc(t / _RANGE_MS) * _RANGE_MS + _RANGE_MS;
     }
-    xor.append(s.id, t, vh, vl);
+    xor.appendAt(s.id, batch, i);
   }
 
   // Histogram chunk encoders cut as Prometheus' head does (layout changes, counter resets, size,

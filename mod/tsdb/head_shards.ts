@@ -19,6 +19,7 @@
  */
 
 import { Decbuf, Encbuf, FormatError } from "./encoding.ts";
+import { SampleBatch } from "./sample_batch.ts";
 import {
   CUSTOM_BUCKETS_SCHEMA,
   decodeWalHistogram,
@@ -56,8 +57,11 @@ const _MAX_DELTA = 2 ** 30;
 export interface HeadEntrySink {
   /** A series record: `key` is the label set as `labelsKey` writes it. */
   series(ref: number, key: string): void;
-  /** A float sample (or only its timestamp, for {@link SampleEntry.advance}). */
-  sample(kind: SampleEntryKind, ref: number, t: number, vh: number, vl: number): void;
+  /**
+   * Float samples (or only their timestamps, for {@link SampleEntry.advance}), kinds from
+   * {@link SampleEntry}; the batch is reused once this returns.
+   */
+  samples(batch: SampleBatch): void;
   /** A histogram sample; `outOfOrder` for one from the WBL. */
   histogram(
     ref: number,
@@ -141,8 +145,10 @@ export class HeadPartitioner implements HeadEntrySink {
     this.#writers[shard].series(ref, key);
   }
 
-  sample(kind: SampleEntryKind, ref: number, t: number, vh: number, vl: number): void {
-    this.#writers[this.#shard(ref)].sample(kind, ref, t, vh, vl);
+  samples(batch: SampleBatch): void {
+    const writers = this.#writers;
+    const refs = batch.ref;
+    for (let i = 0; i < batch.length; i++) writers[this.#shard(refs[i])].sampleAt(batch, i);
   }
 
   histogram(
@@ -281,32 +287,35 @@ class _ShardWriter {
     this.#at += 8 + bytes.length;
   }
 
-  sample(kind: SampleEntryKind, ref: number, t: number, vh: number, vl: number): void {
+  /** Writes entry `i` of the batch (read from its arrays: nothing is boxed per sample). */
+  sampleAt(batch: SampleBatch, i: number): void {
     this.#room(_MAX_FIXED_ENTRY);
-    const dref = ref - this.#prevRef;
-    const dt = t - this.#prevT;
+    const kind = batch.kind[i];
+    const ref = batch.ref[i];
+    const t = batch.t[i];
+    let dref = ref - this.#prevRef;
+    let dt = t - this.#prevT;
+    const buf = this.#buf;
+    let at = this.#at;
     if (!(Math.abs(dref) < _MAX_DELTA && Math.abs(dt) < _MAX_DELTA)) {
-      this.#buf[this.#at] = _BASE;
-      this.#view.setFloat64(this.#at + 1, ref);
-      this.#view.setFloat64(this.#at + 9, t);
-      this.#at += 17;
-    } else {
-      this.#buf[this.#at++] = kind;
-      this.#at = _putUvarint32(this.#buf, this.#at, dref >= 0 ? 2 * dref : -2 * dref - 1);
-      this.#at = _putUvarint32(this.#buf, this.#at, dt >= 0 ? 2 * dt : -2 * dt - 1);
-      this.#prevRef = ref;
-      this.#prevT = t;
-      if (kind !== SampleEntry.advance) {
-        this.#view.setUint32(this.#at, vh);
-        this.#view.setUint32(this.#at + 4, vl);
-        this.#at += 8;
-      }
-      return;
+      // A base entry; the deltas after it are zero.
+      buf[at] = _BASE;
+      this.#view.setFloat64(at + 1, ref);
+      this.#view.setFloat64(at + 9, t);
+      at += 17;
+      dref = dt = 0;
     }
-    // After a base entry the deltas are zero.
+    buf[at++] = kind;
+    at = _putUvarint32(buf, at, dref >= 0 ? 2 * dref : -2 * dref - 1);
+    at = _putUvarint32(buf, at, dt >= 0 ? 2 * dt : -2 * dt - 1);
     this.#prevRef = ref;
     this.#prevT = t;
-    this.sample(kind, ref, t, vh, vl);
+    if (kind !== SampleEntry.advance) {
+      this.#view.setInt32(at, batch.vh[i]);
+      this.#view.setInt32(at + 4, batch.vl[i]);
+      at += 8;
+    }
+    this.#at = at;
   }
 
   histogram(
@@ -379,6 +388,8 @@ export interface ReadShardOptions {
   afterBlock?: () => Promise<void>;
   /** Stops the reading when aborted. */
   signal?: AbortSignal;
+  /** Float samples handed to the sink at once (default 4096). */
+  batchSize?: number;
 }
 
 /** Reads a shard file's entries into `sink`, in the order they were written. */
@@ -395,6 +406,15 @@ export async function readShardFile(
   let eof = false;
   let prevRef = 0;
   let prevT = 0;
+  const batch = new SampleBatch(options.batchSize ?? 4096);
+  const { kind: kinds, ref: refs, t: times, vh, vl } = batch;
+  // Hands the batched samples on: when full, before any other entry (order is kept) and before
+  // each read.
+  const deliver = () => {
+    if (batch.length === 0) return;
+    sink.samples(batch);
+    batch.length = 0;
+  };
   for (;;) {
     options.signal?.throwIfAborted();
     // Decode the whole entries in the buffer; a fixed-size one is whole when _MAX_FIXED_ENTRY
@@ -423,15 +443,21 @@ export async function readShardFile(
         const t = prevT + (u % 2 === 0 ? u / 2 : -(u + 1) / 2);
         prevRef = ref;
         prevT = t;
+        const i = batch.length;
+        kinds[i] = tag;
+        refs[i] = ref;
+        times[i] = t;
         if (tag === SampleEntry.advance) {
-          sink.sample(tag, ref, t, 0, 0);
+          vh[i] = vl[i] = 0;
         } else {
           if (q + 8 > end) throw new FormatError(`${path}: truncated at byte ${p}`);
-          sink.sample(tag, ref, t, view.getUint32(q), view.getUint32(q + 4));
+          vh[i] = view.getInt32(q);
+          vl[i] = view.getInt32(q + 4);
           q += 8;
         }
         if (q > end) throw new FormatError(`${path}: truncated at byte ${p}`);
         p = q;
+        if (++batch.length === times.length) deliver();
       } else if (tag === _BASE) {
         if (p + 17 > end) throw new FormatError(`${path}: truncated at byte ${p}`);
         prevRef = view.getFloat64(p + 1);
@@ -439,6 +465,7 @@ export async function readShardFile(
         p += 17;
       } else if (tag === _TOMBSTONE) {
         if (p + 25 > end) throw new FormatError(`${path}: truncated at byte ${p}`);
+        deliver();
         sink.tombstone(view.getFloat64(p + 1), view.getBigInt64(p + 9), view.getBigInt64(p + 17));
         p += 25;
       } else if (tag === _SERIES || tag === _HISTOGRAM) {
@@ -465,6 +492,7 @@ export async function readShardFile(
           break;
         }
         const body = buf.subarray(bodyAt, bodyAt + len);
+        deliver();
         if (tag === _SERIES) {
           const ref = new DataView(body.buffer, body.byteOffset).getFloat64(0);
           sink.series(ref, _utf8Decoder.decode(body.subarray(8)));
@@ -477,6 +505,7 @@ export async function readShardFile(
       }
     }
     start = p;
+    deliver();
     if (eof) {
       if (start < end) throw new FormatError(`${path}: truncated at byte ${start}`);
       return;

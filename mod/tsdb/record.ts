@@ -581,54 +581,6 @@ function _histogramsV2<H extends Histogram | FloatHistogram>(
   return out;
 }
 
-/**
- * Calls `fn` for every sample of a V1 Samples record (type 2) without allocating: series ref and
- * timestamp as numbers, the value's raw bits as two uint32 halves (stale markers intact). Returns
- * false, having called `fn` for nothing, when the record is not of type 2, is malformed, or holds
- * a ref or timestamp that a double cannot hold exactly; {@link decodeRecord} reads those.
- */
-export function forEachSampleV1(
-  bytes: Uint8Array,
-  fn: (ref: number, t: number, vh: number, vl: number) => void,
-): boolean {
-  if (bytes.length < 1 || bytes[0] !== 2) return false;
-  if (bytes.length === 1) return true;
-  if (bytes.length < 17) return false;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const refHi = view.getUint32(1);
-  const tHi = view.getInt32(9);
-  if (refHi >= 0x200000 || tHi >= 0x200000 || tHi < -0x200000) return false;
-  const baseRef = refHi * 0x1_0000_0000 + view.getUint32(5);
-  const baseT = tHi * 0x1_0000_0000 + view.getUint32(13);
-  // A first pass checks that every entry decodes, so that fn sees all samples or none.
-  for (let pass = 0; pass < 2; pass++) {
-    let p = 17;
-    while (p < bytes.length) {
-      let dref = 0;
-      let dt = 0;
-      for (let k = 0; k < 2; k++) {
-        // A zig-zag varint as a double: at most 7 bytes (49 bits) stays exact.
-        let u = 0;
-        let scale = 1;
-        for (let i = 0;; i++) {
-          if (p >= bytes.length || i >= 7) return false;
-          const b = bytes[p++];
-          u += (b & 0x7f) * scale;
-          scale *= 128;
-          if (b < 0x80) break;
-        }
-        const v = u % 2 === 0 ? u / 2 : -(u + 1) / 2;
-        if (k === 0) dref = v;
-        else dt = v;
-      }
-      if (p + 8 > bytes.length) return false;
-      if (pass === 1) fn(baseRef + dref, baseT + dt, view.getUint32(p), view.getUint32(p + 4));
-      p += 8;
-    }
-  }
-  return true;
-}
-
 /** Short name of a record type code, as Prometheus' `Type.String()` gives it. */
 export function recordTypeName(code: number): string {
   return _NAMES[code] ?? "unknown";

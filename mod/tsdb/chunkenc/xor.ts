@@ -135,8 +135,9 @@ export class XorValueWriter {
 
   /** Writes `hi:lo` as an XOR against the previous value and makes it the previous value. */
   write(w: BitWriter, hi: number, lo: number): void {
-    const xh = (hi ^ this.hi) >>> 0;
-    const xl = (lo ^ this.lo) >>> 0;
+    // int32, not uint32: values above 2^31 would be heap numbers (see XorAppenderSet).
+    const xh = hi ^ this.hi;
+    const xl = lo ^ this.lo;
     this.hi = hi;
     this.lo = lo;
     if (xh === 0 && xl === 0) {

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { SampleBatch } from "../sample_batch.ts";
 import { clz64, ctz64, putBits, putShifted } from "./bstream.ts";
 
 // Row fields: last timestamp, last delta, samples, bits written (the 2-byte header included),
@@ -61,6 +62,7 @@ export class XorAppenderSet {
   #maxBytes: number;
   // Free regions by capacity (powers of two from the first region's size).
   #free = new Map<number, number[]>();
+  #one = new SampleBatch(1);
 
   constructor(options: XorAppenderSetOptions = {}) {
     this.#bytes = new Uint8Array(options.initialBytes ?? 1 << 20);
@@ -83,6 +85,22 @@ export class XorAppenderSet {
    * magnitude; the value's raw bits as two uint32 halves.
    */
   append(slot: number, t: number, vh: number, vl: number): void {
+    const one = this.#one;
+    one.t[0] = t;
+    one.vh[0] = vh;
+    one.vl[0] = vl;
+    this.appendAt(slot, one, 0);
+  }
+
+  /**
+   * Appends entry `i` of `batch` (timestamp and value bits; its kind and ref are not looked at):
+   * the per-sample path of a head replay, which reads the sample from the batch's arrays so that
+   * no number is boxed on the way (see `sample_batch.ts`).
+   */
+  appendAt(slot: number, batch: SampleBatch, i: number): void {
+    const t = batch.t[i];
+    const vh = batch.vh[i];
+    const vl = batch.vl[i];
     if (!(t > -_MAX_T && t < _MAX_T)) throw new RangeError(`timestamp ${t} beyond ±2^52 ms`);
     if ((slot + 1) * _ROW > this.#rows.length) this.#grow(slot);
     const r = slot * _ROW;
@@ -141,9 +159,11 @@ export class XorAppenderSet {
     const rows = this.#rows;
     const buf = this.#bytes;
     let p = bitPos;
-    const xh = (vh ^ rows[r + _HI]) >>> 0;
-    const xl = (vl ^ rows[r + _LO]) >>> 0;
-    if (xh === 0 && xl === 0) return p + 1;
+    // The XOR's halves as int32 (not uint32): V8 keeps them in registers, where uint32 values
+    // above 2^31 would become heap numbers on every sample.
+    const xh = vh ^ rows[r + _HI];
+    const xl = vl ^ rows[r + _LO];
+    if ((xh | xl) === 0) return p + 1;
     buf[p >>> 3] |= 0x80 >>> (p & 7);
     p++;
     const leading = Math.min(clz64(xh, xl), 31);
