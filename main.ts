@@ -9,6 +9,7 @@
 import type { Command } from "./mod/cli/args.ts";
 import { exportCommand } from "./mod/cli/export.ts";
 import { inspectCommand } from "./mod/cli/inspect.ts";
+import { keygenCommand } from "./mod/cli/keygen.ts";
 import { restoreCommand } from "./mod/cli/restore.ts";
 import { verifyCommand } from "./mod/cli/verify.ts";
 import { viewCommand } from "./mod/cli/view.ts";
@@ -22,6 +23,7 @@ const COMMANDS: Command[] = [
   verifyCommand,
   restoreCommand,
   viewCommand,
+  keygenCommand,
 ];
 
 function usage(): string {

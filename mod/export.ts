@@ -15,6 +15,7 @@ import {
   type Manifest,
 } from "./archive/manifest.ts";
 import { type Compression, COMPRESSION_SUFFIX } from "./archive/compression.ts";
+import { AGE_SUFFIX, type AgeEncryption } from "./archive/age.ts";
 import { ArchiveWriter, type WrittenArchive } from "./archive/writer.ts";
 import {
   type BlockInfo,
@@ -25,6 +26,7 @@ import {
   scanDataDir,
 } from "./datadir.ts";
 import type { ContextCapture } from "./context.ts";
+import type { LeadIn } from "./leadin.ts";
 import { BlockReader, type WrittenBlock } from "./tsdb/block.ts";
 import {
   blockSource,
@@ -58,11 +60,16 @@ import {
 export interface ExportPlan {
   /** The scan it was made from. */
   dataDir: DataDirInfo;
-  /** The window. */
+  /** The incident window. */
   window: IncidentWindow;
-  /** Blocks that overlap the window, oldest first. */
+  /**
+   * What is read and shipped: the window with the lead-in before it (the same as the window
+   * without one). Blocks and head are selected, and the rewrite cut, by this range.
+   */
+  shipped: TimeWindow;
+  /** Blocks that overlap the shipped range, oldest first. */
   blocks: BlockInfo[];
-  /** Blocks wholly outside the window. */
+  /** Blocks wholly outside the shipped range. */
   skippedBlocks: BlockInfo[];
   /** Blocks whose data a newer compacted block present beside them already holds. */
   supersededBlocks: BlockInfo[];
@@ -80,11 +87,17 @@ export interface ExportPlan {
 const _HEAD_SLACK_MS = 5n * 60_000n;
 
 /**
- * Picks the blocks that overlap the window (leaving out blocks already merged into a newer
- * compacted block that is also present, as happens between a compaction's rename and its delete),
- * and the head when the window reaches past the newest block.
+ * Picks the blocks that overlap the window and its lead-in of `leadInMs` before it (leaving out
+ * blocks already merged into a newer compacted block that is also present, as happens between a
+ * compaction's rename and its delete), and the head when that range reaches past the newest block.
  */
-export function planExport(info: DataDirInfo, window: IncidentWindow): ExportPlan {
+export function planExport(
+  info: DataDirInfo,
+  window: IncidentWindow,
+  leadInMs: bigint = 0n,
+): ExportPlan {
+  if (leadInMs < 0n) throw new RangeError(`the lead-in cannot be negative (${leadInMs} ms)`);
+  const shipped: TimeWindow = { from: window.from - leadInMs, to: window.to };
   const superseded = info.blocks.filter((block) =>
     info.blocks.some((other) =>
       other !== block && (
@@ -95,9 +108,9 @@ export function planExport(info: DataDirInfo, window: IncidentWindow): ExportPla
     )
   );
   const live = info.blocks.filter((b) => !superseded.includes(b));
-  const blocks = live.filter((b) => overlapsWindow(b.meta.minTime, b.meta.maxTime, window));
+  const blocks = live.filter((b) => overlapsWindow(b.meta.minTime, b.meta.maxTime, shipped));
   const skippedBlocks = live.filter((b) => !blocks.includes(b));
-  const head = _planHead(info, window);
+  const head = _planHead(info, shipped);
   const files = [...blocks.flatMap((b) => b.files), ...head.files];
   const warnings = [...info.problems];
   if (info.tmpDirs.length > 0) {
@@ -116,6 +129,7 @@ export function planExport(info: DataDirInfo, window: IncidentWindow): ExportPla
   return {
     dataDir: info,
     window,
+    shipped,
     blocks,
     skippedBlocks,
     supersededBlocks: superseded,
@@ -205,7 +219,7 @@ export function estimateExport(
       stagingBytes: 0,
     };
   }
-  const { from, to } = plan.window;
+  const { from, to } = plan.shipped;
   let block = 0;
   for (const b of plan.blocks) {
     const lo = b.meta.minTime > from ? b.meta.minTime : from;
@@ -233,6 +247,11 @@ export interface ExportOptions {
   dataDir: string;
   /** The window to export. */
   window: IncidentWindow;
+  /**
+   * Data shipped before the window (see `leadin.ts`), with why, for the manifest. Default none:
+   * exactly the window (the CLI passes 15 minutes or more).
+   */
+  leadIn?: LeadIn;
   /** Archive path; default {@link defaultArchiveName} in the current directory. */
   output?: string;
   /** Compression of the archive. */
@@ -265,6 +284,8 @@ export interface ExportOptions {
   maxBytes?: number;
   /** Write the archive as numbered parts of at most this many bytes. */
   split?: number;
+  /** Encrypt the archive with age (see `archive/age.ts`); the default name then ends in `.age`. */
+  encrypt?: AgeEncryption;
   /** Host name for the manifest and the default name. */
   host?: string;
   /** Progress callback: bytes read of the total, and the file being read. */
@@ -332,11 +353,11 @@ const _OPEN_FILES = 512;
 export async function exportArchive(options: ExportOptions): Promise<ExportResult> {
   const host = options.host ?? _hostname();
   const output = options.output ??
-    defaultArchiveName(host, options.window, options.compression);
+    defaultArchiveName(host, options.window, options.compression, options.encrypt !== undefined);
   let restarts = 0;
   for (let attempt = 1;; attempt++) {
     const info = await scanDataDir(options.dataDir);
-    const plan = planExport(info, options.window);
+    const plan = planExport(info, options.window, options.leadIn?.ms ?? 0n);
     _requireData(plan);
     const mode = options.mode ?? "rewrite";
     const estimate = estimateExport(plan, mode, options.compression);
@@ -380,11 +401,12 @@ export function defaultArchiveName(
   host: string,
   window: IncidentWindow,
   compression: Compression,
+  encrypted = false,
 ): string {
   const safeHost = host.replace(/[^A-Za-z0-9._-]+/g, "_") || "host";
   return `promcase-${safeHost}-${formatCompactTime(window.at)}-${
     formatDuration(window.to - window.from)
-  }${COMPRESSION_SUFFIX[compression]}`;
+  }${COMPRESSION_SUFFIX[compression]}${encrypted ? AGE_SUFFIX : ""}`;
 }
 
 function _requireData(plan: ExportPlan): void {
@@ -396,7 +418,8 @@ function _requireData(plan: ExportPlan): void {
     }`
     : "it has no blocks";
   throw new PromcaseError(
-    `no data in the window ${formatTime(plan.window.from)} to ${formatTime(plan.window.to)}: ` +
+    `no data in the window ${formatTime(plan.window.from)} to ${formatTime(plan.window.to)}` +
+      `${_leadInNote(plan.window.from - plan.shipped.from)}: ` +
       `${range}; ${plan.head.reason}`,
   );
 }
@@ -482,6 +505,7 @@ async function _writeArchive(
   try {
     const writer = await ArchiveWriter.create(output, options.compression, {
       split: options.split,
+      encrypt: options.encrypt,
       // Tar headers and padding on top of the data: at most 1.5 KiB a file.
       estimatedBytes: plan.bytes + 1536 * (plan.files.length + 16),
     });
@@ -528,7 +552,7 @@ async function _writeArchive(
           handle.close();
         }
       }
-      const manifest = await _manifest(plan, host, options.compression);
+      const manifest = await _manifest(plan, host, options.compression, options.leadIn);
       manifest.mode = "raw";
       const needs = rawMinPrometheusVersion(scan.contents);
       manifest.minPrometheusVersion = needs.version;
@@ -645,7 +669,8 @@ async function _rewriteArchive(
 > {
   const parent = options.tmpDir ?? splitPath(output).dir;
   return await withTempDirUntilDone(parent, ".promcase-export-", async (staging, signal) => {
-    const { window } = plan;
+    // The lead-in is read and written like the window: the block starts at the shipped range.
+    const window = plan.shipped;
     const root = plan.dataDir.path;
     const readers: BlockReader[] = [];
     let head: HeadReplay | null = null;
@@ -712,7 +737,8 @@ async function _rewriteArchive(
       const block = written.block;
       if (!block) {
         throw new PromcaseError(
-          `no samples in the window ${formatTime(window.from)} to ${formatTime(window.to)}` +
+          `no samples in the window ${formatTime(plan.window.from)} to ` +
+            `${formatTime(plan.window.to)}` + _leadInNote(plan.window.from - window.from) +
             (options.selection ? " for the selected series" : ""),
         );
       }
@@ -726,7 +752,7 @@ async function _rewriteArchive(
       };
       options.onStatus?.("writing the archive");
       signal.throwIfAborted();
-      const manifest = await _manifest(plan, host, options.compression);
+      const manifest = await _manifest(plan, host, options.compression, options.leadIn);
       manifest.head = {
         included: false,
         reason: plan.head.included
@@ -782,6 +808,11 @@ function _skippedHeadWarnings(stats: HeadReplayStats | null): string[] {
   return out;
 }
 
+/** `" (nor in its lead-in of 15m)"`, or nothing without a lead-in. */
+function _leadInNote(leadInMs: bigint): string {
+  return leadInMs > 0n ? ` (nor in its lead-in of ${formatDuration(leadInMs)})` : "";
+}
+
 /** The rate limit as the TSDB readers' pacing hook. */
 function _pace(throttle: Throttle | undefined): ((bytes: number) => Promise<void>) | undefined {
   return throttle && ((bytes) => throttle.take(bytes));
@@ -805,7 +836,7 @@ export async function archiveWindowBlock(
   output: string,
   written: WindowBlockResult & { block: WrittenBlock },
   manifest: Omit<Manifest, "files">,
-  options: Pick<ExportOptions, "compression" | "split" | "context" | "selection">,
+  options: Pick<ExportOptions, "compression" | "split" | "encrypt" | "context" | "selection">,
 ): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
   const { block } = written;
   const files = [];
@@ -814,6 +845,7 @@ export async function archiveWindowBlock(
   }
   const writer = await ArchiveWriter.create(output, options.compression, {
     split: options.split,
+    encrypt: options.encrypt,
     // The block's bytes bound the archive's (compression only shrinks them).
     estimatedBytes: files.reduce((sum, f) => sum + f.info.size, 0),
   });
@@ -864,13 +896,17 @@ async function _archiveBlockFiles(
   return await _finishArchive(writer, manifest, options, addParents);
 }
 
-/** The manifest fields every export writes the same way: format, tool, host, source, window. */
+/**
+ * The manifest fields every export writes the same way: format, tool, host, source, the incident
+ * window and the shipped range (the window and `leadIn` before it; none when not given).
+ */
 export function manifestHeader(
   host: string,
   source: Manifest["source"],
   prometheus: Manifest["prometheus"],
   window: IncidentWindow,
   compression: Compression,
+  leadIn: LeadIn = { ms: 0n, reason: "none" },
 ): Pick<
   Manifest,
   | "format"
@@ -881,9 +917,11 @@ export function manifestHeader(
   | "source"
   | "prometheus"
   | "window"
+  | "shipped"
   | "incident"
   | "compression"
 > {
+  const shippedFrom = window.from - leadIn.ms;
   return {
     format: ARCHIVE_FORMAT,
     formatVersion: ARCHIVE_FORMAT_VERSION,
@@ -898,6 +936,14 @@ export function manifestHeader(
       from: formatTime(window.from),
       to: formatTime(window.to),
     },
+    shipped: {
+      fromMs: Number(shippedFrom),
+      toMs: Number(window.to),
+      from: formatTime(shippedFrom),
+      to: formatTime(window.to),
+      leadInMs: Number(leadIn.ms),
+      leadInReason: leadIn.reason,
+    },
     incident: { at: formatTime(window.at), atMs: Number(window.at) },
     compression,
   };
@@ -907,6 +953,7 @@ async function _manifest(
   plan: ExportPlan,
   host: string,
   compression: Compression,
+  leadIn: LeadIn | undefined,
 ): Promise<Omit<Manifest, "files">> {
   const { window, dataDir, head } = plan;
   const shipped = head.included ? dataDir.head : null;
@@ -922,6 +969,7 @@ async function _manifest(
       },
       window,
       compression,
+      leadIn,
     ),
     blocks: plan.blocks.map((b) => ({
       ulid: b.ulid,

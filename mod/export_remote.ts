@@ -10,6 +10,7 @@ import type { Manifest } from "./archive/manifest.ts";
 import type { Compression } from "./archive/compression.ts";
 import type { WrittenArchive } from "./archive/writer.ts";
 import type { ContextCapture } from "./context.ts";
+import type { LeadIn } from "./leadin.ts";
 import { PromcaseError } from "./errors.ts";
 import {
   archiveWindowBlock,
@@ -28,7 +29,7 @@ import {
 } from "./remote/mod.ts";
 import type { LabelMatcher } from "./selector.ts";
 import { writeWindowBlock } from "./tsdb/compact.ts";
-import { formatTime, type IncidentWindow } from "./window.ts";
+import { formatDuration, formatTime, type IncidentWindow } from "./window.ts";
 
 /** Options of {@link exportRemote}. */
 export interface RemoteExportOptions {
@@ -36,6 +37,8 @@ export interface RemoteExportOptions {
   url: string;
   /** The window to export. */
   window: IncidentWindow;
+  /** Data read and shipped before the window, with why (see `leadin.ts`); default none. */
+  leadIn?: LeadIn;
   /** Archive path; default {@link defaultArchiveName} in the current directory. */
   output?: string;
   /** Compression of the archive. */
@@ -56,6 +59,8 @@ export interface RemoteExportOptions {
   onStatus?: (text: string) => void;
   /** Write the archive as numbered parts of at most this many bytes. */
   split?: number;
+  /** Encrypt the archive with age; the default name then ends in `.age`. */
+  encrypt?: ExportOptions["encrypt"];
 }
 
 /** What {@link exportRemote} did. */
@@ -73,26 +78,31 @@ export interface RemoteExportResult {
 /** Reads the window from a Prometheus server by remote read and archives it as one block. */
 export async function exportRemote(options: RemoteExportOptions): Promise<RemoteExportResult> {
   const { window } = options;
+  const leadInMs = options.leadIn?.ms ?? 0n;
+  if (leadInMs < 0n) throw new RangeError(`the lead-in cannot be negative (${leadInMs} ms)`);
+  // What is read and written: the window with its lead-in.
+  const from = window.from - leadInMs;
   const host = options.host ?? new URL(options.url).host;
-  const output = options.output ?? defaultArchiveName(host, window, options.compression);
+  const output = options.output ??
+    defaultArchiveName(host, window, options.compression, options.encrypt !== undefined);
   return await withTempDirUntilDone(
     options.tmpDir ?? splitPath(output).dir,
     ".promcase-export-",
     async (staging, signal) => {
       const source = readRemote({
         url: options.url,
-        from: window.from,
+        from,
         to: window.to,
         matchers: options.selection?.matchers,
         concurrency: options.concurrency,
-        sliceMs: remoteSliceMs(window.from, window.to),
+        sliceMs: remoteSliceMs(from, window.to),
         tmpDir: staging,
         auth: options.auth,
         signal,
         onProgress: (p) => options.onStatus?.(_progressText(p)),
       });
       const written = await writeWindowBlock(staging, [source], {
-        from: window.from,
+        from,
         to: window.to,
         keep: options.selection?.keep,
         signal,
@@ -101,6 +111,7 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
       if (!block) {
         throw new PromcaseError(
           `no samples in the window ${formatTime(window.from)} to ${formatTime(window.to)} ` +
+            (leadInMs > 0n ? `(nor in its lead-in of ${formatDuration(leadInMs)}) ` : "") +
             `at ${safeUrl(options.url)}` + (options.selection ? " for the selected series" : ""),
         );
       }
@@ -132,6 +143,7 @@ function _manifest(
       { version: null, running: true },
       window,
       options.compression,
+      options.leadIn,
     ),
     blocks: [],
     head: {

@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { AgeKeys } from "./archive/age.ts";
 import { checkArchive } from "./archive/reader.ts";
 import { type DataFile, scanDataDir } from "./datadir.ts";
 import { describeError, PromcaseError, usageError } from "./errors.ts";
@@ -74,6 +75,8 @@ export interface CountOptions {
   onProgress?: (done: number, total: number) => void;
   /** Data dirs only: the blocks and head that export reads for this window. */
   window?: IncidentWindow;
+  /** Archives: keys of an age-encrypted one (decrypted as it is read). */
+  decrypt?: AgeKeys;
 }
 
 /**
@@ -88,7 +91,7 @@ export async function countSeries(path: string, options: CountOptions = {}): Pro
     isDir = (await Deno.stat(path)).isDirectory;
   } catch {
     // Missing: a data dir error, unless it names an archive (perhaps split into parts).
-    isDir = !/\.tar(\.gz|\.zst)?(\.part\d+|\.part\*)?$/.test(path);
+    isDir = !/\.tar(\.gz|\.zst)?(\.age)?(\.part\d+|\.part\*)?$/.test(path);
   }
   const base = {
     selector: options.selector ? formatSelector(options.selector) : null,
@@ -103,7 +106,10 @@ export async function countSeries(path: string, options: CountOptions = {}): Pro
       "--at/--before/--after/--from/--to select what to read from a data dir: an archive is counted whole",
     );
   }
-  return { ...base, ...(await _countArchive(path, counter, options.onProgress)) };
+  return {
+    ...base,
+    ...(await _countArchive(path, counter, options.onProgress, options.decrypt)),
+  };
 }
 
 type _Counted = Omit<SeriesReport, "selector" | "window">;
@@ -160,6 +166,7 @@ async function _countArchive(
   path: string,
   counter: _SeriesCounter,
   onProgress: CountOptions["onProgress"],
+  decrypt?: AgeKeys,
 ): Promise<_Counted> {
   const tmp = await Deno.makeTempDir({ prefix: "promcase-inspect-" });
   try {
@@ -171,6 +178,7 @@ async function _countArchive(
     let segments = 0;
     const check = await checkArchive(path, {
       onProgress,
+      decrypt,
       onFile: async (entry, header, body) => {
         const block = _BLOCK_INDEX_RE.exec(entry);
         const meta = _BLOCK_META_RE.exec(entry);

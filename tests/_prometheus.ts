@@ -1,8 +1,10 @@
 /**
  * Test harness for running real Prometheus and promtool binaries (used by the e2e tests).
  *
- * The releases are the ones unpacked by `bash ../shared/tools/fetch-prometheus.sh`. Tests that
- * need them FAIL (not skip) when they are missing.
+ * The releases are the ones unpacked by the project's `bash tools/fetch-prometheus.sh` (Debian's
+ * archive where apt is configured, else the upstream release tarballs). `deno task test` runs it
+ * first; a test run without it (`deno test tests/x_test.ts`) runs it on the first release that is
+ * missing. Tests that need a release FAIL (not skip) when it cannot be had.
  *
  * @module
  */
@@ -28,7 +30,8 @@ const SUITES: Record<PrometheusRelease, string> = {
   newest: "sid",
 };
 
-const FETCH_HINT = "run `bash ../shared/tools/fetch-prometheus.sh` (from the project directory)";
+const FETCH_SCRIPT = new URL("../tools/fetch-prometheus.sh", import.meta.url).pathname;
+const FETCH_HINT = `run \`bash ${FETCH_SCRIPT}\` (it says why it could not fetch them)`;
 
 /** Directory holding the unpacked releases (the fetch script's DEST). */
 function releasesDir(): string {
@@ -100,16 +103,14 @@ export async function findPrometheus(which: PrometheusRelease): Promise<Promethe
   return { version, prometheus, promtool };
 }
 
-const FETCH_SCRIPT = new URL("../../shared/tools/fetch-prometheus.sh", import.meta.url).pathname;
 let fetching: Promise<void> | undefined;
 
 /**
- * Runs the shared fetch script (once per test process) so that `deno task test` works on a fresh
- * machine; a failure only shows in the error `findPrometheus` then throws.
+ * Runs the project's fetch script (once per test process) so that a test run works on a fresh
+ * machine; its stderr is printed when it fails, and `findPrometheus` then throws.
  */
 function fetchReleasesOnce(): Promise<void> {
   fetching ??= (async () => {
-    if (!(await isFile(FETCH_SCRIPT))) return;
     const out = await new Deno.Command("bash", {
       args: [FETCH_SCRIPT],
       stdout: "piped",

@@ -487,6 +487,9 @@ const exportArgs = (dir: string, out: string, ...extra: string[]) => [
   out,
   "--no-prometheus-api",
   "--no-nice",
+  // Exactly the window: the chunks cut at its edges are counted.
+  "--lead-in",
+  "0",
   ...extra,
 ];
 

@@ -311,6 +311,9 @@ async function exportRestore(
     "-o",
     `${out}.tar.gz`,
     "--no-prometheus-api",
+    // Exactly the window: the expectations are derived for it.
+    "--lead-in",
+    "0",
   ]);
   const restored = await runCliJson<{ dataDir: string; serveCommand: string[] }>([
     "restore",

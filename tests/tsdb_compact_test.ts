@@ -52,6 +52,9 @@ async function exportRestore(
     "--to",
     String(to),
     "--no-prometheus-api",
+    // Exactly the window: what is compared is the trimming at its edges.
+    "--lead-in",
+    "0",
     "-o",
     archive,
     ...extra,

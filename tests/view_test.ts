@@ -7,7 +7,7 @@ import { findPrometheus, freePort } from "./_prometheus.ts";
 import { TEST_DATADIR, withTempDir } from "./_files.ts";
 
 const DATADIR = TEST_DATADIR;
-const FIXTURES = new URL("../../shared/fixtures/dashboards", import.meta.url).pathname;
+const FIXTURES = new URL("./fixtures/dashboards", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 async function makeArchive(work: string): Promise<string> {
@@ -16,9 +16,9 @@ async function makeArchive(work: string): Promise<string> {
     ...exportAllArgs(DATADIR, archive),
     "--no-prometheus-api",
     "--dashboard-file",
-    `${FIXTURES}/node-exporter-full.json`,
+    `${FIXTURES}/datasource-variable.json`,
     "--dashboard-file",
-    `${FIXTURES}/bind9-full.json`,
+    `${FIXTURES}/inputs-prometheus.json`,
   ]);
   return archive;
 }
@@ -37,7 +37,7 @@ Deno.test("view --no-start writes provisioning that points every dashboard at th
   await withTempDir("promcase-view-", async (work) => {
     const archive = await makeArchive(work);
     await Deno.mkdir(`${work}/extra/DNS`, { recursive: true });
-    await Deno.copyFile(`${FIXTURES}/unbound-full.json`, `${work}/extra/DNS/unbound.json`);
+    await Deno.copyFile(`${FIXTURES}/legacy-rows-strings.json`, `${work}/extra/DNS/legacy.json`);
     const summary = await runCliJson<{
       workdir: string;
       reused: boolean;
@@ -79,7 +79,7 @@ Deno.test("view --no-start writes provisioning that points every dashboard at th
     assert.match(compose, /prom\/prometheus:v\d/);
     assert.match(compose, /grafana\/grafana:\d/);
     const sources = [...compose.matchAll(/source: "([^"]+)"/g)].map((m) => m[1]);
-    assert.equal(sources.length, 5);
+    assert.equal(sources.length, 8); // prometheus 2, grafana 3, grafana-host 3
     for (const source of sources) assert.ok(await Deno.stat(source), `compose mounts ${source}`);
     // A second view of the same archive reuses the restore.
     const again = await runCliJson<{ reused: boolean }>(["view", archive, "--no-start"]);

@@ -75,6 +75,24 @@ export interface ManifestWindow {
   to: string;
 }
 
+/** The shipped range: a window with the lead-in that was added before the incident window. */
+export interface ManifestShipped extends ManifestWindow {
+  /** Milliseconds shipped before the incident window's start (`window.fromMs - fromMs`). */
+  leadInMs: number;
+  /** Why this lead-in (`default 15m`, raised by a range selector found in the context, …). */
+  leadInReason: string;
+}
+
+/**
+ * The range an archive's data covers: its `shipped` range, or for archives written before the
+ * lead-in existed, the window itself.
+ */
+export function shippedRange(manifest: Pick<Manifest, "window" | "shipped">): ManifestWindow {
+  const { shipped, window } = manifest;
+  if (!shipped) return window;
+  return { fromMs: shipped.fromMs, toMs: shipped.toMs, from: shipped.from, to: shipped.to };
+}
+
 /** The manifest. Fields may be added in later versions; readers ignore what they do not know. */
 export interface Manifest {
   /** Always {@link ARCHIVE_FORMAT}. */
@@ -111,8 +129,15 @@ export interface Manifest {
   selection?: { match: string[]; exclude: string[] };
   /** The Prometheus that wrote the data, as far as it could be told. */
   prometheus: { version: string | null; running: boolean };
-  /** The requested window. */
+  /** The incident window asked for: what `view` opens dashboards on. */
   window: ManifestWindow;
+  /**
+   * The range of the shipped data: the window with a lead-in before it (`export --lead-in`), so
+   * that range queries at the window's first minutes see what they look back on. Absent in
+   * archives written before the lead-in: their shipped range is the window (see
+   * {@link shippedRange}).
+   */
+  shipped?: ManifestShipped;
   /** The incident time (RFC 3339 and ms). */
   incident: { at: string; atMs: number };
   /** How the tar stream is compressed. */

@@ -6,6 +6,7 @@
  * @module
  */
 
+export * from "./age.ts";
 export * from "./compression.ts";
 export * from "./compressor.ts";
 export * from "./manifest.ts";

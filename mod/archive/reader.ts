@@ -1,6 +1,7 @@
 /**
  * Reads an archive in one streaming pass: hashes the archive file (or each of its parts, checked
- * against the `.sha256` sidecar as each one ends), decompresses it, walks the tar entries, rejects
+ * against the `.sha256` sidecar as each one ends), decrypts it when it is age-encrypted (`age.ts`),
+ * decompresses it, walks the tar entries, rejects
  * unsafe ones, hashes every file (optionally handing it to an extractor), and finally compares
  * everything with the manifest. `verify` and `restore`
  * are both built on {@link checkArchive}.
@@ -11,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { describeError, PromcaseError } from "../errors.ts";
 import { hashing } from "../fileio.ts";
+import { type AgeKeys, decryptIfEncrypted } from "./age.ts";
 import { decompress } from "./compression.ts";
 import { type Manifest, MANIFEST_PATH, MAX_MANIFEST_BYTES, parseManifest } from "./manifest.ts";
 import { locateArchive, PartReader } from "./parts.ts";
@@ -53,6 +55,11 @@ export interface CheckOptions {
   onDirectory?: (path: string, header: TarHeader) => Promise<void>;
   /** Progress: compressed bytes read of the total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Keys for an age-encrypted archive (see `age.ts`): it is decrypted as it is read, after the
+   * sidecar's hash (which covers the file as sent). Without them an encrypted archive is refused.
+   */
+  decrypt?: AgeKeys;
 }
 
 /**
@@ -98,7 +105,7 @@ export async function checkArchive(
   let bytes = 0;
   let current = "";
   try {
-    const stream = _keepOpen(decompress(raw()));
+    const stream = _keepOpen(decompress(decryptIfEncrypted(raw(), options.decrypt)));
     for await (const entry of readTar(stream)) {
       const { header } = entry;
       current = header.path;

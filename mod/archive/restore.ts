@@ -12,6 +12,7 @@ import { describeError, PromcaseError, usageError } from "../errors.ts";
 import { exists, randomSuffix, splitPath, writeAll } from "../fileio.ts";
 import { onInterrupt } from "../interrupt.ts";
 import { DATA_PREFIX, type Manifest, MANIFEST_PATH } from "./manifest.ts";
+import type { AgeKeys } from "./age.ts";
 import { checkArchive } from "./reader.ts";
 import type { TarHeader } from "./tar.ts";
 
@@ -35,6 +36,8 @@ export interface RestoreOptions {
   onProgress?: (done: number, total: number) => void;
   /** Extra files to write into the directory once the archive checked out (e.g. a config). */
   extraFiles?: Record<string, string>;
+  /** Keys of an age-encrypted archive (decrypted as it is read; see `age.ts`). */
+  decrypt?: AgeKeys;
 }
 
 /**
@@ -68,6 +71,7 @@ export async function restoreArchive(
     const check = await checkArchive(archive, {
       failFast: true,
       onProgress: options.onProgress,
+      decrypt: options.decrypt,
       onDirectory: (path) =>
         guard.run(async () => {
           await Deno.mkdir(`${staging}/${path}`, { recursive: true });
@@ -135,7 +139,7 @@ const _TMP_SUFFIX = ".tmp-for-creation";
 export async function addArchive(
   archive: string | string[],
   dataDir: string,
-  options: Pick<RestoreOptions, "onProgress"> = {},
+  options: Pick<RestoreOptions, "onProgress" | "decrypt"> = {},
 ): Promise<AddedArchive> {
   await _requireDirectory(dataDir);
   const root = dataDir.replace(/\/+$/, "") || "/";
@@ -189,6 +193,7 @@ export async function addArchive(
     const check = await checkArchive(archive, {
       failFast: true,
       onProgress: options.onProgress,
+      decrypt: options.decrypt,
       onDirectory: (path) =>
         guard.run(async () => {
           if (path === "data") return;

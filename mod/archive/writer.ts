@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { diskFullReason, isDiskFull, requireFreeSpace } from "../diskspace.ts";
 import { describeError, PromcaseError } from "../errors.ts";
 import { hashing, PIECE_SIZE, splitPath } from "../fileio.ts";
+import { type AgeEncryption, encryptedSize, encryptInto } from "./age.ts";
 import { type CompressingSink, compressInto, type Compression } from "./compression.ts";
 import type { CompressorOptions } from "./compressor.ts";
 import {
@@ -64,6 +65,11 @@ export interface ArchiveWriterOptions {
   compressor?: CompressorOptions;
   /** Size of the buffer {@link ArchiveWriter.addFileFrom} reads through (default 1 MiB). */
   readBytes?: number;
+  /**
+   * Encrypt the compressed stream with age to these recipients or this passphrase (see `age.ts`):
+   * the files and the sidecar are then the ciphertext, the manifest inside lists the content.
+   */
+  encrypt?: AgeEncryption;
 }
 
 /** Options of {@link ArchiveWriter.addFileFrom}. */
@@ -81,6 +87,7 @@ export class ArchiveWriter {
   #path: string;
   #output: ArchiveFiles;
   #compressor: CompressingSink;
+  #encryptor: CompressingSink | null;
   #tar: TarWriter;
   #readBytes: number;
   #readBuffer: Uint8Array | null = null;
@@ -90,11 +97,13 @@ export class ArchiveWriter {
     output: ArchiveFiles,
     compression: Compression,
     options: ArchiveWriterOptions,
+    encryptor: CompressingSink | null,
   ) {
     this.#path = path;
     this.#output = output;
+    this.#encryptor = encryptor;
     this.#compressor = compressInto(
-      (chunk) => output.write(chunk),
+      encryptor?.write ?? ((chunk) => output.write(chunk)),
       compression,
       options.compressor,
     );
@@ -114,7 +123,10 @@ export class ArchiveWriter {
   ): Promise<ArchiveWriter> {
     await requireUnusedArchiveName(path);
     if (options.estimatedBytes !== undefined && options.freeSpaceCheck !== false) {
-      await requireFreeSpace(splitPath(path).dir, options.estimatedBytes, path);
+      const bytes = options.encrypt
+        ? encryptedSize(options.estimatedBytes, options.encrypt)
+        : options.estimatedBytes;
+      await requireFreeSpace(splitPath(path).dir, bytes, path);
     }
     const readBytes = options.readBytes ?? PIECE_SIZE;
     if (!Number.isSafeInteger(readBytes) || readBytes < 1) {
@@ -122,7 +134,10 @@ export class ArchiveWriter {
     }
     const output = await ArchiveFiles.create(path, options.split);
     try {
-      return new ArchiveWriter(path, output, compression, options);
+      const encryptor = options.encrypt
+        ? await encryptInto((chunk) => output.write(chunk), options.encrypt)
+        : null;
+      return new ArchiveWriter(path, output, compression, options, encryptor);
     } catch (err) {
       await output.discard();
       throw err;
@@ -199,6 +214,7 @@ export class ArchiveWriter {
       });
       await this.#tar.finish();
       await this.#compressor.end();
+      await this.#encryptor?.end();
       done = await this.#output.commit();
     });
     return {
@@ -213,6 +229,7 @@ export class ArchiveWriter {
   /** Stops and removes every file written so far. Safe to call more than once, and concurrently. */
   async abort(): Promise<void> {
     this.#compressor.destroy();
+    this.#encryptor?.destroy();
     await this.#output.discard();
   }
 

@@ -15,12 +15,20 @@ import {
 import { describeError, usageError } from "../errors.ts";
 import { exportArchive, type ExportOptions, type ExportResult } from "../export.ts";
 import { exportRemote } from "../export_remote.ts";
+import { computeLeadIn, type LeadIn, scanRangeSelectors } from "../leadin.ts";
 import { parseByteSize } from "../bytesize.ts";
 import { parseRate, Throttle } from "../throttle.ts";
 import { loadHttpAuth, safeUrl } from "../remote/mod.ts";
 import { matchesSelector, parseSelector } from "../selector.ts";
 import { lowerPriority } from "../priority.ts";
-import { formatDuration, formatTime, type IncidentWindow, resolveWindow } from "../window.ts";
+import {
+  formatDuration,
+  formatTime,
+  type IncidentWindow,
+  parseDuration,
+  resolveWindow,
+} from "../window.ts";
+import { AGE_ENCRYPT_FLAGS, ageEncryptionFromFlags } from "./age_flags.ts";
 import { type Command, formatBytes, parseFlags, toJson } from "./args.ts";
 import { createProgress } from "./progress.ts";
 
@@ -45,6 +53,10 @@ Window:
   --before DUR        how much before --at (default 24h)
   --after DUR         how much after --at (default 0)
   --from TIME --to TIME   an explicit window instead of --at
+  --lead-in DUR       also ship DUR before the window, so that rate(x[5m]) and the like are right
+                      from the window's first minute (default 15m, raised to the longest range
+                      selector in the captured rules and dashboards, up to 1h; 0 for none);
+                      the manifest keeps the incident window apart, view opens on it
   TIME: RFC 3339 (2026-11-25T10:30:00Z), Unix seconds or milliseconds, now, now-2h
   DUR:  Prometheus durations: 24h, 1d12h, 90m
 
@@ -88,6 +100,13 @@ Production safety:
                       (verify and restore take any part); cat NAME.part* > NAME joins them
   --tmp-dir DIR       where the rewrite builds its block (default: the output's directory)
 
+Encryption (age format: the stock age CLI decrypts it; the file is NAME.tar.gz.age, its sidecar
+covers the file as sent, the manifest inside the content):
+  --encrypt-to RECIPIENT    encrypt to this age recipient, age1... (repeatable; the support team
+                            publishes theirs with promcase keygen)
+  --encrypt-to-file FILE    encrypt to every recipient in FILE, one a line (age -R's format)
+  --passphrase-file FILE    encrypt with the passphrase on FILE's first line (age's scrypt mode)
+
 Options:
   --raw               copy whole blocks and the head files instead of rewriting
   --keep-encodings    copy XOR2 chunks and histogram chunks with start timestamps as they are
@@ -102,11 +121,13 @@ Examples:
   promcase export /var/lib/prometheus/metrics2 --at "2026-11-25T10:30:00Z" --before 24h
   promcase export --at now-1h --before 6h --after 1h --compression zstd -o incident.tar.zst
   promcase export ./data --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z --dry-run
+  promcase export ./data --at now --before 2h --lead-in 6h   # increase(x[6h]) from the start
   promcase export ./data --at now --match '{job="api"}' --exclude '{__name__=~"go_.*"}'
   promcase export ./data --at now --raw
   promcase export ./data --at now --keep-encodings
   promcase export --at now --rate-limit 20MB/s --max-size 2GB --split 25MB
   promcase export --url http://localhost:9090 --at now --before 6h --bearer-token-file token
+  promcase export ./data --at now --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
   promcase export /prometheus --at now --grafana-url http://grafana:3000 \\
     --grafana-token-file ~/.grafana-token --folder Kubernetes --dashboard-file extra.json
 `;
@@ -125,6 +146,7 @@ export const exportCommand: Command = {
       after: { type: "string" },
       from: { type: "string" },
       to: { type: "string" },
+      "lead-in": { type: "string" },
       output: { type: "string", short: "o" },
       compression: { type: "string", default: "gzip" },
       "dry-run": { type: "boolean" },
@@ -147,6 +169,7 @@ export const exportCommand: Command = {
       "tls-ca": { type: "string" },
       "insecure-skip-verify": { type: "boolean" },
       "http-config-file": { type: "string" },
+      ...AGE_ENCRYPT_FLAGS,
       "prometheus-url": { type: "string", default: _DEFAULT_PROMETHEUS_URL },
       "no-prometheus-api": { type: "boolean" },
       "grafana-url": { type: "string" },
@@ -165,6 +188,7 @@ export const exportCommand: Command = {
       throw usageError(`--compression must be one of ${COMPRESSIONS.join(", ")}`);
     }
     const window = resolveWindow(values);
+    const leadIn = _leadInFlag(values["lead-in"]);
     const selection = _selection(values.match ?? [], values.exclude ?? []);
     if (selection && values.raw) {
       throw usageError("--match and --exclude need the rewrite: they cannot be used with --raw");
@@ -172,12 +196,13 @@ export const exportCommand: Command = {
     if (values["keep-encodings"] && values.raw) {
       throw usageError("--keep-encodings is for the rewrite: --raw copies every chunk as it is");
     }
-    const safety = _safety(values);
+    const safety = { ..._safety(values), encrypt: await ageEncryptionFromFlags(values) };
     if (values.url !== undefined) {
-      return await _exportRemote(values, positionals, window, selection, safety);
+      return await _exportRemote(values, positionals, window, leadIn, selection, safety);
     }
     const dataDir = await findDataDir(positionals[0]);
     const context = values["dry-run"] ? undefined : await _captureContext(values);
+    const lead = _leadIn(leadIn, context);
     if (!values["no-nice"]) await lowerPriority();
     const progress = createProgress("export");
     let result: ExportResult;
@@ -185,6 +210,7 @@ export const exportCommand: Command = {
       result = await exportArchive({
         dataDir,
         window,
+        leadIn: lead.leadIn,
         output: values.output,
         compression,
         dryRun: values["dry-run"],
@@ -203,10 +229,60 @@ export const exportCommand: Command = {
     for (const warning of result.manifest?.warnings ?? result.plan.warnings) {
       console.error(`warning: ${warning}`);
     }
-    console.log(values.json ? toJson(_summary(result)) : _text(result));
+    console.log(values.json ? toJson(_summary(result, lead)) : _text(result, lead.leadIn));
     return 0;
   },
 };
+
+/** `--lead-in DUR` in ms, or undefined when not given. */
+function _leadInFlag(text: string | undefined): bigint | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseDuration(text);
+  } catch {
+    const shown = JSON.stringify(text);
+    throw usageError(
+      `--lead-in: invalid duration ${shown}: use Prometheus' syntax, e.g. 15m, 1h, 1h30m, or 0`,
+    );
+  }
+}
+
+/** The lead-in to ship: `--lead-in`, or the default raised by the captured context's ranges. */
+function _leadIn(
+  explicit: bigint | undefined,
+  context: Record<string, ContextCapture> | undefined,
+): { leadIn: LeadIn; ignored: string[] } {
+  if (explicit !== undefined) return { leadIn: computeLeadIn(explicit), ignored: [] };
+  if (context === undefined) {
+    // A dry run captures no context: the export itself may raise the lead-in.
+    const leadIn = computeLeadIn(undefined);
+    leadIn.reason += "; a dry run captures no rules or dashboards that could raise it";
+    return { leadIn, ignored: [] };
+  }
+  const scan = scanRangeSelectors(Object.values(context).flatMap((c) => c.files));
+  return { leadIn: computeLeadIn(undefined, scan), ignored: scan.ignored };
+}
+
+/** The lead-in's line of the text output. */
+function _leadInLine(leadIn: LeadIn, window: IncidentWindow): string {
+  return leadIn.ms === 0n
+    ? `Lead-in: none (${leadIn.reason}): the data starts at the window`
+    : `Lead-in: ${formatDuration(leadIn.ms)} (${leadIn.reason}): data shipped from ` +
+      formatTime(window.from - leadIn.ms);
+}
+
+/** The lead-in for `--json`. */
+function _leadInJson(lead: { leadIn: LeadIn; ignored: string[] }, window: IncidentWindow) {
+  return {
+    shipped: { from: formatTime(window.from - lead.leadIn.ms), to: formatTime(window.to) },
+    leadIn: {
+      ms: Number(lead.leadIn.ms),
+      duration: formatDuration(lead.leadIn.ms),
+      reason: lead.leadIn.reason,
+      ignoredRanges: lead.ignored,
+    },
+  };
+}
 
 /** The production-safety flags as export options. */
 function _safety(values: {
@@ -231,8 +307,9 @@ async function _exportRemote(
   values: Record<string, unknown> & _ContextFlags,
   positionals: string[],
   window: IncidentWindow,
+  explicitLeadIn: bigint | undefined,
   selection: ReturnType<typeof _selection>,
-  safety: ReturnType<typeof _safety>,
+  safety: ReturnType<typeof _safety> & Pick<ExportOptions, "encrypt">,
 ): Promise<number> {
   if (positionals.length > 0) throw usageError("give either DATA_DIR or --url, not both");
   for (const flag of ["raw", "dry-run", "rate-limit", "max-size", "keep-encodings"]) {
@@ -264,6 +341,7 @@ async function _exportRemote(
       ? url
       : values["prometheus-url"],
   });
+  const lead = _leadIn(explicitLeadIn, context);
   if (!values["no-nice"]) await lowerPriority();
   const progress = createProgress("export");
   let result;
@@ -271,6 +349,7 @@ async function _exportRemote(
     result = await exportRemote({
       url,
       window,
+      leadIn: lead.leadIn,
       output: values.output as string | undefined,
       compression: values.compression as Compression,
       selection: selection &&
@@ -281,6 +360,7 @@ async function _exportRemote(
       onStatus: (text) => progress.status(text),
       split: safety.split,
       tmpDir: safety.tmpDir,
+      encrypt: safety.encrypt,
     });
   } finally {
     progress.done();
@@ -295,6 +375,7 @@ async function _exportRemote(
     mode: result.manifest.mode,
     minPrometheusVersion: result.manifest.minPrometheusVersion,
     window: { from: formatTime(window.from), to: formatTime(window.to), at: formatTime(window.at) },
+    ..._leadInJson(lead, window),
     block: result.block,
     remoteRead: result.read,
     context: result.manifest.context ?? null,
@@ -305,6 +386,7 @@ async function _exportRemote(
       `Window: ${formatTime(window.from)} to ${formatTime(window.to)} (${
         formatDuration(window.to - window.from)
       })`,
+      _leadInLine(lead.leadIn, window),
       `Read ${safeUrl(url)}: ${result.read.requests} requests, ${result.read.series} series`,
       `Block ${result.manifest.blocks[0].ulid}: ${result.block.series} series, ` +
       `${result.block.samples} samples`,
@@ -337,7 +419,7 @@ function _selection(match: string[], exclude: string[]): ExportOptions["selectio
   };
 }
 
-function _summary(result: ExportResult) {
+function _summary(result: ExportResult, lead: { leadIn: LeadIn; ignored: string[] }) {
   const { plan, archive } = result;
   return {
     dryRun: archive === null,
@@ -351,6 +433,7 @@ function _summary(result: ExportResult) {
       to: formatTime(plan.window.to),
       at: formatTime(plan.window.at),
     },
+    ..._leadInJson(lead, plan.window),
     blocks: plan.blocks.map((b) => b.ulid),
     skippedBlocks: plan.skippedBlocks.map((b) => b.ulid),
     head: {
@@ -370,13 +453,15 @@ function _summary(result: ExportResult) {
   };
 }
 
-function _text(result: ExportResult): string {
+function _text(result: ExportResult, leadIn: LeadIn): string {
   const { plan, archive } = result;
   const lines = [
     `Window: ${formatTime(plan.window.from)} to ${formatTime(plan.window.to)} (${
       formatDuration(plan.window.to - plan.window.from)
     })`,
-    `Blocks: ${plan.blocks.length} overlap the window, ${plan.skippedBlocks.length} outside it`,
+    _leadInLine(leadIn, plan.window),
+    `Blocks: ${plan.blocks.length} overlap the window and its lead-in, ` +
+    `${plan.skippedBlocks.length} outside them`,
   ];
   for (const block of plan.blocks) {
     lines.push(

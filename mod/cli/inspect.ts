@@ -11,6 +11,7 @@ import { usageError } from "../errors.ts";
 import { exists } from "../fileio.ts";
 import { parseSelector } from "../selector.ts";
 import { formatDuration, formatTime, resolveWindow } from "../window.ts";
+import { AGE_KEY_FLAGS, ageKeysFromFlags } from "./age_flags.ts";
 import { type Command, formatBytes, formatTable, parseFlags, toJson } from "./args.ts";
 import { createProgress } from "./progress.ts";
 import {
@@ -45,6 +46,8 @@ Options:
                        with --series on a data dir: only the blocks and head that export would read
                        for this window, and only block series with a chunk in the window
   --top N              show the N metrics with the most series (default 20; 0 = all)
+  -i, --identity FILE, --passphrase-file FILE
+                       with --series on an age-encrypted archive (.age): its key (see restore)
   --json               print the result as JSON on stdout
   -h, --help
 
@@ -70,6 +73,7 @@ export const inspectCommand: Command = {
       from: { type: "string" },
       to: { type: "string" },
       top: { type: "string" },
+      ...AGE_KEY_FLAGS,
     }, 1);
     if (values.help) {
       console.log(_HELP);
@@ -108,6 +112,7 @@ export const inspectCommand: Command = {
       report = await countSeries(path, {
         selector,
         window,
+        decrypt: await ageKeysFromFlags(values),
         onProgress: (done, total) => progress.update(done, total),
       });
     } finally {

@@ -5,10 +5,13 @@
  * @module
  */
 
+import type { AgeKeys } from "../archive/age.ts";
 import { addArchive, restoreArchive } from "../archive/restore.ts";
+import { shippedRange } from "../archive/manifest.ts";
 import { usageError } from "../errors.ts";
 import { checkPrometheusVersion, prometheusVersion } from "../prometheus.ts";
 import { SERVE_CONFIG, SERVE_CONFIG_NAME, serveCommand, shellQuote } from "../serve.ts";
+import { AGE_KEY_FLAGS, AGE_KEY_HELP, ageKeysFromFlags } from "./age_flags.ts";
 import { type Command, formatBytes, parseFlags, toJson } from "./args.ts";
 import { createProgress } from "./progress.ts";
 
@@ -29,6 +32,8 @@ starts) and renamed in only when the whole archive checked out. A running Promet
 blocks up at its next block reload or restart.
 
 A split archive (ARCHIVE.part001, ...) is named by any of its parts, all of them, or ARCHIVE.
+An age-encrypted archive (NAME.tar.gz.age) is decrypted as it is read, with --identity or
+--passphrase-file; a wrong key, a changed or cut ciphertext restores nothing.
 
 Options:
   --into DIR            where to restore
@@ -36,11 +41,13 @@ Options:
   --prometheus-bin BIN  the local Prometheus, asked for its version (default: prometheus); warns
                         when it is older than the archive's data needs
   --json                print the result as JSON on stdout
+${AGE_KEY_HELP}
   -h, --help
 
 Examples:
   promcase restore promcase-db1-20261125T1030Z-24h.tar.gz --into ./case-1234
   promcase restore --add promcase-db1-20261125T1030Z-24h.tar.gz ~/prometheus/data
+  promcase restore incident.tar.gz.age --identity ~/.promcase/support.key --into ./case-1234
 `;
 
 /** The restore command. */
@@ -54,17 +61,19 @@ export const restoreCommand: Command = {
       add: { type: "boolean" },
       "prometheus-bin": { type: "string" },
       json: { type: "boolean" },
+      ...AGE_KEY_FLAGS,
     }, Infinity);
     if (values.help) {
       console.log(_HELP);
       return 0;
     }
+    const decrypt = await ageKeysFromFlags(values);
     if (values.add) {
       if (values.into) throw usageError("give either --into DIR or --add ARCHIVE DATA_DIR");
       if (positionals.length < 2) {
         throw usageError("name the archive and the data dir: restore --add ARCHIVE DATA_DIR");
       }
-      return await _add(positionals.slice(0, -1), positionals.at(-1)!, values);
+      return await _add(positionals.slice(0, -1), positionals.at(-1)!, { ...values, decrypt });
     }
     if (positionals.length === 0) throw usageError("name the archive to restore");
     if (!values.into) throw usageError("give the target directory with --into DIR");
@@ -74,6 +83,7 @@ export const restoreCommand: Command = {
       restored = await restoreArchive(positionals, values.into, {
         onProgress: (d, t) => progress.update(d, t),
         extraFiles: { [SERVE_CONFIG_NAME]: SERVE_CONFIG },
+        decrypt,
       });
     } finally {
       progress.done();
@@ -91,6 +101,7 @@ export const restoreCommand: Command = {
         files: restored.files,
         bytes: restored.bytes,
         window,
+        shipped: shippedRange(restored.manifest),
         incident: restored.manifest.incident,
         localPrometheusVersion: localVersion,
         minPrometheusVersion: restored.manifest.minPrometheusVersion ?? null,
@@ -101,7 +112,10 @@ export const restoreCommand: Command = {
       console.log(
         [
           `Restored ${restored.files} files (${formatBytes(restored.bytes)}) into ${dir}`,
-          `Window: ${window.from} to ${window.to}; incident at ${restored.manifest.incident.at}`,
+          `Window: ${window.from} to ${window.to}; incident at ${restored.manifest.incident.at}` +
+          (shippedRange(restored.manifest).fromMs < window.fromMs
+            ? `; data from ${shippedRange(restored.manifest).from} (lead-in)`
+            : ""),
           localVersion
             ? `Local Prometheus: ${localVersion}`
             : `No Prometheus found as "${bin}": install one or pass --prometheus-bin`,
@@ -119,12 +133,15 @@ export const restoreCommand: Command = {
 async function _add(
   archive: string[],
   dataDir: string,
-  values: { "prometheus-bin"?: string; json?: boolean },
+  values: { "prometheus-bin"?: string; json?: boolean; decrypt?: AgeKeys },
 ): Promise<number> {
   const progress = createProgress("restore");
   let added;
   try {
-    added = await addArchive(archive, dataDir, { onProgress: (d, t) => progress.update(d, t) });
+    added = await addArchive(archive, dataDir, {
+      onProgress: (d, t) => progress.update(d, t),
+      decrypt: values.decrypt,
+    });
   } finally {
     progress.done();
   }

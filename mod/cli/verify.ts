@@ -6,10 +6,11 @@
 
 import { checkArchive } from "../archive/reader.ts";
 import { usageError } from "../errors.ts";
+import { AGE_KEY_FLAGS, AGE_KEY_HELP, ageKeysFromFlags } from "./age_flags.ts";
 import { type Command, formatBytes, parseFlags, toJson } from "./args.ts";
 import { createProgress } from "./progress.ts";
 
-const _HELP = `Usage: promcase verify ARCHIVE [--json]
+const _HELP = `Usage: promcase verify ARCHIVE [--identity FILE | --passphrase-file FILE] [--json]
 
 Recomputes the SHA-256 of every file in the archive and compares it with the manifest, checks that
 the archive holds exactly the files the manifest lists and no unsafe entries, and compares the
@@ -20,13 +21,18 @@ A split archive (ARCHIVE.part001, ARCHIVE.part002, ...) is named by any of its p
 them (ARCHIVE.part*) or by ARCHIVE: every part must be present and match the sidecar; a missing,
 short or changed part is named.
 
+An age-encrypted archive (NAME.tar.gz.age) is decrypted as it is read: its sidecar covers the file
+as sent, the manifest inside the content. A wrong key, a changed or cut ciphertext is one line.
+
 Options:
-  --json    print the result as JSON on stdout
+${AGE_KEY_HELP}
+  --json                  print the result as JSON on stdout
   -h, --help
 
 Examples:
   promcase verify promcase-db1-20261125T1030Z-24h.tar.gz
   promcase verify promcase-db1-20261125T1030Z-24h.tar.gz.part001
+  promcase verify promcase-db1-20261125T1030Z-24h.tar.gz.age --identity ~/.promcase/support.key
 `;
 
 /** The verify command. */
@@ -38,7 +44,7 @@ export const verifyCommand: Command = {
     const { values, positionals } = parseFlags(
       "verify",
       args,
-      { json: { type: "boolean" } },
+      { json: { type: "boolean" }, ...AGE_KEY_FLAGS },
       Infinity,
     );
     if (values.help) {
@@ -46,10 +52,14 @@ export const verifyCommand: Command = {
       return 0;
     }
     if (positionals.length === 0) throw usageError("name the archive to verify");
+    const decrypt = await ageKeysFromFlags(values);
     const progress = createProgress("verify");
     let check;
     try {
-      check = await checkArchive(positionals, { onProgress: (d, t) => progress.update(d, t) });
+      check = await checkArchive(positionals, {
+        onProgress: (d, t) => progress.update(d, t),
+        decrypt,
+      });
     } finally {
       progress.done();
     }

@@ -11,22 +11,18 @@ import type { Manifest } from "../archive/manifest.ts";
 import { parseManifest } from "../archive/manifest.ts";
 import { locateArchive } from "../archive/parts.ts";
 import { restoreArchive } from "../archive/restore.ts";
-import { describeError, EXIT_USAGE, PromcaseError, usageError } from "../errors.ts";
+import { PromcaseError, usageError } from "../errors.ts";
 import { exists, splitPath } from "../fileio.ts";
 import { onInterrupt } from "../interrupt.ts";
 import { checkPrometheusVersion, compareVersions, prometheusVersion } from "../prometheus.ts";
-import { SERVE_CONFIG, SERVE_CONFIG_NAME, serveCommand, shellQuote } from "../serve.ts";
-import {
-  composeFile,
-  containerPrometheusArgs,
-  type CustomerDatasource,
-  dashboardLink,
-  grafanaIni,
-  provisioningFiles,
-  rewriteDashboard,
-} from "../view/grafana.ts";
-import { spawnLogged } from "../view/process.ts";
+import { SERVE_CONFIG, SERVE_CONFIG_NAME, shellQuote } from "../serve.ts";
+import { dashboardLink } from "../view/grafana.ts";
+import { findGrafanaBinary, startGrafana } from "../view/grafana_server.ts";
+import { choosePort } from "../view/ports.ts";
 import { startPrometheus } from "../view/prometheus.ts";
+import { writeViewFiles } from "../view/setup.ts";
+import type { AgeKeys } from "../archive/age.ts";
+import { AGE_KEY_FLAGS, ageKeysFromFlags } from "./age_flags.ts";
 import { type Command, parseFlags, toJson } from "./args.ts";
 import { createProgress } from "./progress.ts";
 
@@ -36,8 +32,11 @@ Shows the customer's data and dashboards at the incident time: verifies and rest
 into a work dir (a previous restore of the same archive is reused), writes Grafana provisioning (a
 Prometheus datasource with the uid the dashboards reference, the dashboards from the archive and
 --dashboards with their folders, each set to the incident window) and a docker-compose.yml, then
-starts a local Prometheus on the data, and Grafana when a grafana binary is found. Prints the URLs,
-with a Grafana link per dashboard. Ctrl-C stops everything.
+starts a local Prometheus on the data, and Grafana when a grafana binary is found (PATH, /usr/sbin).
+Every dashboard gets annotations at the incident time and for the customer's firing alerts. Prints
+the URLs, with a Grafana link per dashboard. Ctrl-C stops everything. Without a grafana binary,
+"docker compose up grafana-host" in the work dir runs Grafana alone on the host network (Linux),
+reading the Prometheus view started.
 
 Options:
   --workdir DIR          where to restore and write files (default: next to the archive, named
@@ -45,9 +44,12 @@ Options:
   --dashboards DIR       more dashboard JSON files (subdirectories become folders)
   --prometheus-bin BIN   the Prometheus binary (default: prometheus on PATH)
   --grafana-bin BIN      the Grafana binary (default: grafana on PATH, if any)
-  --port-prometheus N    local Prometheus port (default 9090)
-  --port-grafana N       local Grafana port (default 3000)
+  --port-prometheus N    local Prometheus port (default 9090, or a free one when that is taken;
+                         a port given here that is taken is an error)
+  --port-grafana N       local Grafana port (default 3000, likewise)
   --no-start             only write the files, start nothing
+  -i, --identity FILE    the key of an age-encrypted archive (.age; repeatable)
+  --passphrase-file FILE the passphrase of one encrypted with a passphrase
   --json                 print what was written and started as JSON on stdout
   -h, --help
 
@@ -57,8 +59,6 @@ Examples:
   promcase view case.tar.gz --no-start && (cd case && docker compose up)
 `;
 
-/** The datasource every dashboard is pointed at. */
-const _DATASOURCE = { uid: "promcase", name: "Prometheus" };
 /** Marker in the work dir: which archive it holds. */
 const _SOURCE_MARKER = "promcase-archive.sha256";
 
@@ -73,9 +73,10 @@ export const viewCommand: Command = {
       dashboards: { type: "string" },
       "prometheus-bin": { type: "string" },
       "grafana-bin": { type: "string" },
-      "port-prometheus": { type: "string", default: "9090" },
-      "port-grafana": { type: "string", default: "3000" },
+      "port-prometheus": { type: "string" },
+      "port-grafana": { type: "string" },
       "no-start": { type: "boolean" },
+      ...AGE_KEY_FLAGS,
       json: { type: "boolean" },
     }, 1);
     if (values.help) {
@@ -84,22 +85,47 @@ export const viewCommand: Command = {
     }
     if (positionals.length === 0) throw usageError("name the archive to view");
     const archive = positionals[0];
-    const portPrometheus = _port(values["port-prometheus"], "--port-prometheus");
-    const portGrafana = _port(values["port-grafana"], "--port-grafana");
+    const askedPrometheus = _port(values["port-prometheus"] ?? "9090", "--port-prometheus");
+    const askedGrafana = _port(values["port-grafana"] ?? "3000", "--port-grafana");
     const workdir = values.workdir ?? _defaultWorkdir(archive);
-    const { manifest, reused } = await _restoreOrReuse(archive, workdir);
+    const decrypt = await ageKeysFromFlags(values);
+    const { manifest, reused } = await _restoreOrReuse(archive, workdir, decrypt);
     const dir = await Deno.realPath(workdir);
     const log = (line: string) => values.json ? console.error(line) : console.log(line);
     log(`${reused ? "Reusing" : "Restored"} ${archive} in ${dir}`);
 
     const promBin = values["prometheus-bin"] ?? "prometheus";
     const promVersion = await prometheusVersion(promBin);
+    const start = !values["no-start"];
+    // Ports are settled before any file names them. Files for --no-start name the ports asked for:
+    // nothing listens yet, and docker compose publishes them later.
+    const prometheusPort = start
+      ? choosePort(
+        askedPrometheus,
+        values["port-prometheus"] !== undefined,
+        "Prometheus",
+        "--port-prometheus",
+      )
+      : { port: askedPrometheus };
+    const grafanaPort = start
+      ? choosePort(askedGrafana, values["port-grafana"] !== undefined, "Grafana", "--port-grafana")
+      : { port: askedGrafana };
+    for (
+      const [what, chosen] of [["Prometheus", prometheusPort], ["Grafana", grafanaPort]] as const
+    ) {
+      if (chosen.taken) log(`Port ${chosen.taken} is taken: ${what} gets port ${chosen.port}`);
+    }
+    const portPrometheus = prometheusPort.port;
+    const portGrafana = grafanaPort.port;
     const grafanaUrl = `http://127.0.0.1:${portGrafana}`;
-    const prometheusUrl = `http://127.0.0.1:${portPrometheus}`;
-    const dashboards = await _writeGrafanaFiles(dir, manifest, values.dashboards, {
-      prometheusUrl,
-      portGrafana,
+    const dashboards = await writeViewFiles({
+      dir,
+      manifest,
+      extraDir: values.dashboards,
       portPrometheus,
+      portGrafana,
+      prometheusVersion: promVersion,
+      warn: (line) => console.error(`warning: ${line}`),
     });
     const links = dashboards.map((d) => ({
       title: d.title,
@@ -159,14 +185,25 @@ export const viewCommand: Command = {
       };
       log(`Prometheus ${promVersion}: ${prometheus.url} (log: ${dir}/prometheus.log)`);
       log(`  ${shellQuote(prometheus.command)}`);
-      const grafanaBin = values["grafana-bin"] ?? (await _onPath("grafana") ? "grafana" : null);
+      const grafanaBin = values["grafana-bin"] ?? await findGrafanaBinary();
       if (grafanaBin) {
-        const grafana = await _startGrafana(grafanaBin, dir);
+        const grafana = await startGrafana({
+          bin: grafanaBin,
+          config: `${dir}/grafana/grafana.ini`,
+          port: portGrafana,
+          logFile: `${dir}/grafana.log`,
+        });
         stops.push(grafana.stop);
         summary.grafana = { url: grafanaUrl, bin: grafanaBin };
-        log(`Grafana: ${grafanaUrl} (log: ${dir}/grafana.log)`);
+        log(`Grafana: ${grafanaUrl} (home ${grafana.home}, log: ${dir}/grafana.log)`);
       } else {
-        log(`No grafana binary found: for dashboards run "docker compose up grafana" in ${dir}`);
+        // The compose file's own grafana service depends on its prometheus service, which would
+        // start a second Prometheus on this data and port: grafana-host reads this one instead.
+        log(
+          `No grafana binary found: for dashboards run "docker compose up grafana-host" in ` +
+            `${shellQuote([dir])} (Linux: Grafana on the host network, reading this Prometheus), ` +
+            `or stop this and run "docker compose up" there`,
+        );
       }
       for (const link of links) {
         log(`  ${link.folder ? link.folder + "/" : ""}${link.title}: ${link.url}`);
@@ -185,6 +222,7 @@ export const viewCommand: Command = {
 async function _restoreOrReuse(
   archive: string,
   workdir: string,
+  decrypt?: AgeKeys,
 ): Promise<{ manifest: Manifest; reused: boolean }> {
   const marker = `${workdir}/${_SOURCE_MARKER}`;
   const identity = await _sidecarIdentity(archive);
@@ -206,6 +244,7 @@ async function _restoreOrReuse(
     const restored = await restoreArchive(archive, workdir, {
       onProgress: (d, t) => progress.update(d, t),
       extraFiles: { [SERVE_CONFIG_NAME]: SERVE_CONFIG },
+      decrypt,
     });
     await Deno.writeTextFile(`${workdir}/${_SOURCE_MARKER}`, `${identity ?? restored.sha256}\n`);
     return { manifest: restored.manifest, reused: false };
@@ -230,163 +269,6 @@ async function _sidecarIdentity(archive: string): Promise<string | null> {
   }
 }
 
-interface _Dashboard {
-  uid: string;
-  title: string;
-  folder: string;
-}
-
-/** Reads the archive's and the extra dashboards, rewrites them and writes all Grafana files. */
-async function _writeGrafanaFiles(
-  dir: string,
-  manifest: Manifest,
-  extraDir: string | undefined,
-  setup: { prometheusUrl: string; portGrafana: number; portPrometheus: number },
-): Promise<_Dashboard[]> {
-  const found = [
-    ...await _findDashboards(`${dir}/context/grafana/dashboards`, true),
-    ...(extraDir ? await _findDashboards(extraDir, false) : []),
-  ];
-  const customerDatasources = await _readJson<CustomerDatasource[]>(
-    `${dir}/context/grafana/datasources.json`,
-  );
-  const dashboards = [];
-  const listed: _Dashboard[] = [];
-  for (const { folder, path } of found) {
-    let source: unknown;
-    try {
-      source = JSON.parse(await Deno.readTextFile(path));
-    } catch (err) {
-      console.error(`warning: dashboard ${path} skipped: ${describeError(err)}`);
-      continue;
-    }
-    const { dashboard, warnings } = rewriteDashboard(source, {
-      datasourceUid: _DATASOURCE.uid,
-      datasourceName: _DATASOURCE.name,
-      from: manifest.window.fromMs,
-      to: manifest.window.toMs,
-      customerDatasources: Array.isArray(customerDatasources) ? customerDatasources : undefined,
-    });
-    const uid = String(dashboard.uid);
-    // The same dashboard from the archive and from --dashboards: the later one wins.
-    const earlier = listed.findIndex((d) => d.uid === uid);
-    if (earlier >= 0) {
-      dashboards.splice(earlier, 1);
-      listed.splice(earlier, 1);
-    }
-    for (const warning of warnings) console.error(`warning: dashboard ${uid}: ${warning}`);
-    dashboards.push({ folder, fileName: `${uid}.json`, dashboard });
-    listed.push({ uid, title: String(dashboard.title ?? uid), folder });
-  }
-  const grafanaDir = `${dir}/grafana`;
-  const files = provisioningFiles({
-    datasourceName: _DATASOURCE.name,
-    datasourceUid: _DATASOURCE.uid,
-    prometheusUrl: setup.prometheusUrl,
-    dashboards,
-    dashboardsPath: `${grafanaDir}/dashboards`,
-    scrapeInterval: await _scrapeInterval(dir),
-    prometheusVersion: manifest.prometheus.version?.split("+")[0],
-  });
-  await Deno.remove(grafanaDir, { recursive: true }).catch(() => {});
-  for (const [rel, text] of Object.entries(files)) {
-    const path = `${grafanaDir}/${rel}`;
-    await Deno.mkdir(splitPath(path).dir, { recursive: true });
-    await Deno.writeTextFile(path, text);
-  }
-  await Deno.mkdir(`${grafanaDir}/data`, { recursive: true });
-  await Deno.writeTextFile(
-    `${grafanaDir}/grafana.ini`,
-    grafanaIni({
-      dataDir: `${grafanaDir}/data`,
-      provisioningDir: `${grafanaDir}/provisioning`,
-      httpPort: setup.portGrafana,
-    }),
-  );
-  const serveArgv = serveCommand({ dir, manifest, localVersion: null });
-  await Deno.writeTextFile(
-    `${dir}/docker-compose.yml`,
-    composeFile({
-      dataDir: `${dir}/data`,
-      configFile: `${dir}/${SERVE_CONFIG_NAME}`,
-      provisioningDir: `${grafanaDir}/compose-provisioning`,
-      dashboardsDir: `${grafanaDir}/dashboards`,
-      prometheusArgs: containerPrometheusArgs(serveArgv),
-      ports: { grafana: setup.portGrafana, prometheus: setup.portPrometheus },
-      prometheusUser: `${Deno.uid() ?? 65534}:${Deno.gid() ?? 65534}`,
-    }),
-  );
-  return listed;
-}
-
-/** The customer's global scrape interval, from the captured config, for Grafana's step. */
-async function _scrapeInterval(dir: string): Promise<string | undefined> {
-  const config = await _readJson<{ data?: { yaml?: string } }>(
-    `${dir}/context/prometheus/config.json`,
-  );
-  const yaml = config?.data?.yaml ?? "";
-  return /^global:\n(?:[ \t]+.*\n)*?[ \t]+scrape_interval:[ \t]*(\S+)/m.exec(yaml)?.[1];
-}
-
-async function _readJson<T>(path: string): Promise<T | null> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path)) as T;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Dashboard files below `root`: the first directory level is the folder. In the archive, the
- * `files` folder holds `--dashboard-file` additions and goes to the root folder.
- */
-async function _findDashboards(
-  root: string,
-  fromArchive: boolean,
-): Promise<{ folder: string; path: string }[]> {
-  const out: { folder: string; path: string }[] = [];
-  const walk = async (dir: string, folder: string | null) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(dir));
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound && fromArchive) return;
-      throw usageError(`cannot read dashboards in ${dir}: ${describeError(err)}`);
-    }
-    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      const path = `${dir}/${entry.name}`;
-      if (entry.isDirectory) {
-        await walk(path, folder ?? entry.name);
-      } else if (entry.isFile && entry.name.toLowerCase().endsWith(".json")) {
-        const name = folder ?? "";
-        out.push({
-          folder: fromArchive && (name === "files" || name === "General") ? "" : name,
-          path,
-        });
-      }
-    }
-  };
-  await walk(root, null);
-  return out;
-}
-
-async function _startGrafana(bin: string, dir: string) {
-  const homepath = ["/usr/share/grafana", "/opt/grafana"].find((p) => {
-    try {
-      return Deno.statSync(p).isDirectory;
-    } catch {
-      return false;
-    }
-  });
-  const args = [
-    "server",
-    "--config",
-    `${dir}/grafana/grafana.ini`,
-    ...(homepath ? ["--homepath", homepath] : []),
-  ];
-  return await spawnLogged("Grafana", bin, args, `${dir}/grafana.log`, EXIT_USAGE);
-}
-
 function _printFiles(
   log: (line: string) => void,
   dir: string,
@@ -401,7 +283,7 @@ function _printFiles(
 
 function _defaultWorkdir(archive: string): string {
   const { dir, base } = splitPath(archive);
-  const name = base.replace(/\.(tar\.gz|tgz|tar\.zst|tar)$/i, "");
+  const name = base.replace(/\.(tar\.gz|tgz|tar\.zst|tar)(\.age)?$/i, "");
   return `${dir}/${name === base ? `${base}.view` : name}`;
 }
 
@@ -411,11 +293,4 @@ function _port(text: string | undefined, flag: string): number {
     throw usageError(`${flag} must be a port number, not ${JSON.stringify(text)}`);
   }
   return port;
-}
-
-async function _onPath(bin: string): Promise<boolean> {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (dir && await exists(`${dir}/${bin}`)) return true;
-  }
-  return false;
 }

@@ -43,7 +43,7 @@ import {
   trimChunks,
 } from "./compact.ts";
 import { ChunkSpill } from "./chunk_spill.ts";
-import { compareUtf8 } from "./encoding.ts";
+import { compareUtf8, FormatError } from "./encoding.ts";
 import {
   type HeadEntrySink,
   HeadPartitioner,
@@ -353,6 +353,12 @@ async function _replayShard(
   }
 }
 
+// Record types Prometheus' replay decodes (head_wal.go loadWAL's and loadWBL's switches): series,
+// samples, tombstones, exemplars, metadata and histograms in the WAL (not mmap markers); samples,
+// mmap markers and histograms in the WBL.
+const _WAL_DECODED = new Set([1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13]);
+const _WBL_DECODED = new Set([2, 5, 7, 8, 9, 10, 11, 12, 13]);
+
 /** Reads WAL (and WBL) records into a partitioner, with the rules that need no series state. */
 class _WalSplitter {
   #o: HeadReplayOptions;
@@ -412,7 +418,23 @@ class _WalSplitter {
         await part.flush();
         continue;
       }
-      const r = decodeRecord(rec.bytes);
+      let r;
+      try {
+        r = decodeRecord(rec.bytes);
+      } catch (err) {
+        if (!(err instanceof FormatError)) throw err;
+        // Prometheus decodes only some types in each log (head_wal.go loadWAL, loadWBL) and
+        // ignores the others unread; a malformed record of a decoded type is WAL corruption
+        // there (repaired from it on), and fatal in a checkpoint (#read).
+        const code = rec.bytes[0];
+        if (!(wbl ? _WBL_DECODED : _WAL_DECODED).has(code)) {
+          const name = recordTypeName(code);
+          st.skippedRecords[name] = (st.skippedRecords[name] ?? 0) + 1;
+          continue;
+        }
+        const what = `malformed ${recordTypeName(code)} record: ${err.message}`;
+        throw new CorruptionError(rec.segment, rec.path, rec.offset, what, { cause: err });
+      }
       switch (r.type) {
         case "series":
           if (!wbl) { for (const s of r.series) part.series(Number(s.ref), labelsKey(s.labels)); }

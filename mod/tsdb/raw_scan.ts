@@ -24,6 +24,7 @@
  */
 
 import { zstdDecompressSync } from "node:zlib";
+import { uncompress as snappyUncompress } from "snappyjs";
 import { isKnownEncoding } from "./chunkenc/convert.ts";
 import { histogramChunkSchema, minPrometheusVersion } from "./compact.ts";
 import { compareVersions } from "../prometheus.ts";
@@ -48,6 +49,13 @@ export interface RawContents {
   walRecordTypes: Map<number, number>;
   /** Records in `wbl/`. */
   wblRecords: number;
+  /**
+   * Tombstones over exactly [MinInt64, MaxInt64] in WAL and checkpoint records: evictions of
+   * stale-series compaction (3.10+, `tsdb/head.go` truncateSeries).
+   */
+  fullRangeTombstones: number;
+  /** Each block's `meta.json`: its maxTime and compaction hints. */
+  blocks: { file: string; maxTime: number; hints: string[] }[];
   /** Where chunks of unknown encodings are: file and encoding, once per file and encoding. */
   unknownEncodings: { file: string; encoding: number }[];
   /** Files that did not parse to their end (scanning stopped there; the copy went on). */
@@ -76,18 +84,22 @@ export class RawContentScan {
     outOfOrderHeadChunks: 0,
     walRecordTypes: new Map(),
     wblRecords: 0,
+    fullRangeTombstones: 0,
+    blocks: [],
     unknownEncodings: [],
     unparsed: [],
   };
 
   /**
-   * A scanner for the data-dir file at `path` (`/`-separated, relative: `01H…/chunks/000001`,
+   * A scanner for the data-dir file at `path` (`/`-separated, relative: `01H…/meta.json`,
+   * `01H…/chunks/000001`,
    * `chunks_head/000001`, `wal/00000012`, `wal/checkpoint.00000011/00000000`, `wbl/00000003`),
    * or null when the file holds nothing that matters here.
    */
   scanner(path: string): FileScanner | null {
     const parts = path.split("/");
     const name = parts[parts.length - 1];
+    if (parts.length === 2 && name === "meta.json") return new _BlockMeta(this.contents, path);
     if (!/^\d+$/.test(name)) return null;
     if (parts.length === 3 && parts[1] === "chunks") return new _BlockChunks(this.contents, path);
     if (parts.length === 2 && parts[0] === "chunks_head") {
@@ -121,6 +133,48 @@ export function rawMinPrometheusVersion(
     if (since) raise(since);
   }
   const warnings: string[] = [];
+  // A full-range tombstone is an eviction only since 3.10, and a series that came back under the
+  // same labels survives it only since 3.14 (commit 2151ba1914, head_wal.go loadWAL): older
+  // releases keep it as a head tombstone on the series, and a revived series' samples join that
+  // series (multiRef) and are deleted with it.
+  if (contents.fullRangeTombstones > 0) {
+    raise("3.14.0");
+    warnings.push(
+      `the WAL holds ${contents.fullRangeTombstones} full-range tombstones (stale-series ` +
+        `compaction): a Prometheus before 3.14 also deletes a series that came back under the ` +
+        `same labels after its eviction`,
+    );
+  }
+  // The head's minValidTime leaves hinted blocks out (db.go inOrderBlocksMaxTime):
+  // from-stale-series since 3.10, from-selected-series since 3.14. An older release counts such
+  // a block when it ends after every other in-order block, and drops the WAL's samples before
+  // its end, of every series.
+  const headData = [2, 7, 8, 9, 10, 11, 12, 13].some((t) => contents.walRecordTypes.has(t));
+  if (headData) {
+    let inOrder = -Infinity;
+    for (const b of contents.blocks) {
+      if (!b.hints.some((h) => _HINT_SINCE[h] || h === "from-out-of-order")) {
+        inOrder = Math.max(inOrder, b.maxTime);
+      }
+    }
+    const hinted = contents.blocks
+      .filter((b) => b.hints.some((h) => _HINT_SINCE[h]) && !b.hints.includes("from-out-of-order"))
+      .sort((a, b) => b.maxTime - a.maxTime);
+    // The newest hinted block past the in-order ones bounds the head of any release that does not
+    // know its hint; one that knows it goes on to the next.
+    for (const b of hinted) {
+      if (b.maxTime <= inOrder) break;
+      const since = b.hints.map((h) => _HINT_SINCE[h]).filter((v) => v)
+        .reduce((a, v) => (compareVersions(v, a) > 0 ? v : a));
+      if (compareVersions(since, version) <= 0) continue;
+      raise(since);
+      warnings.push(
+        `${b.file} is hinted ${b.hints.join(", ")} and ends after the other blocks: a Prometheus ` +
+          `before ${since} takes its end as the head's lower bound and drops the WAL's samples ` +
+          `before it`,
+      );
+    }
+  }
   for (const u of contents.unknownEncodings) {
     warnings.push(
       `${u.file} has chunks of encoding ${u.encoding}, which promcase does not know: a ` +
@@ -143,6 +197,42 @@ export function rawMinPrometheusVersion(
     );
   }
   return { version, warnings };
+}
+
+/** Compaction hints that keep a block out of the head's minValidTime, and since which release. */
+const _HINT_SINCE: Record<string, string> = {
+  "from-stale-series": "3.10.0",
+  "from-selected-series": "3.14.0",
+};
+
+/** A block's `meta.json`: read whole (a few hundred bytes), parsed at its end. */
+class _BlockMeta implements FileScanner {
+  #parts: Uint8Array[] = [];
+  #bytes = 0;
+
+  constructor(private readonly _contents: RawContents, private readonly _path: string) {}
+
+  push(bytes: Uint8Array): void {
+    if (this.#bytes > 1 << 20) return; // no meta.json is that large: not one to read
+    this.#parts.push(bytes.slice());
+    this.#bytes += bytes.length;
+  }
+
+  end(): void {
+    try {
+      const meta = JSON.parse(new TextDecoder().decode(_concat(this.#parts, this.#bytes)));
+      const hints = meta?.compaction?.hints;
+      if (typeof meta?.maxTime !== "number") throw new Error("no maxTime");
+      this._contents.blocks.push({
+        file: this._path,
+        maxTime: meta.maxTime,
+        hints: Array.isArray(hints) ? hints.filter((h) => typeof h === "string") : [],
+      });
+    } catch {
+      this._contents.unparsed.push(this._path);
+    }
+    this.#parts = [];
+  }
 }
 
 function _count(map: Map<number, number>, key: number): void {
@@ -341,6 +431,8 @@ class _WalRecords implements FileScanner {
   #partBytes = 0;
   #typed = false;
   #stopped = false;
+  // A tombstones record's fragments, whole (they are rare and small): see _fullRangeStones.
+  #tomb: Uint8Array[] | null = null;
 
   constructor(
     private readonly _contents: RawContents,
@@ -395,9 +487,17 @@ class _WalRecords implements FileScanner {
       this.#parts = [];
       this.#partBytes = 0;
       this.#typed = false;
+      const compression = flags & 0x18;
+      const first = compression === 0
+        ? payload[0]
+        : compression === 0x08
+        ? _snappyFirstByte(payload)
+        : undefined;
+      this.#tomb = first === 3 && !this._wbl ? [] : null;
     } else if (!this.#inRecord) {
       return; // middle or last without a first: damage Prometheus' repair would cut
     }
+    this.#tomb?.push(payload.slice());
     if (!this.#typed) {
       // Copied (the page buffer is reused); only the first bytes unless zstd needs them all.
       const part = this.#compression === 0x10
@@ -408,6 +508,16 @@ class _WalRecords implements FileScanner {
       this.#tryType(kind === 1 || kind === 4);
     }
     if (kind === 1 || kind === 4) {
+      if (this.#tomb) {
+        const stored = _concat(this.#tomb, this.#tomb.reduce((n, p) => n + p.length, 0));
+        this.#tomb = null;
+        try {
+          const bytes = this.#compression === 0x08 ? snappyUncompress(stored) : stored;
+          this._contents.fullRangeTombstones += _fullRangeStones(bytes);
+        } catch {
+          this.#stop();
+        }
+      }
       if (!this.#typed) this.#stop(); // a complete record whose type cannot be told
       this.#inRecord = false;
       this.#parts = [];
@@ -432,6 +542,7 @@ class _WalRecords implements FileScanner {
       try {
         const out = zstdDecompressSync(bytes);
         type = out.length > 0 ? out[0] : -2;
+        if (type === 3 && !this._wbl) this._contents.fullRangeTombstones += _fullRangeStones(out);
       } catch {
         type = -1;
       }
@@ -450,6 +561,35 @@ class _WalRecords implements FileScanner {
     if (!this.#stopped) this._contents.unparsed.push(this._path);
     this.#stopped = true;
   }
+}
+
+const _MIN_INT64 = -(2n ** 63n);
+const _MAX_INT64 = 2n ** 63n - 1n;
+
+/**
+ * The entries over exactly [MinInt64, MaxInt64] of a tombstones record (`record.go` Tombstones:
+ * `ref BE64 | mint varint | maxt varint` per interval). Throws on a record that does not decode.
+ */
+function _fullRangeStones(bytes: Uint8Array): number {
+  let p = 1;
+  const varint = (): bigint => {
+    let u = 0n;
+    for (let shift = 0n;; shift += 7n) {
+      if (p >= bytes.length || shift > 63n) throw new Error("bad varint");
+      const b = bytes[p++];
+      u |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) break;
+    }
+    return (u >> 1n) ^ -(u & 1n);
+  };
+  let n = 0;
+  while (p < bytes.length) {
+    p += 8;
+    const mint = varint();
+    const maxt = varint();
+    if (mint === _MIN_INT64 && maxt === _MAX_INT64) n++;
+  }
+  return n;
 }
 
 function _concat(parts: Uint8Array[], total: number): Uint8Array {

@@ -194,8 +194,17 @@ export interface ProvisioningOptions {
    * default a slower scrape leaves `rate()` panels empty.
    */
   scrapeInterval?: string;
-  /** The customer's Prometheus version, so Grafana picks the APIs that release has. */
+  /**
+   * The version of the Prometheus that serves the data to the Grafana reading `provisioning/`
+   * (the local binary), so Grafana picks the APIs that release has. Not the customer's: their
+   * release does not answer the queries.
+   */
   prometheusVersion?: string;
+  /**
+   * The version of the Prometheus container the `compose-provisioning/` set talks to (default:
+   * the tag of {@linkcode DEFAULT_PROMETHEUS_IMAGE}).
+   */
+  composePrometheusVersion?: string;
 }
 
 /** Host ports for {@linkcode composeFile}. */
@@ -239,8 +248,29 @@ export interface ComposeOptions {
   prometheusUser?: string;
   /** Compose project name (lowercase letters, digits, `-`, `_`; others are replaced). */
   projectName?: string;
-  /** Role of anonymous visitors (default `Viewer`, which may still explore and edit transiently). */
+  /** Role of anonymous visitors (default `Editor`: Explore needs it, see {@linkcode grafanaIni}). */
   anonymousRole?: GrafanaRole;
+  /**
+   * A second Grafana service, `grafana-host`, for when Prometheus already runs on the host (the
+   * one `view` started): on the host network, reading the `provisioning/` set written for a local
+   * Grafana, so its datasource is the host's `http://127.0.0.1:PORT`. It is in the `host`
+   * profile, so a plain `docker compose up` leaves it out; `docker compose up grafana-host`
+   * starts it alone (no `depends_on`: no second Prometheus on the same data).
+   */
+  hostGrafana?: HostGrafanaOptions;
+}
+
+/** What the `grafana-host` service of {@linkcode composeFile} needs. */
+export interface HostGrafanaOptions {
+  /** Host path of the `provisioning/` dir (its datasource URL is a host loopback URL). */
+  provisioningDir: string;
+  /**
+   * Host path of the `dashboards/` dir, as the `provisioning/` provider names it: it is mounted
+   * at the same path inside the container.
+   */
+  dashboardsDir: string;
+  /** Port Grafana listens on, on the host's loopback (default 3000). */
+  port?: number;
 }
 
 /** What {@linkcode grafanaIni} needs: paths are as the local `grafana server` sees them. */
@@ -257,7 +287,7 @@ export interface GrafanaIniOptions {
   httpAddr?: string;
   /** Port to listen on (default 3000). */
   httpPort?: number;
-  /** Role of anonymous visitors (default `Viewer`). */
+  /** Role of anonymous visitors (default `Editor`, so that Explore works). */
   anonymousRole?: GrafanaRole;
 }
 
@@ -391,15 +421,26 @@ export function provisioningFiles(options: ProvisioningOptions): Record<string, 
     parseDuration(options.scrapeInterval); // throws a usage error with the accepted syntax
     jsonData.timeInterval = options.scrapeInterval.trim();
   }
-  if (options.prometheusVersion) {
-    jsonData.prometheusVersion = options.prometheusVersion.replace(/^v/, "");
-  }
-  const datasource = (url: string) => _datasourceYaml(options, url, jsonData);
+  const datasource = (url: string, version: string | undefined) =>
+    _datasourceYaml(
+      options,
+      url,
+      // Without build metadata ("2.42.0+ds" of Debian's package): Grafana compares semver.
+      version
+        ? { ...jsonData, prometheusVersion: version.replace(/^v/, "").split("+")[0] }
+        : jsonData,
+    );
 
   const files: Record<string, string> = {};
-  files[PROVISIONING_DATASOURCES_FILE] = datasource(options.prometheusUrl);
+  files[PROVISIONING_DATASOURCES_FILE] = datasource(
+    options.prometheusUrl,
+    options.prometheusVersion,
+  );
   files[PROVISIONING_DASHBOARDS_FILE] = _providerYaml(dashboardsPath);
-  files[COMPOSE_PROVISIONING_DATASOURCES_FILE] = datasource(COMPOSE_PROMETHEUS_URL);
+  files[COMPOSE_PROVISIONING_DATASOURCES_FILE] = datasource(
+    COMPOSE_PROMETHEUS_URL,
+    options.composePrometheusVersion ?? imageVersion(DEFAULT_PROMETHEUS_IMAGE),
+  );
   files[COMPOSE_PROVISIONING_DASHBOARDS_FILE] = _providerYaml(GRAFANA_CONTAINER_DASHBOARDS_DIR);
 
   const paths = new Map<string, string>();
@@ -479,7 +520,7 @@ export function composeFile(options: ComposeOptions): string {
     ports: prometheusPort === null ? undefined : [publish(prometheusPort, 9090)],
   };
   const environment: Record<string, string> = {};
-  for (const [section, key, value] of _grafanaSettings(options.anonymousRole ?? "Viewer")) {
+  for (const [section, key, value] of _grafanaSettings(options.anonymousRole ?? "Editor")) {
     environment[`GF_${section.toUpperCase().replace(/[.-]/g, "_")}_${key.toUpperCase()}`] = value;
   }
   const grafana: Record<string, unknown> = {
@@ -503,12 +544,41 @@ export function composeFile(options: ComposeOptions): string {
     ],
     ports: [publish(grafanaPort, 3000)],
   };
+  const services: Record<string, unknown> = { prometheus, grafana };
+  if (options.hostGrafana) {
+    const host = options.hostGrafana;
+    const port = _port(host.port ?? 3000);
+    services["grafana-host"] = {
+      image: grafanaImage,
+      profiles: ["host"],
+      network_mode: "host",
+      environment: {
+        ...environment,
+        GF_SERVER_HTTP_ADDR: "127.0.0.1",
+        GF_SERVER_HTTP_PORT: String(port),
+      },
+      volumes: [
+        _bind(
+          _joinHost(host.provisioningDir, "datasources"),
+          `${GRAFANA_CONTAINER_PROVISIONING_DIR}/datasources`,
+          true,
+        ),
+        _bind(
+          _joinHost(host.provisioningDir, "dashboards"),
+          `${GRAFANA_CONTAINER_PROVISIONING_DIR}/dashboards`,
+          true,
+        ),
+        // At the same path: the provider of provisioning/ names the host path.
+        _bind(host.dashboardsDir, host.dashboardsDir, true),
+      ],
+    };
+  }
   const project = options.projectName === undefined
     ? undefined
     : options.projectName.toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^[^a-z0-9]+/, "") ||
       "promcase";
   return "# Written by promcase view: the restored Prometheus data and the customer's dashboards.\n" +
-    toYaml({ name: project, services: { prometheus, grafana } }, { escapeDollar: true });
+    toYaml({ name: project, services }, { escapeDollar: true });
 }
 
 /**
@@ -544,7 +614,7 @@ export function grafanaIni(options: GrafanaIniOptions): string {
     ["server", "http_addr", options.httpAddr ?? "127.0.0.1"],
     ["server", "http_port", String(port)],
     ["log", "mode", "console"],
-    ..._grafanaSettings(options.anonymousRole ?? "Viewer"),
+    ..._grafanaSettings(options.anonymousRole ?? "Editor"),
   ];
   const lines = ["; Written by promcase view: a throwaway Grafana for the customer's dashboards."];
   let current = "";
@@ -577,6 +647,142 @@ export function dashboardLink(
     for (const v of Array.isArray(value) ? value : [value]) params.append(`var-${name}`, v);
   }
   return `${grafanaUrl.replace(/\/+$/, "")}/d/${encodeURIComponent(uid)}?${params}`;
+}
+
+/** The version in an image reference's tag (`prom/prometheus:v3.5.0` gives `3.5.0`), if any. */
+export function imageVersion(image: string): string | undefined {
+  const name = image.split("@")[0];
+  const tag = name.slice(name.lastIndexOf("/") + 1).split(":")[1];
+  return tag && /^v?\d+\.\d+\.\d+/.test(tag) ? tag.replace(/^v/, "") : undefined;
+}
+
+/** Name of the incident annotation {@linkcode addIncidentAnnotations} adds. */
+export const INCIDENT_ANNOTATION = "promcase: incident time";
+/** Name of the alerts annotation {@linkcode addIncidentAnnotations} adds. */
+export const ALERTS_ANNOTATION = "promcase: firing alerts";
+
+/** What {@linkcode addIncidentAnnotations} needs. */
+export interface IncidentAnnotationOptions {
+  /** UID of the provisioned local Prometheus datasource. */
+  datasourceUid: string;
+  /** Name of the provisioned local Prometheus datasource. */
+  datasourceName: string;
+  /** The incident time (`--at` of the export), in Unix milliseconds. */
+  atMs: number;
+}
+
+/**
+ * Adds two annotations to a (rewritten) dashboard, both queries on the local Prometheus, so that
+ * they need nothing stored in Grafana's database:
+ *
+ * - the incident time: `vector(<at ms>)` with "use value for time" (Grafana's Prometheus
+ *   annotation support takes the sample value as the event time and merges equal times into one
+ *   event, so it is one marker at `--at`, whatever the step);
+ * - the customer's alerts: `ALERTS{alertstate="firing"}`, one region per firing alert, titled
+ *   by `alertname` and tagged with it and `severity`.
+ *
+ * Dashboards of schema versions before 33 (Grafana 8.3) name datasources by string, later ones
+ * by `{type, uid}`: the annotations follow the dashboard's own schema. Annotations of an earlier
+ * run are replaced, not doubled. Mutates and returns `dashboard`.
+ */
+export function addIncidentAnnotations(
+  dashboard: Record<string, unknown>,
+  options: IncidentAnnotationOptions,
+): Record<string, unknown> {
+  if (!Number.isSafeInteger(options.atMs)) throw new TypeError(`atMs ${options.atMs} is invalid`);
+  const schema = typeof dashboard.schemaVersion === "number" ? dashboard.schemaVersion : 0;
+  const datasource = schema > 0 && schema < 33
+    ? options.datasourceName
+    : { type: "prometheus", uid: options.datasourceUid };
+  const annotations = _isObject(dashboard.annotations) ? dashboard.annotations : {};
+  const list = _array(annotations.list).filter((a) =>
+    !(_isObject(a) && (a.name === INCIDENT_ANNOTATION || a.name === ALERTS_ANNOTATION))
+  );
+  list.push(
+    {
+      name: INCIDENT_ANNOTATION,
+      datasource,
+      enable: true,
+      hide: false,
+      iconColor: "red",
+      expr: `vector(${options.atMs})`,
+      useValueForTime: true,
+      step: "60s",
+      titleFormat: "Incident",
+      textFormat: `promcase export --at ${_iso(options.atMs)}`,
+      tagKeys: "",
+    },
+    {
+      name: ALERTS_ANNOTATION,
+      datasource,
+      enable: true,
+      hide: false,
+      iconColor: "orange",
+      expr: 'ALERTS{alertstate="firing"}',
+      step: "60s",
+      titleFormat: "{{alertname}}",
+      textFormat: "{{alertname}} firing",
+      tagKeys: "alertname,severity",
+      useValueForTime: false,
+    },
+  );
+  dashboard.annotations = { ...annotations, list };
+  return dashboard;
+}
+
+/** A dashboard about to be provisioned, for {@linkcode resolveTitleClashes}. */
+export interface TitledDashboard {
+  /** Folder title; `""` or `"General"` is the root. */
+  folder: string;
+  /** The dashboard; its `title` is changed when it clashes. */
+  dashboard: Record<string, unknown>;
+}
+
+/**
+ * Makes dashboard titles unique where Grafana needs them unique, renaming in place and returning
+ * one line per rename. Grafana keeps one dashboard per title and folder: provisioning saves with
+ * overwrite, so a second dashboard of the same title in a folder silently takes the first one's
+ * place, and a root dashboard titled like a folder is refused ("a folder with the same name
+ * already exists"). Titles are compared trimmed and case-insensitively (MySQL compares them so);
+ * the later dashboard gets ` (2)`, ` (3)`…, a root dashboard clashing with a folder
+ * ` (dashboard)`.
+ */
+export function resolveTitleClashes(dashboards: TitledDashboard[]): string[] {
+  const key = (text: string) => text.trim().toLowerCase();
+  const folderOf = (folder: string) => key(folder) === "general" ? "" : folder.trim();
+  const folders = new Set(
+    dashboards.map((d) => folderOf(d.folder)).filter((f) => f !== "")
+      .map(key),
+  );
+  const taken = new Map<string, Set<string>>();
+  for (const d of dashboards) {
+    const folder = folderOf(d.folder);
+    if (!taken.has(key(folder))) taken.set(key(folder), new Set());
+  }
+  const renames: string[] = [];
+  for (const d of dashboards) {
+    const folder = folderOf(d.folder);
+    const used = taken.get(key(folder))!;
+    const title = String(d.dashboard.title ?? "").trim() || String(d.dashboard.uid ?? "untitled");
+    let next = title;
+    if (folder === "" && folders.has(key(next))) next = `${title} (dashboard)`;
+    for (let n = 2; used.has(key(next)) || (folder === "" && folders.has(key(next))); n++) {
+      next = `${title} (${n})`;
+    }
+    used.add(key(next));
+    if (next !== d.dashboard.title) {
+      const where = folder === "" ? "the General folder" : `folder ${JSON.stringify(folder)}`;
+      const why = folder === "" && folders.has(key(title))
+        ? "is also a folder's title"
+        : `is taken in ${where}`;
+      renames.push(
+        `dashboard ${d.dashboard.uid} titled ${JSON.stringify(title)} ${why}: ` +
+          `shown as ${JSON.stringify(next)}`,
+      );
+      d.dashboard.title = next;
+    }
+  }
+  return renames;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -924,11 +1130,14 @@ function _grafanaSettings(role: GrafanaRole): [string, string, string][] {
   return [
     ["auth", "disable_login_form", "true"],
     ["auth.anonymous", "enabled", "true"],
+    // Editor, because Explore (ad hoc PromQL on the customer's data, half of the engineer's job)
+    // needs it since Grafana 12 removed `[users] viewers_can_edit`. The provisioned dashboards
+    // (allowUiUpdates: false) and the datasource (editable: false) stay read-only for an Editor.
     ["auth.anonymous", "org_role", role],
-    // Lets an anonymous Viewer use Explore and edit panels without saving: ad hoc PromQL against
-    // the customer's data is half of the engineer's job.
-    ["users", "viewers_can_edit", "true"],
     ["users", "allow_sign_up", "false"],
+    // Grafana 11.5+ installs its preinstall plugin list from grafana.com at every start: an offline
+    // laptop would wait for it and log errors.
+    ["plugins", "preinstall_disabled", "true"],
     // Customer data is on screen: nothing calls out to grafana.com or gravatar.
     ["analytics", "reporting_enabled", "false"],
     ["analytics", "check_for_updates", "false"],

@@ -6,7 +6,7 @@
  */
 
 import type { Manifest } from "../archive/manifest.ts";
-import { PromcaseError } from "../errors.ts";
+import { describeError, PromcaseError } from "../errors.ts";
 import { serveCommand } from "../serve.ts";
 import { type LoggedProcess, spawnLogged } from "./process.ts";
 
@@ -67,5 +67,48 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+  try {
+    await checkServesDir(url, `${options.dir}/data`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   return { url, ...process };
+}
+
+/**
+ * Checks that the Prometheus answering at `url` is the one serving `dataDir` (its
+ * `storage.tsdb.path` flag, from `/api/v1/status/flags`), not another server that happens to
+ * answer `/-/ready` on the same port. Throws a one-line PromcaseError otherwise.
+ */
+export async function checkServesDir(url: string, dataDir: string): Promise<void> {
+  let path: unknown;
+  try {
+    const response = await fetch(`${url}/api/v1/status/flags`, {
+      signal: AbortSignal.timeout(5000),
+    });
+    const body = await response.json();
+    path = body?.data?.["storage.tsdb.path"];
+  } catch (err) {
+    throw new PromcaseError(
+      `the server at ${url} does not show its flags (${describeError(err)}): not our Prometheus`,
+    );
+  }
+  const mine = await _realPath(dataDir);
+  const same = typeof path === "string" &&
+    (path === dataDir || (mine !== null && await _realPath(path) === mine));
+  if (!same) {
+    throw new PromcaseError(
+      `another Prometheus answers at ${url} (serving ${JSON.stringify(path)}, not ${dataDir}): ` +
+        "stop it or pick another --port-prometheus",
+    );
+  }
+}
+
+async function _realPath(path: string): Promise<string | null> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return null;
+  }
 }

@@ -3,7 +3,7 @@
 # oldest fetched Prometheus release (Debian bookworm, 2.42.0) so that every later version reads it.
 #
 #   usage: bash tests/testdata/generate.sh   (needs deno, curl, jq, and the releases fetched by
-#                                             `bash ../shared/tools/fetch-prometheus.sh`)
+#                                             `bash tools/fetch-prometheus.sh`)
 #   env:   PROMCASE_PROMETHEUS_RELEASES  releases dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/prometheus-releases)
 #          GENERATE_TIMEOUT              seconds to wait for the wanted layout (default 600)
 #          GENERATE_KEEP_LOG             if set, the Prometheus log is copied to this file
@@ -35,7 +35,7 @@ releases=${PROMCASE_PROMETHEUS_RELEASES:-${XDG_CACHE_HOME:-$HOME/.cache}/prometh
 bin=$releases/bookworm/usr/bin
 timeout=${GENERATE_TIMEOUT:-600}
 for tool in "$bin/prometheus" "$bin/promtool"; do
-  [ -x "$tool" ] || { echo "generate.sh: $tool missing: run bash ../shared/tools/fetch-prometheus.sh" >&2; exit 1; }
+  [ -x "$tool" ] || { echo "generate.sh: $tool missing: run bash tools/fetch-prometheus.sh" >&2; exit 1; }
 done
 command -v deno >/dev/null && command -v curl >/dev/null && command -v jq >/dev/null ||
   { echo "generate.sh: needs deno, curl and jq" >&2; exit 1; }

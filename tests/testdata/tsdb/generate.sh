@@ -20,7 +20,7 @@
 #                     rule (a stale float histogram sample).
 #
 #   usage: bash tests/testdata/tsdb/generate.sh   (needs deno, curl and the releases fetched by
-#                                                 `bash ../shared/tools/fetch-prometheus.sh`; ~2.5 min)
+#                                                 `bash tools/fetch-prometheus.sh`; ~2.5 min)
 #   env:   PROMCASE_PROMETHEUS_RELEASES  releases dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/prometheus-releases)
 set -euo pipefail
 
@@ -28,7 +28,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 releases=${PROMCASE_PROMETHEUS_RELEASES:-${XDG_CACHE_HOME:-$HOME/.cache}/prometheus-releases}
 bin=$releases/sid/usr/bin
 for tool in "$bin/prometheus" "$bin/promtool"; do
-  [ -x "$tool" ] || { echo "generate.sh: $tool missing: run bash ../shared/tools/fetch-prometheus.sh" >&2; exit 1; }
+  [ -x "$tool" ] || { echo "generate.sh: $tool missing: run bash tools/fetch-prometheus.sh" >&2; exit 1; }
 done
 command -v deno >/dev/null && command -v curl >/dev/null || { echo "generate.sh: needs deno and curl" >&2; exit 1; }
 
