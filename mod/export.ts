@@ -41,7 +41,7 @@ import type { Label } from "./tsdb/index.ts";
 import type { SeriesSource } from "./tsdb/series.ts";
 import type { SegmentRef } from "./tsdb/wlog.ts";
 import { describeError, PromcaseError } from "./errors.ts";
-import { readExactly, splitPath } from "./fileio.ts";
+import { PIECE_SIZE, readExactly, splitPath } from "./fileio.ts";
 import { onInterrupt, withTempDirUntilDone } from "./interrupt.ts";
 import { diskFullReason, isDiskFull, requireFreeSpace } from "./diskspace.ts";
 import { formatBytes } from "./bytesize.ts";
@@ -538,7 +538,7 @@ async function _writeArchive(
         try {
           await addParents(path);
           if (scanner) {
-            buffer ??= new Uint8Array(_READ_BYTES);
+            buffer ??= new Uint8Array(PIECE_SIZE);
             await writer.addFile(
               path,
               info.size,
@@ -569,9 +569,6 @@ async function _writeArchive(
   }
 }
 
-/** The raw copy's read size for the files it scans (as the archive writer's own reads). */
-const _READ_BYTES = 1024 * 1024;
-
 /**
  * Yields exactly `size` bytes of `file` in `buffer` (each piece valid until the next is asked
  * for), after `scanner` has seen them.
@@ -584,36 +581,11 @@ async function* _readScanned(
   onRead: (bytes: number) => Promise<void>,
   scanner: FileScanner,
 ): AsyncGenerator<Uint8Array> {
-  for await (const piece of _readPieces(file, size, buffer, label)) {
-    await onRead(piece.length);
+  for await (const piece of readExactly(file, size, label, { buffer, onRead })) {
     scanner.push(piece);
     yield piece;
   }
   scanner.end();
-}
-
-async function* _readPieces(
-  file: Deno.FsFile,
-  size: number,
-  buffer: Uint8Array,
-  label: string,
-): AsyncGenerator<Uint8Array> {
-  let left = size;
-  while (left > 0) {
-    const piece = buffer.subarray(0, Math.min(buffer.length, left));
-    let filled = 0;
-    while (filled < piece.length) {
-      const n = await file.read(piece.subarray(filled));
-      if (n === null) {
-        throw new PromcaseError(
-          `${label} shrank while it was read (${size - left + filled} of ${size} bytes)`,
-        );
-      }
-      filled += n;
-    }
-    left -= filled;
-    yield piece;
-  }
 }
 
 /** Adds the context files, completes the manifest and finishes the archive. */

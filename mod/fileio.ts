@@ -12,6 +12,18 @@ import { PromcaseError } from "./errors.ts";
 /** How much is read at a time. */
 export const PIECE_SIZE = 1024 * 1024;
 
+/** Options of {@link readExactly}. */
+export interface ReadExactlyOptions {
+  /**
+   * Read into this buffer again and again (each piece valid until the next is asked for), for a
+   * consumer that is done with a piece when it asks for the next; default: a fresh buffer of
+   * {@link PIECE_SIZE} per piece.
+   */
+  buffer?: Uint8Array;
+  /** Awaited with the size of each piece read (e.g. to cap the read rate, or report progress). */
+  onRead?: (bytes: number) => void | Promise<void>;
+}
+
 /**
  * Yields exactly `size` bytes from `file`'s current position. Throws when the file ends sooner,
  * which for a file being copied means it changed under the copy.
@@ -20,22 +32,25 @@ export async function* readExactly(
   file: Deno.FsFile,
   size: number,
   label: string,
+  options: ReadExactlyOptions = {},
 ): AsyncGenerator<Uint8Array> {
   let left = size;
   while (left > 0) {
-    const buffer = new Uint8Array(Math.min(PIECE_SIZE, left));
+    const n = Math.min(options.buffer?.length ?? PIECE_SIZE, left);
+    const piece = options.buffer ? options.buffer.subarray(0, n) : new Uint8Array(n);
     let filled = 0;
-    while (filled < buffer.length) {
-      const n = await file.read(buffer.subarray(filled));
-      if (n === null) {
+    while (filled < piece.length) {
+      const got = await file.read(piece.subarray(filled));
+      if (got === null) {
         throw new PromcaseError(
           `${label} shrank while it was read (${size - left + filled} of ${size} bytes)`,
         );
       }
-      filled += n;
+      filled += got;
     }
     left -= filled;
-    yield buffer;
+    await options.onRead?.(filled);
+    yield piece;
   }
 }
 

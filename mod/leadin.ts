@@ -17,7 +17,7 @@
  */
 
 import type { ContextFile } from "./context.ts";
-import { formatDuration } from "./window.ts";
+import { formatDuration, parseDuration } from "./window.ts";
 
 /** The lead-in when nothing asks for more: 15 minutes. */
 export const DEFAULT_LEAD_IN_MS = 15n * 60_000n;
@@ -228,16 +228,6 @@ function _stringEnd(expr: string, start: number): number {
   return expr.length;
 }
 
-const _UNIT_MS: Record<string, bigint> = {
-  ms: 1n,
-  s: 1000n,
-  m: 60_000n,
-  h: 3_600_000n,
-  d: 86_400_000n,
-  w: 604_800_000n,
-  y: 31_536_000_000n,
-};
-
 /**
  * A PromQL duration in ms: a duration literal (units y, w, d, h, m, s, ms, each at most once, in
  * that order, as Prometheus' model.ParseDuration takes them), or a plain number of seconds (`[300]`:
@@ -245,17 +235,12 @@ const _UNIT_MS: Record<string, bigint> = {
  * Prometheus' CHANGELOG.md, #9138 and #15111), or null.
  */
 function _durationMs(text: string): bigint | null {
-  const literal = /^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/
-    .exec(text);
-  if (text !== "" && literal) {
-    let ms = 0n;
-    ["y", "w", "d", "h", "m", "s", "ms"].forEach((unit, i) => {
-      if (literal[i + 1] !== undefined) ms += BigInt(literal[i + 1]) * _UNIT_MS[unit];
-    });
-    return ms;
-  }
   if (/^\d+(\.\d+)?$/.test(text)) return BigInt(Math.round(Number(text) * 1000));
-  return null;
+  try {
+    return parseDuration(text);
+  } catch {
+    return null;
+  }
 }
 
 function _whyIgnored(text: string): string {

@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto";
 import { diskFullReason, isDiskFull, requireFreeSpace } from "../diskspace.ts";
 import { describeError, PromcaseError } from "../errors.ts";
-import { hashing, PIECE_SIZE, splitPath } from "../fileio.ts";
+import { hashing, PIECE_SIZE, readExactly, splitPath } from "../fileio.ts";
 import { type AgeEncryption, encryptedSize, encryptInto } from "./age.ts";
 import { type CompressingSink, compressInto, type Compression } from "./compression.ts";
 import type { CompressorOptions } from "./compressor.ts";
@@ -183,7 +183,7 @@ export class ArchiveWriter {
     return this.addFile(
       path,
       size,
-      _readInto(file, size, this.#readBuffer, path, options.onRead),
+      readExactly(file, size, path, { buffer: this.#readBuffer, onRead: options.onRead }),
       options.mtime,
     );
   }
@@ -267,31 +267,4 @@ function _untilExit(): Promise<never> {
 
 async function* _once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
-}
-
-/** Yields exactly `size` bytes of `file` in `buffer`, each piece valid until the next is asked for. */
-async function* _readInto(
-  file: Deno.FsFile,
-  size: number,
-  buffer: Uint8Array,
-  label: string,
-  onRead: AddFileFromOptions["onRead"],
-): AsyncGenerator<Uint8Array> {
-  let left = size;
-  while (left > 0) {
-    const piece = buffer.subarray(0, Math.min(buffer.length, left));
-    let filled = 0;
-    while (filled < piece.length) {
-      const n = await file.read(piece.subarray(filled));
-      if (n === null) {
-        throw new PromcaseError(
-          `${label} shrank while it was read (${size - left + filled} of ${size} bytes)`,
-        );
-      }
-      filled += n;
-    }
-    left -= filled;
-    await onRead?.(filled);
-    yield piece;
-  }
 }
