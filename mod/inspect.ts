@@ -258,7 +258,7 @@ async function _readHeadSeries(
   warnings: string[],
   name: (path: string) => string,
 ): Promise<void> {
-  const reader = new WalReader(segments);
+  const reader = new WalReader(segments, { reuseBuffer: true });
   try {
     for await (const record of reader) {
       // Only series records name series; the others (samples, mostly) are skipped undecoded.

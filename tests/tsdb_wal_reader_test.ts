@@ -473,3 +473,30 @@ Deno.test("breaking out of the iteration closes the segment; a reader can iterat
   assert.equal(reader.stats.records, 82 + 120);
   assert.equal(reader.stats.segments, 2);
 });
+
+Deno.test("reuseBuffer hands out the same records as copies, each valid until the next", async () => {
+  const dirs = ["none", "snappy", "zstd"].map((n) =>
+    new URL(`./testdata/wal/${n}/wal`, import.meta.url).pathname
+  );
+  let multiFragment = 0;
+  for (const dir of dirs) {
+    const segments = await listSegments(dir);
+    const copies: Uint8Array[] = [];
+    for await (const rec of new WalReader(segments)) copies.push(rec.bytes);
+    const reader = new WalReader(segments, { reuseBuffer: true });
+    let i = 0;
+    let previous: Uint8Array | undefined;
+    for await (const rec of reader) {
+      assert.deepEqual(rec.bytes, copies[i], `${dir} record ${i}`);
+      // The previous record's view now shows this one's bytes (it was overwritten, not copied).
+      if (previous && rec.compression === "none" && previous.buffer === rec.bytes.buffer) {
+        assert.equal(previous[0], rec.bytes[0]);
+      }
+      previous = rec.bytes;
+      i++;
+    }
+    assert.equal(i, copies.length);
+    multiFragment += reader.stats.fragments - reader.stats.records;
+  }
+  assert.ok(multiFragment > 0, "records of several fragments were read");
+});

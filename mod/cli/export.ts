@@ -111,6 +111,8 @@ Options:
   --raw               copy whole blocks and the head files instead of rewriting
   --keep-encodings    copy XOR2 chunks and histogram chunks with start timestamps as they are
                       (served by Prometheus 3.11 / 3.14 and newer only; see minPrometheusVersion)
+  --replay-workers N  replay the head on N more threads (default 0): faster on a large head
+                      (a fifth at 1M series with 1), about 40 MiB more memory each
   -o, --output FILE   archive path (default promcase-HOST-<at>-<length>.tar.gz here)
   --compression C     gzip (default), zstd or none
   --dry-run           show what would be shipped, write nothing
@@ -153,6 +155,7 @@ export const exportCommand: Command = {
       json: { type: "boolean" },
       raw: { type: "boolean" },
       "keep-encodings": { type: "boolean" },
+      "replay-workers": { type: "string" },
       match: { type: "string", multiple: true },
       exclude: { type: "string", multiple: true },
       "rate-limit": { type: "string" },
@@ -196,6 +199,7 @@ export const exportCommand: Command = {
     if (values["keep-encodings"] && values.raw) {
       throw usageError("--keep-encodings is for the rewrite: --raw copies every chunk as it is");
     }
+    const replayWorkers = _replayWorkers(values["replay-workers"], values.raw);
     const safety = { ..._safety(values), encrypt: await ageEncryptionFromFlags(values) };
     if (values.url !== undefined) {
       return await _exportRemote(values, positionals, window, leadIn, selection, safety);
@@ -216,6 +220,7 @@ export const exportCommand: Command = {
         dryRun: values["dry-run"],
         mode: values.raw ? "raw" : "rewrite",
         keepEncodings: values["keep-encodings"],
+        headLimits: replayWorkers === undefined ? undefined : { replayWorkers },
         selection,
         context,
         onProgress: (done, total, file) => progress.update(done, total, file),
@@ -302,6 +307,19 @@ function _safety(values: {
   };
 }
 
+/** `--replay-workers N`: 0 to 8 more threads for the head replay (rewrite only). */
+function _replayWorkers(flag: string | undefined, raw: boolean | undefined): number | undefined {
+  if (flag === undefined) return undefined;
+  if (raw) throw usageError("--replay-workers is for the rewrite: --raw replays nothing");
+  const n = Number(flag);
+  if (!/^\d+$/.test(flag) || n > 8) {
+    throw usageError(
+      `--replay-workers takes a whole number from 0 to 8, not ${JSON.stringify(flag)}`,
+    );
+  }
+  return n;
+}
+
 /** `export --url`: the window read by remote read. */
 async function _exportRemote(
   values: Record<string, unknown> & _ContextFlags,
@@ -312,7 +330,15 @@ async function _exportRemote(
   safety: ReturnType<typeof _safety> & Pick<ExportOptions, "encrypt">,
 ): Promise<number> {
   if (positionals.length > 0) throw usageError("give either DATA_DIR or --url, not both");
-  for (const flag of ["raw", "dry-run", "rate-limit", "max-size", "keep-encodings"]) {
+  const dataDirOnly = [
+    "raw",
+    "dry-run",
+    "rate-limit",
+    "max-size",
+    "keep-encodings",
+    "replay-workers",
+  ];
+  for (const flag of dataDirOnly) {
     if (values[flag]) throw usageError(`--${flag} cannot be used with --url`);
   }
   const url = String(values.url);

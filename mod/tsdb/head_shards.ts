@@ -10,8 +10,9 @@
  * samples, histograms and tombstones. A shard that turns out to hold too many series is split
  * again by {@link readShardFile} into a {@link HeadPartitioner} with a new hash seed.
  *
- * Memory: one write buffer per shard (`bufferSize`, default 32 KiB; a record's worth more while
- * it waits for the file) and the ref-to-shard map, one byte per ref in pages of 4096 refs that
+ * Memory: one write buffer per shard (`bufferSize`, default 32 KiB, and up to 16 spare ones),
+ * and full buffers until the caller flushes them (the head replay does when they reach
+ * `splitFlushBytes`, even inside a record) and the ref-to-shard map, one byte per ref in pages of 4096 refs that
  * hold at least one series (Prometheus hands refs out in order, so that is about one byte a
  * series). Nothing else is kept per series.
  *
@@ -48,6 +49,8 @@ const _TOMBSTONE = 7;
 const _FLOAT_HISTOGRAM = 1;
 const _OUT_OF_ORDER = 2;
 
+/** Most written buffers a partitioner keeps for reuse. */
+const _MAX_SPARE = 16;
 /** Most bytes a fixed-size entry takes (a base entry and a float sample). */
 const _MAX_FIXED_ENTRY = 64;
 /** Deltas beyond this go through a base entry, so zig-zag varints stay 32-bit. */
@@ -122,9 +125,11 @@ export class HeadPartitioner implements HeadEntrySink {
       throw new RangeError(`shards must be 1 to 255, not ${n}`);
     }
     const writers: _ShardWriter[] = [];
+    const spare: ArrayBuffer[] = [];
     try {
       for (let i = 0; i < n; i++) {
-        writers.push(await _ShardWriter.create(`${prefix}-${i}`, options.bufferSize ?? 32 * 1024));
+        const size = options.bufferSize ?? 32 * 1024;
+        writers.push(await _ShardWriter.create(`${prefix}-${i}`, size, spare));
       }
     } catch (e) {
       for (const w of writers) await w.abort();
@@ -169,6 +174,13 @@ export class HeadPartitioner implements HeadEntrySink {
     const shard = this.#refs.get(ref);
     if (shard < 0) throw new Error(`head shard entry for ref ${ref} before its series`);
     return shard;
+  }
+
+  /** Bytes of full buffers waiting for {@link HeadPartitioner.flush}. */
+  get waitingBytes(): number {
+    let n = 0;
+    for (const w of this.#writers) n += w.waitingBytes;
+    return n;
   }
 
   /** Writes what waits in memory to the files. */
@@ -251,28 +263,39 @@ class _ShardWriter {
   #view: DataView;
   #at = 0;
   #waiting: Uint8Array[] = [];
+  /** Bytes in `#waiting`. */
+  waitingBytes = 0;
+  // Written buffers of all the partitioner's writers, reused for the next ones (fewer
+  // allocations, less for the GC to find).
+  #spare: ArrayBuffer[];
   #written = 0;
   #prevRef = 0;
   #prevT = 0;
   #enc = new Encbuf();
 
-  private constructor(path: string, file: Deno.FsFile, size: number) {
+  private constructor(path: string, file: Deno.FsFile, size: number, spare: ArrayBuffer[]) {
     this.path = path;
+    this.#spare = spare;
     this.#file = file;
     this.#size = size;
     this.#buf = new Uint8Array(size);
     this.#view = new DataView(this.#buf.buffer);
   }
 
-  static async create(path: string, size: number): Promise<_ShardWriter> {
-    return new _ShardWriter(path, await Deno.open(path, { write: true, createNew: true }), size);
+  static async create(path: string, size: number, spare: ArrayBuffer[]): Promise<_ShardWriter> {
+    const file = await Deno.open(path, { write: true, createNew: true });
+    return new _ShardWriter(path, file, size, spare);
   }
 
   // Room for `n` more bytes: a full buffer waits for the next flush, a new one takes its place.
   #room(n: number): void {
     if (this.#at + n <= this.#buf.length) return;
-    if (this.#at > 0) this.#waiting.push(this.#buf.subarray(0, this.#at));
-    this.#buf = new Uint8Array(Math.max(this.#size, n));
+    if (this.#at > 0) {
+      this.#waiting.push(this.#buf.subarray(0, this.#at));
+      this.waitingBytes += this.#at;
+    }
+    const spare = n <= this.#size ? this.#spare.pop() : undefined;
+    this.#buf = spare ? new Uint8Array(spare) : new Uint8Array(Math.max(this.#size, n));
     this.#view = new DataView(this.#buf.buffer);
     this.#at = 0;
   }
@@ -351,7 +374,13 @@ class _ShardWriter {
     const waiting = this.#waiting;
     if (waiting.length === 0) return;
     this.#waiting = [];
-    for (const bytes of waiting) await this.#writeAll(bytes);
+    this.waitingBytes = 0;
+    for (const bytes of waiting) {
+      await this.#writeAll(bytes);
+      if (bytes.buffer.byteLength === this.#size && this.#spare.length < _MAX_SPARE) {
+        this.#spare.push(bytes.buffer as ArrayBuffer);
+      }
+    }
   }
 
   async #writeAll(bytes: Uint8Array): Promise<void> {

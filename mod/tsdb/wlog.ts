@@ -8,7 +8,7 @@
  * Compression (snappy raw blocks, flag 0x08, or a zstd frame, flag 0x10) is applied to the whole
  * record before it is cut into fragments.
  *
- * The reader streams: it holds one page and the fragments of the record being assembled, never a
+ * The reader streams: it holds one page and a buffer the size of the largest record, never a
  * whole segment.
  *
  * @module
@@ -17,7 +17,7 @@
 import { zstdDecompressSync } from "node:zlib";
 import { compress as snappyCompress, uncompress as snappyUncompress } from "snappyjs";
 import { crc32c } from "./crc32c.ts";
-import { concatBytes, FormatError } from "./encoding.ts";
+import { FormatError } from "./encoding.ts";
 import { readFull } from "./_io.ts";
 
 /** Size of a WAL page. Segment sizes are multiples of it. */
@@ -183,6 +183,13 @@ export interface WalReaderOptions {
    * or for any other segment, such an end is a {@link CorruptionError}.
    */
   allowTornTail?: boolean;
+  /**
+   * Hand out each uncompressed record in the reader's own buffer, valid until the next record is
+   * asked for (default false: a copy each). For a replay that is done with a record when it asks
+   * for the next: a scrape of a million series is one record of ~10 MiB, and a copy of each
+   * would be garbage the size of the WAL.
+   */
+  reuseBuffer?: boolean;
 }
 
 /** Where a WAL ended inside a record, see {@link WalReader.torn}. */
@@ -238,6 +245,9 @@ export class WalReader implements AsyncIterable<WalRecord> {
   /** Counters. */
   readonly stats: WalReaderStats = _zeroStats();
   #allowTornTail: boolean;
+  #reuse: boolean;
+  // The record being assembled from its fragments: grown to the largest record, then kept.
+  #assembly = new Uint8Array(WAL_PAGE_SIZE);
 
   /** Reads `segments` (paths named by their number, or refs) in the given order. */
   constructor(segments: readonly (string | SegmentRef)[], options: WalReaderOptions = {}) {
@@ -248,6 +258,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
       return { index: parseInt(name, 10), path: s };
     });
     this.#allowTornTail = options.allowTornTail ?? true;
+    this.#reuse = options.reuseBuffer ?? false;
   }
 
   /** A reader over the segment files of one dir (a WAL dir's segments, or a checkpoint dir). */
@@ -282,8 +293,8 @@ export class WalReader implements AsyncIterable<WalRecord> {
     isLast: boolean,
   ): AsyncGenerator<WalRecord> {
     const page = new Uint8Array(WAL_PAGE_SIZE);
-    // The record being assembled: its fragments' payloads (copies), first offset, compression.
-    let parts: Uint8Array[] = [];
+    // The record being assembled (in #assembly): its length so far, first offset, compression.
+    let assembled = 0;
     let recordStart = -1;
     let recordFlags = 0;
     const corrupt = (offset: number, msg: string, cause?: unknown) =>
@@ -366,12 +377,19 @@ export class WalReader implements AsyncIterable<WalRecord> {
           recordFlags = flags;
         }
         // Copy: the page buffer is reused for the next page.
-        parts.push(payload.slice());
+        if (assembled + payload.length > this.#assembly.length) {
+          const bigger = new Uint8Array(Math.max(2 * this.#assembly.length, assembled + length));
+          bigger.set(this.#assembly.subarray(0, assembled));
+          this.#assembly = bigger;
+        }
+        this.#assembly.set(payload, assembled);
+        assembled += payload.length;
         p = end;
         if (type === _FULL || type === _LAST) {
-          const stored = parts.length === 1 ? parts[0] : concatBytes(parts);
+          const whole = this.#assembly.subarray(0, assembled);
+          const stored = this.#reuse ? whole : whole.slice();
           const start = recordStart;
-          parts = [];
+          assembled = 0;
           recordStart = -1;
           yield this.#finish(seg, start, flags, stored, corrupt);
         }
