@@ -28,7 +28,7 @@ import {
   safeUrl,
 } from "./remote/mod.ts";
 import type { LabelMatcher } from "./selector.ts";
-import { writeWindowBlock } from "./tsdb/compact.ts";
+import { UnknownChunkEncodingError, writeWindowBlock } from "./tsdb/compact.ts";
 import { formatDuration, formatTime, type IncidentWindow } from "./window.ts";
 
 /** Options of {@link exportRemote}. */
@@ -101,12 +101,22 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
         signal,
         onProgress: (p) => options.onStatus?.(_progressText(p)),
       });
-      const written = await writeWindowBlock(staging, [source], {
-        from,
-        to: window.to,
-        keep: options.selection?.keep,
-        signal,
-      });
+      let written;
+      try {
+        written = await writeWindowBlock(staging, [source], {
+          from,
+          to: window.to,
+          keep: options.selection?.keep,
+          signal,
+        });
+      } catch (err) {
+        // A newer Prometheus' encoding: refused as the rewrite refuses it (the staging dir,
+        // with the block begun in it, is removed: nothing is written).
+        if (err instanceof UnknownChunkEncodingError) {
+          throw new PromcaseError(`cannot export: ${err.message}; nothing was written`);
+        }
+        throw err;
+      }
       const block = written.block;
       if (!block) {
         throw new PromcaseError(

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { compress, uncompress } from "snappyjs";
 import { PromcaseError } from "../mod/errors.ts";
+import { exportRemote } from "../mod/export_remote.ts";
 import {
   fetchJson,
   formatMatchers,
@@ -610,5 +611,30 @@ Deno.test("readRemote: many runs merge in several passes; temp files go however 
     });
     await assert.rejects(() => collect(aborted), /user pressed Ctrl-C/);
     assert.deepEqual([...Deno.readDirSync(tmp)], [], "nothing left after an abort");
+  });
+});
+
+Deno.test("export --url refuses a chunk encoding it does not know in one line, writing nothing", async () => {
+  // No Prometheus release sends an unknown encoding: a newer one might, so this server does.
+  const odd: TimedChunk = { ...chunk(1_800_000, 10, 60_000), encoding: 9 };
+  await using fake = fakeRemoteRead([
+    { labels: L("__name__", "a_metric"), chunks: [chunk(1_800_000, 10, 60_000)] },
+    { labels: L("__name__", "b_metric", "i", "1"), chunks: [odd] },
+  ]);
+  await withTempDir("promcase-remote-odd-", async (dir) => {
+    const output = `${dir}/out/a.tar.gz`;
+    await Deno.mkdir(`${dir}/out`);
+    const error = await exportRemote({
+      url: fake.url,
+      window: { from: 0n, to: 7_200_000n, at: 7_200_000n },
+      compression: "gzip",
+      output,
+    }).then(() => null, (e) => e);
+    assert.ok(error instanceof PromcaseError, String(error));
+    assert.match(error.message, /encoding 9/);
+    assert.match(error.message, /b_metric/);
+    assert.match(error.message, /nothing was written/);
+    assert.ok(!error.message.includes("\n"), error.message);
+    assert.deepEqual([...Deno.readDirSync(`${dir}/out`)], []);
   });
 });

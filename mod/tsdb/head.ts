@@ -129,7 +129,10 @@ export interface HeadReplayOptions extends HeadReplayLimits {
 export interface HeadReplayStats {
   /** Records read (WAL and WBL). */
   records: number;
-  /** Distinct series (by labels) seen in series records. */
+  /**
+   * Series the replay created: one per label set, and once more for a label set that comes back
+   * after a full-range tombstone evicted it (Prometheus, too, then makes a new series).
+   */
   series: number;
   /** Series records whose labels an earlier ref already had (Prometheus' multiRef). */
   duplicateSeriesRefs: number;
