@@ -1,15 +1,17 @@
 // Record decoding: hand-built records for every type (signed deltas, 64-bit edges, StaleNaN),
 // then the records real Prometheus 3.5.3 wrote (native histograms, NHCB, metadata).
 import assert from "node:assert/strict";
-import { Encbuf, FormatError } from "../mod/tsdb/encoding.ts";
+import { Decbuf, Encbuf, FormatError } from "../mod/tsdb/encoding.ts";
 import { STALE_NAN_BITS } from "../mod/tsdb/chunkenc/xor.ts";
 import type { Label } from "../mod/tsdb/index.ts";
 import {
   absoluteBuckets,
   decodeRecord,
+  decodeWalHistogram,
   float64Bits,
   float64FromBits,
   type FloatHistogram,
+  forEachWalHistogramV1,
   type Histogram,
   isKnownHistogramSchema,
   isStaleNaN,
@@ -638,4 +640,66 @@ Deno.test("3.5.3 none fixture: the record cut into first, middle and last fragme
     big++;
   }
   assert.equal(big, 1);
+});
+
+Deno.test("forEachWalHistogramV1 finds exactly the histograms decodeRecord decodes, or declines", async () => {
+  const rnd = seededRandom(21);
+  const big = () => BigInt.asUintN(64, BigInt(Math.floor(rnd() * 2 ** 52)) << 12n);
+  const records: Uint8Array[] = [];
+  for (const code of [7, 8, 9, 10] as const) {
+    const float = code === 8 || code === 10;
+    for (const schemas of [[0, 3, -4, 8, -9], [-53], [1, 12], [1, 60]]) {
+      const samples = schemas.map((schema, i) => ({
+        ref: 5 + i * 3,
+        t: 1_795_000_000_000n + BigInt(i * 15_000 - 7),
+        h: {
+          counterResetHint: i % 4,
+          schema,
+          zeroThreshold: big(),
+          zeroCount: float ? big() : BigInt(i * 1000),
+          count: float ? big() : BigInt(i * 5000 + 7),
+          sum: big(),
+          positiveSpans: [{ offset: -3, length: 2 }, { offset: 70_000, length: 1 }],
+          negativeSpans: i % 2 ? [] : [{ offset: 2, length: 1 }],
+          positiveBuckets: float ? [big(), big(), big()] : [3n, -200_000n, 1n << 40n],
+          negativeBuckets: i % 2 ? [] : [float ? big() : -5n],
+          customValues: schema === -53 ? [big(), big()] : [],
+        },
+      }));
+      records.push(histogramsV1Record(code, samples));
+    }
+  }
+  // And Prometheus' own: every histogram record of the real WALs in the fixtures.
+  for (const dir of [`${FIXTURES}zstd/wal`, `${FIXTURES}snappy/wal`]) {
+    for await (const rec of new WalReader(await listSegments(dir))) records.push(rec.bytes);
+  }
+  let copied = 0;
+  let declined = 0;
+  for (const bytes of records) {
+    const got: { ref: bigint; t: bigint; h: unknown }[] = [];
+    const ok = forEachWalHistogramV1(bytes, (ref, t, start, end, float) => {
+      const h = decodeWalHistogram(new Decbuf(bytes.subarray(start, end)), float);
+      got.push({ ref: BigInt(ref), t: BigInt(t), h });
+    });
+    const d = decodeRecord(bytes);
+    if (!ok) {
+      assert.equal(got.length, 0, "nothing reported for a declined record");
+      if (d.type === "histograms" || d.type === "floatHistograms") {
+        // Declined only for what the decoder changes (a schema reduced to 8 or skipped), or V2.
+        assert.ok(
+          d.code > 10 || (d.unknownSchemas ?? 0) > 0 || d.histograms.some((h) => h.h.schema === 8),
+          `declined a record of type ${d.code}`,
+        );
+        declined++;
+      }
+      continue;
+    }
+    assert.ok(d.type === "histograms" || d.type === "floatHistograms", d.type);
+    assert.deepEqual(got, d.histograms.map((x) => ({ ref: x.ref, t: x.t, h: x.h })));
+    copied += got.length;
+  }
+  assert.ok(copied > 20 && declined >= 8, `${copied} copied, ${declined} declined`);
+  // A histogram cut short is declined whole.
+  const whole = records[0];
+  assert.equal(forEachWalHistogramV1(whole.subarray(0, whole.length - 3), () => {}), false);
 });

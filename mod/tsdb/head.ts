@@ -55,7 +55,7 @@ import {
   type ShardFile,
 } from "./head_shards.ts";
 import type { FloatHistogram, Histogram } from "./record.ts";
-import { decodeRecord, recordTypeName } from "./record.ts";
+import { decodeRecord, forEachWalHistogramV1, recordTypeName } from "./record.ts";
 import { readSamplesV1, SampleBatch, samplesV1Count } from "./sample_batch.ts";
 import { HeadReplayWorker } from "./head_replay_pool.ts";
 import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
@@ -546,6 +546,12 @@ class _WalSplitter {
         await part.flush();
         continue;
       }
+      // Histograms nearly always too: their bytes are copied into the shards as they are.
+      this.#rawBytes = rec.bytes;
+      if (forEachWalHistogramV1(rec.bytes, wbl ? this.#rawOutOfOrder : this.#rawHistogram)) {
+        await part.flush();
+        continue;
+      }
       let r;
       try {
         r = decodeRecord(rec.bytes);
@@ -648,6 +654,30 @@ class _WalSplitter {
     batch.length = 0;
   }
 
+  // The histograms of a record forEachWalHistogramV1 reads, as #histogram takes decoded ones.
+  #rawBytes: Uint8Array = new Uint8Array(0);
+  #rawHistogram = (ref: number, t: number, start: number, end: number, float: boolean) => {
+    const kind = this.#kind(ref, t);
+    if (kind === SampleEntry.float) {
+      this.#part.histogramBytes(ref, t, this.#rawBytes.subarray(start, end), float, false);
+    } else if (kind === SampleEntry.advance) {
+      this.#advance(ref, t);
+    }
+  };
+  #rawOutOfOrder = (ref: number, t: number, start: number, end: number, float: boolean) => {
+    if (!this.#part.has(ref)) this.#stats.droppedUnknownSeries++;
+    else if (t >= this.#from && t <= this.#to) {
+      this.#part.histogramBytes(ref, t, this.#rawBytes.subarray(start, end), float, true);
+    }
+  };
+
+  #advance(ref: number, t: number): void {
+    const one = this.#one;
+    one.length = 0;
+    one.push(SampleEntry.advance, ref, t, 0, 0);
+    this.#part.samples(one);
+  }
+
   #histogram(
     ref: number,
     t: number,
@@ -662,12 +692,7 @@ class _WalSplitter {
     }
     const kind = this.#kind(ref, t);
     if (kind === SampleEntry.float) this.#part.histogram(ref, t, h, float, false);
-    else if (kind === SampleEntry.advance) {
-      const one = this.#one;
-      one.length = 0;
-      one.push(kind, ref, t, 0, 0);
-      this.#part.samples(one);
-    }
+    else if (kind === SampleEntry.advance) this.#advance(ref, t);
   }
 }
 

@@ -10,7 +10,7 @@
  * samples, histograms and tombstones. A shard that turns out to hold too many series is split
  * again by {@link readShardFile} into a {@link HeadPartitioner} with a new hash seed.
  *
- * Memory: one write buffer per shard (`bufferSize`, default 32 KiB, and up to 16 spare ones),
+ * Memory: one write buffer per shard (`bufferSize`, default 32 KiB, and 4 MiB of spare ones),
  * and full buffers until the caller flushes them (the head replay does when they reach
  * `splitFlushBytes`, even inside a record) and the ref-to-shard map, one byte per ref in pages of 4096 refs that
  * hold at least one series (Prometheus hands refs out in order, so that is about one byte a
@@ -49,8 +49,12 @@ const _TOMBSTONE = 7;
 const _FLOAT_HISTOGRAM = 1;
 const _OUT_OF_ORDER = 2;
 
-/** Most written buffers a partitioner keeps for reuse. */
-const _MAX_SPARE = 16;
+/**
+ * Most bytes of written buffers a partitioner keeps for reuse: as many as the head replay lets
+ * wait before it writes them (its default `splitFlushBytes`), so that in the steady state no
+ * buffer is allocated. Those it dropped would be garbage outside V8's heap, which it frees late.
+ */
+const _MAX_SPARE_BYTES = 4 * 1024 * 1024;
 /** Most bytes a fixed-size entry takes (a base entry and a float sample). */
 const _MAX_FIXED_ENTRY = 64;
 /** Deltas beyond this go through a base entry, so zig-zag varints stay 32-bit. */
@@ -166,6 +170,20 @@ export class HeadPartitioner implements HeadEntrySink {
     this.#writers[this.#shard(ref)].histogram(ref, t, h, float, outOfOrder);
   }
 
+  /**
+   * A histogram sample given as the bytes WAL histogram records store it in (`walHistogramEnd`
+   * finds their end): copied as they are, nothing decoded. The shard files store that layout.
+   */
+  histogramBytes(
+    ref: number,
+    t: number,
+    bytes: Uint8Array,
+    float: boolean,
+    outOfOrder: boolean,
+  ): void {
+    this.#writers[this.#shard(ref)].histogramBytes(ref, t, bytes, float, outOfOrder);
+  }
+
   tombstone(ref: number, mint: bigint, maxt: bigint): void {
     this.#writers[this.#shard(ref)].tombstone(ref, mint, maxt);
   }
@@ -272,6 +290,7 @@ class _ShardWriter {
   #prevRef = 0;
   #prevT = 0;
   #enc = new Encbuf();
+  #head = _headBytes;
 
   private constructor(path: string, file: Deno.FsFile, size: number, spare: ArrayBuffer[]) {
     this.path = path;
@@ -350,15 +369,30 @@ class _ShardWriter {
   ): void {
     const e = this.#enc;
     e.reset();
-    e.byte((float ? _FLOAT_HISTOGRAM : 0) | (outOfOrder ? _OUT_OF_ORDER : 0));
-    e.be64(BigInt(ref)).varint(t);
     _putHistogram(e, h, float);
-    const body = e.get();
-    this.#room(1 + 5 + body.length);
-    this.#buf[this.#at++] = _HISTOGRAM;
-    this.#at = _putUvarint32(this.#buf, this.#at, body.length);
-    this.#buf.set(body, this.#at);
-    this.#at += body.length;
+    this.histogramBytes(ref, t, e.get(), float, outOfOrder);
+  }
+
+  histogramBytes(
+    ref: number,
+    t: number,
+    bytes: Uint8Array,
+    float: boolean,
+    outOfOrder: boolean,
+  ): void {
+    // The entry's head: flags, ref (BE64, as a double's integer), the time as a zig-zag varint.
+    const head = this.#head;
+    head[0] = (float ? _FLOAT_HISTOGRAM : 0) | (outOfOrder ? _OUT_OF_ORDER : 0);
+    _headView.setBigUint64(1, BigInt(ref));
+    const headLength = _putVarint(head, 9, t);
+    const length = headLength + bytes.length;
+    this.#room(1 + 5 + length);
+    const buf = this.#buf;
+    buf[this.#at++] = _HISTOGRAM;
+    this.#at = _putUvarint32(buf, this.#at, length);
+    buf.set(head.subarray(0, headLength), this.#at);
+    buf.set(bytes, this.#at + headLength);
+    this.#at += length;
   }
 
   tombstone(ref: number, mint: bigint, maxt: bigint): void {
@@ -377,7 +411,10 @@ class _ShardWriter {
     this.waitingBytes = 0;
     for (const bytes of waiting) {
       await this.#writeAll(bytes);
-      if (bytes.buffer.byteLength === this.#size && this.#spare.length < _MAX_SPARE) {
+      if (
+        bytes.buffer.byteLength === this.#size &&
+        (this.#spare.length + 1) * this.#size <= _MAX_SPARE_BYTES
+      ) {
         this.#spare.push(bytes.buffer as ArrayBuffer);
       }
     }
@@ -576,6 +613,23 @@ function _putHistogram(e: Encbuf, h: Histogram | FloatHistogram, float: boolean)
   if (h.schema !== CUSTOM_BUCKETS_SCHEMA) return;
   e.uvarint(h.customValues.length);
   for (const v of h.customValues) e.be64(v);
+}
+
+// The head of a histogram entry, built in place (one writer at a time writes).
+const _headBytes = new Uint8Array(1 + 8 + 10);
+const _headView = new DataView(_headBytes.buffer);
+
+/** Go `binary.PutVarint` of a safe integer at `at`; returns the position after it. */
+function _putVarint(buf: Uint8Array, at: number, v: number): number {
+  // Zig-zag in doubles: exact for safe integers.
+  let u = v >= 0 ? 2 * v : -2 * v - 1;
+  let p = at;
+  while (u >= 0x80) {
+    buf[p++] = (u % 0x80) | 0x80;
+    u = Math.floor(u / 0x80);
+  }
+  buf[p++] = u;
+  return p;
 }
 
 /** Go `binary.PutUvarint` of a uint32. */

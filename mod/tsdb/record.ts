@@ -16,6 +16,8 @@ import type { Label } from "./index.ts";
 import { Decbuf, FormatError } from "./encoding.ts";
 import {
   CUSTOM_BUCKETS_SCHEMA,
+  EXPONENTIAL_SCHEMA_MAX,
+  EXPONENTIAL_SCHEMA_MIN_RESERVED,
   isKnownHistogramSchema,
   reduceToMaxSchema,
 } from "./histogram_schema.ts";
@@ -473,6 +475,116 @@ function _list(dec: Decbuf, read: () => bigint): bigint[] {
  */
 export function decodeWalHistogram(dec: Decbuf, float: boolean): Histogram | FloatHistogram {
   return float ? _floatHistogram(dec) : _histogram(dec);
+}
+
+/**
+ * Where one histogram as WAL histogram records store it (see {@link decodeWalHistogram}) ends,
+ * read from byte `at` without decoding it: nothing is allocated, for a head replay that copies
+ * the bytes as they are. -1 when it runs past `bytes` or a varint past 10 bytes.
+ */
+export function walHistogramEnd(bytes: Uint8Array, at: number, float: boolean): number {
+  let p = _skipVarint(bytes, at + 1); // counter reset hint, schema
+  if (p < 0) return -1;
+  const custom = walHistogramSchema(bytes, at) === CUSTOM_BUCKETS_SCHEMA;
+  p += 8; // zero threshold
+  if (float) p += 16; // zero count, count
+  else if ((p = _skipVarint(bytes, _skipVarint(bytes, p))) < 0) return -1;
+  p += 8; // sum
+  for (let list = 0; list < 2; list++) { // spans: offset (varint), length (uvarint)
+    const n = _smallUvarint(bytes, p);
+    if (n < 0) return -1;
+    p = _at;
+    for (let i = 0; i < 2 * n && p >= 0; i++) p = _skipVarint(bytes, p);
+    if (p < 0) return -1;
+  }
+  for (let list = 0; list < (custom ? 3 : 2); list++) { // buckets, then custom bounds
+    const n = _smallUvarint(bytes, p);
+    if (n < 0) return -1;
+    p = _at;
+    if (float || list === 2) p += 8 * n;
+    else for (let i = 0; i < n && p >= 0; i++) p = _skipVarint(bytes, p);
+    if (p < 0) return -1;
+  }
+  return p <= bytes.length ? p : -1;
+}
+
+/**
+ * Calls `fn` for every histogram of a V1 histogram samples record (types 7-10) with its ref,
+ * time, the byte range of the histogram in `bytes` and whether it is a float histogram, nothing
+ * decoded (a head replay copies the
+ * bytes). Returns false, having called `fn` for nothing, when the record is of another type, is
+ * malformed, holds refs or times beyond 2^53, or holds a histogram the decoder would change:
+ * a schema it reduces (9-52) or skips (unknown). Those records need {@link decodeRecord}.
+ */
+export function forEachWalHistogramV1(
+  bytes: Uint8Array,
+  fn: (ref: number, t: number, start: number, end: number, float: boolean) => void,
+): boolean {
+  const type = bytes[0];
+  if (!(type >= RecordType.HistogramSamples && type <= 10) || bytes.length < 17) return false;
+  const float = type === RecordType.FloatHistogramSamples || type === 10;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const refHi = view.getUint32(1);
+  const tHi = view.getInt32(9);
+  if (refHi >= 0x200000 || tHi >= 0x200000 || tHi < -0x200000) return false;
+  const baseRef = refHi * 0x1_0000_0000 + view.getUint32(5);
+  const baseT = tHi * 0x1_0000_0000 + view.getUint32(13);
+  // A first pass checks every entry, so that fn sees all of them or none.
+  for (let pass = 0; pass < 2; pass++) {
+    let p = 17;
+    while (p < bytes.length) {
+      const dref = _smallUvarint(bytes, p);
+      if (dref < 0) return false;
+      const dt = _smallUvarint(bytes, _at);
+      if (dt < 0) return false;
+      const start = _at;
+      const schema = walHistogramSchema(bytes, start);
+      const kept = schema === CUSTOM_BUCKETS_SCHEMA ||
+        (schema >= EXPONENTIAL_SCHEMA_MIN_RESERVED && schema <= EXPONENTIAL_SCHEMA_MAX);
+      if (!kept) return false;
+      const end = walHistogramEnd(bytes, start, float);
+      if (end < 0) return false;
+      if (pass === 1) {
+        const ref = baseRef + (dref % 2 === 0 ? dref / 2 : -(dref + 1) / 2);
+        fn(ref, baseT + (dt % 2 === 0 ? dt / 2 : -(dt + 1) / 2), start, end, float);
+      }
+      p = end;
+    }
+  }
+  return true;
+}
+
+/** The schema of a histogram stored as {@link walHistogramEnd} reads it (NaN when malformed). */
+export function walHistogramSchema(bytes: Uint8Array, at: number): number {
+  const u = _smallUvarint(bytes, at + 1);
+  if (u < 0) return NaN;
+  return u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+}
+
+// Position after the varint at `p`, or -1.
+function _skipVarint(bytes: Uint8Array, p: number): number {
+  if (p < 0) return -1;
+  for (let i = 0; i < 10 && p < bytes.length; i++) if (bytes[p++] < 0x80) return p;
+  return -1;
+}
+
+// Where _smallUvarint stopped (a module variable: two return values without an allocation).
+let _at = 0;
+
+// A uvarint of at most 7 bytes (exact as a double) at `p`, its end in _at; -1 otherwise.
+function _smallUvarint(bytes: Uint8Array, p: number): number {
+  let u = 0;
+  let scale = 1;
+  for (let i = 0; i < 7 && p < bytes.length; i++) {
+    const b = bytes[p++];
+    u += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      _at = p;
+      return u;
+    }
+    scale *= 128;
+  }
+  return -1;
 }
 
 // Integer and float histograms share one layout; they differ only in how counts and buckets are
