@@ -11,6 +11,7 @@ import { exportCommand } from "./mod/cli/export.ts";
 import { inspectCommand } from "./mod/cli/inspect.ts";
 import { keygenCommand } from "./mod/cli/keygen.ts";
 import { restoreCommand } from "./mod/cli/restore.ts";
+import { revealCommand } from "./mod/cli/reveal.ts";
 import { verifyCommand } from "./mod/cli/verify.ts";
 import { viewCommand } from "./mod/cli/view.ts";
 import { describeError, EXIT_FAILURE, EXIT_USAGE, PromcaseError } from "./mod/errors.ts";
@@ -24,6 +25,7 @@ const COMMANDS: Command[] = [
   restoreCommand,
   viewCommand,
   keygenCommand,
+  revealCommand,
 ];
 
 function usage(): string {

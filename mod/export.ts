@@ -12,8 +12,16 @@ import {
   ARCHIVE_FORMAT,
   ARCHIVE_FORMAT_VERSION,
   DATA_PREFIX,
+  DISCLOSURE_PATH,
   type Manifest,
 } from "./archive/manifest.ts";
+import {
+  disclosePlan,
+  discloseShipped,
+  type DisclosureResult,
+  formatDisclosure,
+  type PendingDisclosure,
+} from "./disclosure.ts";
 import { type Compression, COMPRESSION_SUFFIX } from "./archive/compression.ts";
 import { AGE_SUFFIX, type AgeEncryption } from "./archive/age.ts";
 import { ArchiveWriter, type WrittenArchive } from "./archive/writer.ts";
@@ -30,6 +38,7 @@ import type { LeadIn } from "./leadin.ts";
 import { BlockReader, type WrittenBlock } from "./tsdb/block.ts";
 import {
   blockSource,
+  mergeSeries,
   minPrometheusVersion,
   UnknownChunkEncodingError,
   type WindowBlockResult,
@@ -46,6 +55,8 @@ import { onInterrupt, withTempDirUntilDone } from "./interrupt.ts";
 import { diskFullReason, isDiskFull, requireFreeSpace } from "./diskspace.ts";
 import { formatBytes } from "./bytesize.ts";
 import type { Throttle } from "./throttle.ts";
+import type { Pseudonymizer } from "./pseudonym.ts";
+import { relabelSorted } from "./pseudonym_series.ts";
 import { VERSION } from "./version.ts";
 import {
   formatCompactTime,
@@ -303,6 +314,11 @@ export interface ExportOptions {
    * blocks; a block file that vanishes before it is opened makes the export start over.
    */
   openFiles?: number;
+  /**
+   * Pseudonymize label values, drop labels (rewrite only; see `pseudonym.ts`): series, context
+   * files, the manifest and the host name are mapped. The caller saves the mapping table.
+   */
+  pseudonymizer?: Pseudonymizer;
 }
 
 /** What {@link exportArchive} did. */
@@ -321,6 +337,11 @@ export interface ExportResult {
   rewrite: RewriteSummary | null;
   /** What the plan was expected to write. */
   estimate: ExportEstimate;
+  /**
+   * The disclosure report (with its counting's warnings): on a dry run, of what the plan would
+   * ship; otherwise the one stored in the archive (`disclosure.json`).
+   */
+  disclosure: DisclosureResult;
 }
 
 /** What a rewrite export did, as stored in the manifest. */
@@ -351,7 +372,13 @@ const _OPEN_FILES = 512;
 
 /** Exports the window of a data dir into an archive (or only plans it, with `dryRun`). */
 export async function exportArchive(options: ExportOptions): Promise<ExportResult> {
-  const host = options.host ?? _hostname();
+  if (options.pseudonymizer && options.mode === "raw") {
+    throw new PromcaseError("--pseudonymize and --drop-label need the rewrite: not with --raw");
+  }
+  // The host name is pseudonymized too: it names the archive and stands in the manifest.
+  const host = options.pseudonymizer
+    ? options.pseudonymizer.pseudonym(options.host ?? _hostname())
+    : options.host ?? _hostname();
   const output = options.output ??
     defaultArchiveName(host, options.window, options.compression, options.encrypt !== undefined);
   let restarts = 0;
@@ -369,7 +396,22 @@ export async function exportArchive(options: ExportOptions): Promise<ExportResul
       );
     }
     if (options.dryRun) {
-      return { plan, archive: null, output, manifest: null, restarts, rewrite: null, estimate };
+      const disclosure = await disclosePlan(plan, {
+        keep: options.selection?.keep,
+        // The rewrite ships the block series with a chunk in the range; raw whole blocks.
+        chunkWindow: mode === "rewrite" ? plan.shipped : undefined,
+        context: Object.values(options.context ?? {}).flatMap((c) => c.files),
+      });
+      return {
+        plan,
+        archive: null,
+        output,
+        manifest: null,
+        restarts,
+        rewrite: null,
+        estimate,
+        disclosure,
+      };
     }
     await options.beforeOpen?.(plan);
     if (mode === "rewrite") {
@@ -499,10 +541,20 @@ async function _writeArchive(
   output: string,
   host: string,
   options: ExportOptions,
-): Promise<{ archive: WrittenArchive; manifest: Manifest } | null> {
+): Promise<{ archive: WrittenArchive; manifest: Manifest; disclosure: DisclosureResult } | null> {
   const opened = await _openAll(plan.dataDir.path, plan, options.openFiles ?? _OPEN_FILES);
   if (opened === null) return null;
   try {
+    // What is copied: the blocks whole, the head's series records (see disclosure.ts), read
+    // now, while the plan's files are there (Prometheus may truncate the WAL or delete blocks
+    // during the copy, which holds them open); one gone already: planned again, as above.
+    let pending: PendingDisclosure;
+    try {
+      pending = await discloseShipped({ plan });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
     const writer = await ArchiveWriter.create(output, options.compression, {
       split: options.split,
       encrypt: options.encrypt,
@@ -557,7 +609,7 @@ async function _writeArchive(
       const needs = rawMinPrometheusVersion(scan.contents);
       manifest.minPrometheusVersion = needs.version;
       manifest.warnings = [...manifest.warnings, ...needs.warnings];
-      return await _finishArchive(writer, manifest, options, addParents);
+      return await _finishArchive(writer, manifest, options, addParents, pending);
     } catch (err) {
       await writer.abort();
       throw err;
@@ -588,27 +640,61 @@ async function* _readScanned(
   scanner.end();
 }
 
-/** Adds the context files, completes the manifest and finishes the archive. */
+/**
+ * Adds the context files and the disclosure report (its context part from the files as written),
+ * completes the manifest and finishes the archive.
+ */
 async function _finishArchive(
   writer: ArchiveWriter,
   manifest: Omit<Manifest, "files">,
-  options: Pick<ExportOptions, "context">,
+  options: Pick<ExportOptions, "context" | "pseudonymizer">,
   addParents: (path: string) => Promise<void>,
-): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
+  pending: PendingDisclosure,
+): Promise<{ archive: WrittenArchive; manifest: Manifest; disclosure: DisclosureResult }> {
   const mtime = Math.floor(Date.now() / 1000);
   const contexts = Object.values(options.context ?? {});
-  for (const file of contexts.flatMap((c) => c.files)) {
-    await addParents(file.path);
-    await writer.addBytes(file.path, new TextEncoder().encode(file.text), mtime);
+  const pz = options.pseudonymizer;
+  // All context is registered before any is mapped: a value named in one file is mapped in all.
+  for (const file of pz ? contexts.flatMap((c) => c.files) : []) {
+    try {
+      pz!.registerJson(JSON.parse(file.text));
+    } catch { /* not JSON: mapped as text */ }
   }
+  for (const file of contexts.flatMap((c) => c.files)) {
+    const path = pz ? pz.mapText(file.path) : file.path;
+    const text = pz ? pz.mapContextText(file.text) : file.text;
+    await addParents(path);
+    await writer.addBytes(path, new TextEncoder().encode(text), mtime);
+    // What is written, pseudonyms and all, is what the report may show.
+    pending.addContext(path, text);
+  }
+  const disclosure = pending.finish();
+  const report = formatDisclosure(disclosure.report);
+  await writer.addBytes(
+    DISCLOSURE_PATH,
+    // A safety net: the report is built from mapped data, yet any original is mapped here too.
+    new TextEncoder().encode(pz ? pz.mapContextText(report) : report),
+    mtime,
+  );
+  manifest.disclosure = {
+    path: DISCLOSURE_PATH,
+    series: disclosure.report.series,
+    totals: disclosure.report.totals,
+  };
+  manifest.warnings = [...manifest.warnings, ...disclosure.warnings.map((w) => `disclosure: ${w}`)];
   if (options.context) {
     manifest.context = Object.fromEntries(
       Object.entries(options.context).map(([source, c]) => [source, c.summary]),
     );
     manifest.warnings = [...manifest.warnings, ...contexts.flatMap((c) => c.warnings)];
   }
+  if (pz) {
+    // Selectors, the data dir's path, URLs and warnings may name originals.
+    Object.assign(manifest, pz.mapJson(manifest));
+    manifest.pseudonymized = pz.manifestInfo();
+  }
   const archive = await writer.finish(manifest);
-  return { archive, manifest: { ...manifest, files: writer.files } };
+  return { archive, manifest: { ...manifest, files: writer.files }, disclosure };
 }
 
 /** A writer's `addParents`: adds each parent directory entry of a path once. */
@@ -637,7 +723,12 @@ async function _rewriteArchive(
   host: string,
   options: ExportOptions,
 ): Promise<
-  { archive: WrittenArchive; manifest: Manifest; rewrite: RewriteSummary } | null
+  {
+    archive: WrittenArchive;
+    manifest: Manifest;
+    rewrite: RewriteSummary;
+    disclosure: DisclosureResult;
+  } | null
 > {
   const parent = options.tmpDir ?? splitPath(output).dir;
   return await withTempDirUntilDone(parent, ".promcase-export-", async (staging, signal) => {
@@ -676,16 +767,32 @@ async function _rewriteArchive(
         const name = path?.startsWith(`${root}/`) ? path.slice(root.length + 1) : "the data dir";
         throw new PromcaseError(`cannot read ${name}: ${describeError(err)}`);
       }
-      const sources: SeriesSource[] = readers.map((r) =>
+      let sources: SeriesSource[] = readers.map((r) =>
         blockSource(r, window.from, window.to, _pace(options.throttle))
       );
       if (head) sources.push(head.series());
       let written;
+      let keep = options.selection?.keep;
+      let excludedBefore = 0;
       try {
+        const pz = options.pseudonymizer;
+        if (pz?.changesSeries) {
+          // New label values reorder the series: re-sorted through spilled runs.
+          options.onStatus?.("pseudonymizing the series");
+          const relabelled = await relabelSorted(mergeSeries(sources), staging, {
+            keep,
+            relabel: (labels) => pz.mapLabels(labels),
+            dropLabels: pz.spec.dropLabels,
+            signal,
+          });
+          sources = [relabelled.source];
+          keep = undefined;
+          excludedBefore = relabelled.excluded;
+        }
         written = await writeWindowBlock(staging, sources, {
           from: window.from,
           to: window.to,
-          keep: options.selection?.keep,
+          keep,
           keepEncodings: options.keepEncodings,
           signal,
           onSeries: (n) => {
@@ -720,7 +827,7 @@ async function _rewriteArchive(
         chunks: written.chunks,
         series: block.stats.numSeries,
         samples: block.stats.numSamples,
-        seriesExcluded: written.seriesExcluded,
+        seriesExcluded: written.seriesExcluded + excludedBefore,
       };
       options.onStatus?.("writing the archive");
       signal.throwIfAborted();
@@ -808,8 +915,11 @@ export async function archiveWindowBlock(
   output: string,
   written: WindowBlockResult & { block: WrittenBlock },
   manifest: Omit<Manifest, "files">,
-  options: Pick<ExportOptions, "compression" | "split" | "encrypt" | "context" | "selection">,
-): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
+  options: Pick<
+    ExportOptions,
+    "compression" | "split" | "encrypt" | "context" | "selection" | "pseudonymizer"
+  >,
+): Promise<{ archive: WrittenArchive; manifest: Manifest; disclosure: DisclosureResult }> {
   const { block } = written;
   const files = [];
   for (const rel of await _listFiles(block.dir)) {
@@ -834,8 +944,8 @@ async function _archiveBlockFiles(
   files: { rel: string; info: Deno.FileInfo }[],
   written: WindowBlockResult & { block: WrittenBlock },
   manifest: Omit<Manifest, "files">,
-  options: Pick<ExportOptions, "context" | "selection">,
-): Promise<{ archive: WrittenArchive; manifest: Manifest }> {
+  options: Pick<ExportOptions, "context" | "selection" | "pseudonymizer">,
+): Promise<{ archive: WrittenArchive; manifest: Manifest; disclosure: DisclosureResult }> {
   const { block } = written;
   const addParents = _parentAdder(writer);
   for (const { rel, info } of files) {
@@ -865,7 +975,11 @@ async function _archiveBlockFiles(
     level: 1,
     meta: JSON.parse(await Deno.readTextFile(`${block.dir}/meta.json`)),
   }];
-  return await _finishArchive(writer, manifest, options, addParents);
+  // The block just written holds exactly the shipped series.
+  const pending = await discloseShipped({
+    blocks: [{ ulid: block.ulid, file: `${block.dir}/index` }],
+  });
+  return await _finishArchive(writer, manifest, options, addParents, pending);
 }
 
 /**

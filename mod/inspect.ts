@@ -14,7 +14,7 @@ import type { AgeKeys } from "./archive/age.ts";
 import { checkArchive } from "./archive/reader.ts";
 import { type DataFile, scanDataDir } from "./datadir.ts";
 import { describeError, PromcaseError, usageError } from "./errors.ts";
-import { planExport } from "./export.ts";
+import { type ExportPlan, planExport } from "./export.ts";
 import { writeAll } from "./fileio.ts";
 import { lowerPriority } from "./priority.ts";
 import { formatSelector, matchesSelector, type Selector } from "./selector.ts";
@@ -77,7 +77,22 @@ export interface CountOptions {
   window?: IncidentWindow;
   /** Archives: keys of an age-encrypted one (decrypted as it is read). */
   decrypt?: AgeKeys;
+  /** Only series it keeps (besides `selector`): export's --match/--exclude. */
+  keep?: (labels: readonly Label[]) => boolean;
+  /**
+   * Sees each selected series once (while the dedupe set has room; beyond it, once per block and
+   * head occurrence): the disclosure report (`disclosure.ts`) reads labels through it.
+   */
+  onSeries?: (labels: readonly Label[]) => void;
+  /**
+   * Archives: receives each `context/` file's text (up to {@link MAX_CONTEXT_BYTES}; larger ones
+   * are reported as a warning), for the disclosure report.
+   */
+  onContextFile?: (path: string, text: string) => void;
 }
+
+/** Context files larger than this are not read into memory by {@link countSeries}. */
+export const MAX_CONTEXT_BYTES = 64 * 1024 * 1024;
 
 /**
  * Counts the series per metric name of a data dir (a directory) or of a promcase archive (any
@@ -85,7 +100,7 @@ export interface CountOptions {
  * and a hash per distinct series (up to {@link SERIES_DEDUPE_LIMIT}).
  */
 export async function countSeries(path: string, options: CountOptions = {}): Promise<SeriesReport> {
-  const counter = new _SeriesCounter(options.selector, options.window);
+  const counter = new _SeriesCounter(options.selector, options.window, options);
   let isDir = false;
   try {
     isDir = (await Deno.stat(path)).isDirectory;
@@ -108,7 +123,43 @@ export async function countSeries(path: string, options: CountOptions = {}): Pro
   }
   return {
     ...base,
-    ...(await _countArchive(path, counter, options.onProgress, options.decrypt)),
+    ...(await _countArchive(path, counter, options)),
+  };
+}
+
+/**
+ * Counts the series of what an export plan selected: its blocks (only series with a chunk in
+ * `chunkWindow`, when given) and its head, as {@link countSeries} counts a data dir.
+ */
+export async function countPlannedSeries(
+  plan: ExportPlan,
+  options: Pick<CountOptions, "selector" | "keep" | "onSeries"> & { chunkWindow?: TimeWindow } = {},
+): Promise<SeriesReport> {
+  const counter = new _SeriesCounter(options.selector, options.chunkWindow, options);
+  return {
+    selector: options.selector ? formatSelector(options.selector) : null,
+    window: options.chunkWindow ?? null,
+    ...(await _countPlan(plan, counter, options.chunkWindow !== undefined)),
+  };
+}
+
+/** Counts the series of block indexes (e.g. of a block just written), one open at a time. */
+export async function countBlockSeries(
+  blocks: { ulid: string; file: string }[],
+  options: Pick<CountOptions, "onSeries"> = {},
+): Promise<SeriesReport> {
+  const counter = new _SeriesCounter(undefined, undefined, options);
+  await _countBlocks(blocks, counter);
+  return {
+    kind: "datadir",
+    path: blocks.map((b) => b.file).join(", "),
+    selector: null,
+    window: null,
+    blocks: blocks.map((b) => b.ulid),
+    head: { included: false, segments: 0, reason: "block indexes only" },
+    exact: counter.exact,
+    metrics: counter.result(),
+    warnings: [],
   };
 }
 
@@ -125,7 +176,17 @@ async function _countDataDir(
   const info = await scanDataDir(dir);
   // The same choice of blocks (superseded ones left out) and head as export makes.
   const plan = planExport(info, window ?? _ALL_TIME);
-  const warnings = [...info.problems];
+  const counted = await _countPlan(plan, counter, window !== undefined);
+  return { ...counted, warnings: [...info.problems, ...counted.warnings] };
+}
+
+async function _countPlan(
+  plan: ExportPlan,
+  counter: _SeriesCounter,
+  windowed: boolean,
+): Promise<_Counted> {
+  const info = plan.dataDir;
+  const warnings: string[] = [];
   let segments = 0;
   if (plan.head.included) {
     const refs = (files: DataFile[]) =>
@@ -149,7 +210,7 @@ async function _countDataDir(
     head: {
       included: plan.head.included,
       segments,
-      reason: window || !plan.head.included ? plan.head.reason : "no window given: all of it",
+      reason: windowed || !plan.head.included ? plan.head.reason : "no window given: all of it",
     },
     exact: counter.exact,
     metrics: counter.result(),
@@ -165,8 +226,7 @@ const _WAL_SEGMENT_RE = /^data\/wal\/(?:checkpoint\.\d+\/)?\d+$/;
 async function _countArchive(
   path: string,
   counter: _SeriesCounter,
-  onProgress: CountOptions["onProgress"],
-  decrypt?: AgeKeys,
+  { onProgress, decrypt, onContextFile }: CountOptions,
 ): Promise<_Counted> {
   const tmp = await Deno.makeTempDir({ prefix: "promcase-inspect-" });
   try {
@@ -211,6 +271,13 @@ async function _countArchive(
             segments++;
           } finally {
             await Deno.remove(file);
+          }
+        } else if (onContextFile && entry.startsWith("context/")) {
+          if (header.size <= MAX_CONTEXT_BYTES) {
+            onContextFile(entry, await new Response(ReadableStream.from(body)).text());
+          } else {
+            for await (const _ of body) { /* only hashed, by checkArchive */ }
+            warnings.push(`${entry}: larger than ${MAX_CONTEXT_BYTES} bytes, not read`);
           }
         } else {
           for await (const _ of body) { /* only hashed, by checkArchive */ }
@@ -308,15 +375,28 @@ const _IN_BLOCK = 2;
 /** Per-metric counts, each series counted once (by the hash of its label set). */
 class _SeriesCounter {
   #metrics = new Map<string, MetricSeries>();
-  #seen = new _HashSet(SERIES_DEDUPE_LIMIT);
+  #seen = new HashSet64(SERIES_DEDUPE_LIMIT);
   #selector: Selector | undefined;
   #window: TimeWindow | undefined;
+  #keep: CountOptions["keep"];
+  #onSeries: CountOptions["onSeries"];
   /** Whether every series could be deduplicated. */
   exact = true;
 
-  constructor(selector: Selector | undefined, window: TimeWindow | undefined) {
+  constructor(
+    selector: Selector | undefined,
+    window: TimeWindow | undefined,
+    hooks: Pick<CountOptions, "keep" | "onSeries"> = {},
+  ) {
     this.#selector = selector;
     this.#window = window;
+    this.#keep = hooks.keep;
+    this.#onSeries = hooks.onSeries;
+  }
+
+  #selected(labels: readonly Label[]): boolean {
+    return (!this.#selector || matchesSelector(labels, this.#selector)) &&
+      (!this.#keep || this.#keep(labels));
   }
 
   #count(labels: readonly Label[], where: typeof _IN_HEAD | typeof _IN_BLOCK): MetricSeries {
@@ -326,9 +406,12 @@ class _SeriesCounter {
       metric = { metric: name, series: 0, blockSeries: 0, headSeries: 0, chunks: 0 };
       this.#metrics.set(name, metric);
     }
-    const seen = this.#seen.mark(_hashLabels(labels), where);
+    const seen = this.#seen.mark(hashLabels(labels), where);
     if (seen === "full") this.exact = false;
-    if (seen === "new" || seen === "full") metric.series++;
+    if (seen === "new" || seen === "full") {
+      metric.series++;
+      this.#onSeries?.(labels);
+    }
     if (seen !== "seen") {
       if (where === _IN_HEAD) metric.headSeries++;
       else metric.blockSeries++;
@@ -337,12 +420,12 @@ class _SeriesCounter {
   }
 
   addHeadSeries(labels: readonly Label[]): void {
-    if (this.#selector && !matchesSelector(labels, this.#selector)) return;
+    if (!this.#selected(labels)) return;
     this.#count(labels, _IN_HEAD);
   }
 
   addBlockSeries(labels: readonly Label[], chunks: readonly ChunkMeta[]): void {
-    if (this.#selector && !matchesSelector(labels, this.#selector)) return;
+    if (!this.#selected(labels)) return;
     const window = this.#window;
     let inWindow = chunks.length;
     if (window) {
@@ -363,7 +446,7 @@ class _SeriesCounter {
 }
 
 /** A 64-bit hash of a label set, as two 32-bit halves (FNV-1a and a murmur-style mix). */
-function _hashLabels(labels: readonly Label[]): [number, number] {
+export function hashLabels(labels: readonly Label[]): [number, number] {
   let a = 0x811c9dc5;
   let b = 0x9747b28c;
   const add = (s: string) => {
@@ -396,7 +479,7 @@ function _fmix32(h: number): number {
  * An open-addressing set of 64-bit hashes, each with a few flag bits: 9 bytes a slot, at most half
  * full, so `limit` entries take at most 18 × `limit` bytes (36 MB for 2 million).
  */
-class _HashSet {
+export class HashSet64 {
   #hi = new Uint32Array(1024);
   #lo = new Uint32Array(1024);
   #flags = new Uint8Array(1024); // 0: empty slot

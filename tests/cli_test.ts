@@ -65,7 +65,13 @@ Deno.test("export reads the data dir without changing a byte, and a raw restore 
       "--into",
       `${dir}/restored`,
     ]);
-    assert.deepEqual(await listDir(`${dir}/restored`), ["data", "manifest.json", "prometheus.yml"]);
+    // Beside the data: what the customer saw leave (disclosure.json), the manifest, the config.
+    assert.deepEqual(await listDir(`${dir}/restored`), [
+      "data",
+      "disclosure.json",
+      "manifest.json",
+      "prometheus.yml",
+    ]);
     const copy = await treeState(restored.dataDir);
     for (const [path, state] of before) {
       if (path.endsWith("/") || path === "lock") continue;

@@ -18,6 +18,11 @@ export const ARCHIVE_FORMAT = "promcase-archive";
 export const ARCHIVE_FORMAT_VERSION = 1;
 /** Where the manifest sits in the archive (the last entry, since it lists the files' hashes). */
 export const MANIFEST_PATH = "manifest.json";
+/**
+ * Where the archive holds its disclosure report (see `../disclosure.ts`): beside the manifest,
+ * written before it. Since 0.2; older archives have none.
+ */
+export const DISCLOSURE_PATH = "disclosure.json";
 /** The prefix under which the archive holds the Prometheus storage dir. */
 export const DATA_PREFIX = "data/";
 /** Manifests larger than this are refused, so a hostile archive cannot exhaust memory. */
@@ -148,6 +153,13 @@ export interface Manifest {
   head: ManifestHead;
   /** What context was captured with the data (Prometheus API, Grafana), by source. Since 0.2. */
   context?: Record<string, unknown>;
+  /** Pseudonymized labels and patterns, dropped labels (never the key or an original). */
+  pseudonymized?: Record<string, unknown>;
+  /**
+   * The disclosure report shipped in the archive ({@link DISCLOSURE_PATH}) and its detector hits
+   * in total, by detector. Absent in archives written before it existed.
+   */
+  disclosure?: { path: string; series: number; totals: Record<string, number> };
   /** Every file in the archive except the manifest itself. */
   files: ManifestFile[];
   /** Things the support engineer should know. */

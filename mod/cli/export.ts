@@ -31,6 +31,13 @@ import {
 import { AGE_ENCRYPT_FLAGS, ageEncryptionFromFlags } from "./age_flags.ts";
 import { type Command, formatBytes, parseFlags, toJson } from "./args.ts";
 import { createProgress } from "./progress.ts";
+import { formatDisclosureText } from "../disclosure.ts";
+import {
+  PSEUDONYM_FLAGS,
+  PSEUDONYM_HELP,
+  pseudonymizerFromFlags,
+  savePseudonyms,
+} from "./pseudonym_flags.ts";
 
 const _HELP = `Usage: promcase export [DATA_DIR] --at TIME [--before DUR] [--after DUR] [options]
        promcase export [DATA_DIR] --from TIME --to TIME [options]
@@ -107,6 +114,8 @@ covers the file as sent, the manifest inside the content):
   --encrypt-to-file FILE    encrypt to every recipient in FILE, one a line (age -R's format)
   --passphrase-file FILE    encrypt with the passphrase on FILE's first line (age's scrypt mode)
 
+${PSEUDONYM_HELP}
+
 Options:
   --raw               copy whole blocks and the head files instead of rewriting
   --keep-encodings    copy XOR2 chunks and histogram chunks with start timestamps as they are
@@ -126,6 +135,7 @@ Examples:
   promcase export ./data --at now --before 2h --lead-in 6h   # increase(x[6h]) from the start
   promcase export ./data --at now --match '{job="api"}' --exclude '{__name__=~"go_.*"}'
   promcase export ./data --at now --raw
+  promcase export ./data --at now --pseudonymize instance,node,pod --pseudonym-key ~/.promcase-pseudonym.key
   promcase export ./data --at now --keep-encodings
   promcase export --at now --rate-limit 20MB/s --max-size 2GB --split 25MB
   promcase export --url http://localhost:9090 --at now --before 6h --bearer-token-file token
@@ -173,6 +183,7 @@ export const exportCommand: Command = {
       "insecure-skip-verify": { type: "boolean" },
       "http-config-file": { type: "string" },
       ...AGE_ENCRYPT_FLAGS,
+      ...PSEUDONYM_FLAGS,
       "prometheus-url": { type: "string", default: _DEFAULT_PROMETHEUS_URL },
       "no-prometheus-api": { type: "boolean" },
       "grafana-url": { type: "string" },
@@ -201,11 +212,13 @@ export const exportCommand: Command = {
     }
     const replayWorkers = _replayWorkers(values["replay-workers"], values.raw);
     const safety = { ..._safety(values), encrypt: await ageEncryptionFromFlags(values) };
+    const pseudonyms = await pseudonymizerFromFlags(values);
     if (values.url !== undefined) {
       return await _exportRemote(values, positionals, window, leadIn, selection, safety);
     }
     const dataDir = await findDataDir(positionals[0]);
-    const context = values["dry-run"] ? undefined : await _captureContext(values);
+    // A dry run captures the context too: its disclosure report shows what the context holds.
+    const context = await _captureContext(values);
     const lead = _leadIn(leadIn, context);
     if (!values["no-nice"]) await lowerPriority();
     const progress = createProgress("export");
@@ -223,6 +236,7 @@ export const exportCommand: Command = {
         headLimits: replayWorkers === undefined ? undefined : { replayWorkers },
         selection,
         context,
+        pseudonymizer: pseudonyms?.pseudonymizer,
         onProgress: (done, total, file) => progress.update(done, total, file),
         onStatus: (text) => progress.status(text),
         ...safety,
@@ -230,11 +244,27 @@ export const exportCommand: Command = {
     } finally {
       progress.done();
     }
+    if (pseudonyms && result.archive) {
+      const line = await savePseudonyms(pseudonyms.pseudonymizer, pseudonyms.keyPath);
+      if (line) console.error(line);
+    }
     // The manifest's warnings: the plan's, the context capture's and the export's own.
     for (const warning of result.manifest?.warnings ?? result.plan.warnings) {
       console.error(`warning: ${warning}`);
     }
-    console.log(values.json ? toJson(_summary(result, lead)) : _text(result, lead.leadIn));
+    if (!result.archive) {
+      for (const warning of result.disclosure.warnings) console.error(`warning: ${warning}`);
+    }
+    console.log(
+      values.json
+        ? toJson(_summary(result, lead))
+        : `${_text(result, lead.leadIn)}\n\n${
+          result.archive
+            ? formatDisclosureText(result.disclosure.report).split("\n")[0] +
+              " (disclosure.json in the archive; promcase inspect --disclosure shows it)"
+            : formatDisclosureText(result.disclosure.report)
+        }`,
+    );
     return 0;
   },
 };
@@ -474,6 +504,7 @@ function _summary(result: ExportResult, lead: { leadIn: LeadIn; ignored: string[
     minPrometheusVersion: result.manifest?.minPrometheusVersion ?? null,
     rewrite: result.rewrite,
     estimate: result.estimate,
+    disclosure: result.disclosure.report,
     context: result.manifest?.context ?? null,
     warnings: result.manifest?.warnings ?? plan.warnings,
   };

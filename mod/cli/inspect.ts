@@ -14,6 +14,7 @@ import { formatDuration, formatTime, resolveWindow } from "../window.ts";
 import { AGE_KEY_FLAGS, ageKeysFromFlags } from "./age_flags.ts";
 import { type Command, formatBytes, formatTable, parseFlags, toJson } from "./args.ts";
 import { createProgress } from "./progress.ts";
+import { discloseSource, formatDisclosure, formatDisclosureText } from "../disclosure.ts";
 import {
   countSeries,
   type MetricSeries,
@@ -23,6 +24,7 @@ import {
 
 const _HELP = `Usage: promcase inspect [DATA_DIR] [--json]
        promcase inspect --series [SELECTOR] [DATA_DIR|ARCHIVE] [--at TIME --before DUR] [--top N]
+       promcase inspect --disclosure [DATA_DIR|ARCHIVE] [--json]
 
 Shows what a Prometheus data dir holds: blocks (ULID, time range in UTC, duration, compaction
 level, series/samples/chunks, size, tombstones), the head (checkpoint, WAL segments, chunks_head/,
@@ -36,6 +38,12 @@ which is streamed and checked on the way. Columns: SERIES (distinct series), BLO
 them, in blocks and in the head), CHUNKS (chunks in blocks; samples are not counted, that would
 mean reading every chunk), SHARE (of all series).
 
+With --disclosure: what leaves (or left) the host: metric names, label names with their number
+of distinct values, and hits of the detectors (IPv4/IPv6 addresses, host names with dots, e-mail
+addresses, URLs with credentials, JWTs, AWS/GCP/Azure keys, private keys) in label values and, in
+an archive, in the context files. --json prints the report as export stores it in the archive
+(disclosure.json), so the support side sees what the customer saw.
+
 DATA_DIR defaults to the first of /prometheus, /var/lib/prometheus/metrics2, ./data that exists.
 
 Options:
@@ -45,7 +53,9 @@ Options:
   --at TIME, --before DUR, --after DUR, --from TIME, --to TIME
                        with --series on a data dir: only the blocks and head that export would read
                        for this window, and only block series with a chunk in the window
-  --top N              show the N metrics with the most series (default 20; 0 = all)
+  --top N              show the N metrics with the most series (default 20; 0 = all); with
+                       --disclosure, the metric names listed (--json lists all)
+  --disclosure         print the disclosure report of the data dir or archive
   -i, --identity FILE, --passphrase-file FILE
                        with --series on an age-encrypted archive (.age): its key (see restore)
   --json               print the result as JSON on stdout
@@ -56,6 +66,7 @@ Examples:
   promcase inspect --series /var/lib/prometheus/metrics2 --top 50
   promcase inspect --series '{job="node"}' --at 2026-11-25T10:30:00Z --before 6h
   promcase inspect --series incident.tar.gz --json
+  promcase inspect --disclosure incident.tar.gz
 `;
 
 /** The inspect command. */
@@ -73,6 +84,7 @@ export const inspectCommand: Command = {
       from: { type: "string" },
       to: { type: "string" },
       top: { type: "string" },
+      disclosure: { type: "boolean" },
       ...AGE_KEY_FLAGS,
     }, 1);
     if (values.help) {
@@ -80,6 +92,17 @@ export const inspectCommand: Command = {
       return 0;
     }
     const windowFlags = ["at", "before", "after", "from", "to"] as const;
+    if (values.disclosure) {
+      if (split.series !== undefined) throw usageError("give either --series or --disclosure");
+      for (const flag of windowFlags) {
+        if (values[flag] !== undefined) {
+          throw usageError(
+            `--${flag} goes with --series (export --dry-run shows a window's report)`,
+          );
+        }
+      }
+      return await _disclosure(positionals[0], values);
+    }
     if (split.series === undefined) {
       for (const flag of [...windowFlags, "top"] as const) {
         if (values[flag] !== undefined) throw usageError(`--${flag} goes with --series`);
@@ -123,6 +146,32 @@ export const inspectCommand: Command = {
     return 0;
   },
 };
+
+/** `inspect --disclosure`: the report of a data dir or archive; warnings on stderr. */
+async function _disclosure(
+  path: string | undefined,
+  values: { json?: boolean; top?: string } & Parameters<typeof ageKeysFromFlags>[0],
+): Promise<number> {
+  const top = values.top === undefined ? 20 : _parseTop(values.top);
+  const source = path ?? await findDataDir(undefined);
+  const progress = createProgress("inspect");
+  let result;
+  try {
+    result = await discloseSource(source, {
+      decrypt: await ageKeysFromFlags(values),
+      onProgress: (done, total) => progress.update(done, total),
+    });
+  } finally {
+    progress.done();
+  }
+  for (const warning of result.warnings) console.error(`warning: ${warning}`);
+  console.log(
+    values.json ? formatDisclosure(result.report).trimEnd() : formatDisclosureText(result.report, {
+      top,
+    }),
+  );
+  return 0;
+}
 
 function _jsonReport(info: DataDirInfo, version: string | null) {
   return {
