@@ -4,14 +4,18 @@
  * data can be written as block data instead of shipping the WAL.
  *
  * Replay rules, as Prometheus': series records with the same labels map later refs onto the first
- * one, and drop what was replayed of the series before them; samples of unknown refs are skipped; samples before `minValidTime` (the newest block's
- * end) are dropped, as are samples at or before the series' last appended time (out of order or
- * duplicate); out-of-order samples are taken from the WBL instead. Tombstone records delete; one
+ * one, and drop what was replayed of the series before them; samples of unknown refs are skipped;
+ * samples before `minValidTime` (the newest block's end) are dropped, as are samples at or before
+ * the series' last appended time (out of order or duplicate); out-of-order samples are taken from
+ * the WBL instead. Tombstone records delete; one
  * over the whole time range evicts the series (its labels may come back as a fresh series).
  *
  * Memory is bounded whatever the number of series, in three steps:
  * 1. The WAL is read once and split into shard files by a hash of each series' labels
- *    (`head_shards.ts`): per series only a byte of the ref-to-shard map stays in memory.
+ *    (`head_shards.ts`): per series only a byte of the ref-to-shard map stays in memory. Records
+ *    are read one at a time into one buffer (the largest record's size), float samples move in
+ *    batches of typed arrays (`sample_batch.ts`), histograms are copied as their WAL bytes, and
+ *    shard buffers are written at `splitFlushBytes`, also inside a record.
  * 2. Each shard is replayed alone: samples are encoded into the series' open chunk as they come
  *    (an {@link XorAppenderSet}), finished chunks go to a {@link ChunkSpill} (memory up to a
  *    budget, then a temporary file), out-of-order samples are kept decoded until the shard's end.

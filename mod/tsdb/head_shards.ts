@@ -11,10 +11,10 @@
  * again by {@link readShardFile} into a {@link HeadPartitioner} with a new hash seed.
  *
  * Memory: one write buffer per shard (`bufferSize`, default 32 KiB, and 4 MiB of spare ones),
- * and full buffers until the caller flushes them (the head replay does when they reach
- * `splitFlushBytes`, even inside a record) and the ref-to-shard map, one byte per ref in pages of 4096 refs that
- * hold at least one series (Prometheus hands refs out in order, so that is about one byte a
- * series). Nothing else is kept per series.
+ * full buffers until the caller flushes them (the head replay does when they reach
+ * `splitFlushBytes`, even inside a record), and the ref-to-shard map, one byte per ref in pages
+ * of 4096 refs that hold at least one series (Prometheus hands refs out in order, so that is
+ * about one byte a series). Nothing else is kept per series.
  *
  * @module
  */
