@@ -545,15 +545,15 @@ class _WalSplitter {
           this.#emit(batch, wbl);
           // A scrape of a million series is one record of ~10 MiB: its entries go to the files
           // as they come, not all at its end.
-          if (part.waitingBytes >= this.#flushBytes) await part.flush();
+          if (part.waitingBytes >= this.#flushBytes) part.flush();
         }
-        await part.flush();
+        part.flush();
         continue;
       }
       // Histograms nearly always too: their bytes are copied into the shards as they are.
       this.#rawBytes = rec.bytes;
       if (forEachWalHistogramV1(rec.bytes, wbl ? this.#rawOutOfOrder : this.#rawHistogram)) {
-        await part.flush();
+        part.flush();
         continue;
       }
       let r;
@@ -605,7 +605,7 @@ class _WalSplitter {
           st.skippedRecords[name] = (st.skippedRecords[name] ?? 0) + 1;
         }
       }
-      await part.flush();
+      part.flush();
     }
   }
 

@@ -201,9 +201,9 @@ export class HeadPartitioner implements HeadEntrySink {
     return n;
   }
 
-  /** Writes what waits in memory to the files. */
-  async flush(): Promise<void> {
-    for (const w of this.#writers) await w.flush();
+  /** Writes what waits in memory to the files (synchronously: they go to the page cache). */
+  flush(): void {
+    for (const w of this.#writers) w.flush();
   }
 
   /** Closes the files; returns those that hold entries (the empty ones are removed). */
@@ -404,13 +404,13 @@ class _ShardWriter {
     this.#at += 25;
   }
 
-  async flush(): Promise<void> {
+  flush(): void {
     const waiting = this.#waiting;
     if (waiting.length === 0) return;
     this.#waiting = [];
     this.waitingBytes = 0;
     for (const bytes of waiting) {
-      await this.#writeAll(bytes);
+      this.#writeAll(bytes);
       if (
         bytes.buffer.byteLength === this.#size &&
         (this.#spare.length + 1) * this.#size <= _MAX_SPARE_BYTES
@@ -420,7 +420,7 @@ class _ShardWriter {
     }
   }
 
-  async #writeAll(bytes: Uint8Array): Promise<void> {
+  #writeAll(bytes: Uint8Array): void {
     let done = 0;
     // Synchronous, as the reads (see readShardFile): into the page cache, without an idle wait.
     while (done < bytes.length) done += this.#file!.writeSync(bytes.subarray(done));
@@ -429,8 +429,8 @@ class _ShardWriter {
 
   /** Closes the file: true when it holds entries, else it is removed. */
   async close(): Promise<boolean> {
-    await this.flush();
-    if (this.#at > 0) await this.#writeAll(this.#buf.subarray(0, this.#at));
+    this.flush();
+    if (this.#at > 0) this.#writeAll(this.#buf.subarray(0, this.#at));
     this.#file?.close();
     this.#file = null;
     if (this.#written > 0) return true;
@@ -452,7 +452,7 @@ export interface ReadShardOptions {
   /** Bytes read at once (default 256 KiB; the buffer grows for a larger entry). */
   bufferSize?: number;
   /** Awaited after every block read (e.g. to flush a partitioner's files). */
-  afterBlock?: () => Promise<void>;
+  afterBlock?: () => void | Promise<void>;
   /** Stops the reading when aborted. */
   signal?: AbortSignal;
   /** Float samples handed to the sink at once (default 4096). */
