@@ -59,7 +59,12 @@ import {
   type ShardFile,
 } from "./head_shards.ts";
 import type { FloatHistogram, Histogram } from "./record.ts";
-import { decodeRecord, forEachWalHistogramV1, recordTypeName } from "./record.ts";
+import {
+  decodeRecord,
+  forEachWalHistogramV1,
+  isFullRangeTombstone,
+  recordTypeName,
+} from "./record.ts";
 import { readSamplesV1, SampleBatch, samplesV1Count } from "./sample_batch.ts";
 import { HeadReplayWorker } from "./head_replay_pool.ts";
 import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
@@ -837,7 +842,7 @@ class _ShardReplayer implements HeadEntrySink {
   tombstone(ref: number, mint: bigint, maxt: bigint): void {
     const s = this.#get(ref);
     if (s.gone) return;
-    if (mint === -(2n ** 63n) && maxt === 2n ** 63n - 1n) {
+    if (isFullRangeTombstone({ mint, maxt })) {
       this.#reset(s);
       s.ooo = s.deleted = null;
       s.gone = true;

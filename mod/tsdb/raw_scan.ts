@@ -28,6 +28,8 @@ import { uncompress as snappyUncompress } from "snappyjs";
 import { isKnownEncoding } from "./chunkenc/convert.ts";
 import { histogramChunkSchema, minPrometheusVersion } from "./compact.ts";
 import { compareVersions } from "../prometheus.ts";
+import { concatBytes } from "./encoding.ts";
+import { decodeRecord, isFullRangeTombstone } from "./record.ts";
 
 /** One file's scanner: takes its bytes in order. */
 export interface FileScanner {
@@ -220,7 +222,7 @@ class _BlockMeta implements FileScanner {
 
   end(): void {
     try {
-      const meta = JSON.parse(new TextDecoder().decode(_concat(this.#parts, this.#bytes)));
+      const meta = JSON.parse(new TextDecoder().decode(concatBytes(this.#parts)));
       const hints = meta?.compaction?.hints;
       if (typeof meta?.maxTime !== "number") throw new Error("no maxTime");
       this._contents.blocks.push({
@@ -509,7 +511,7 @@ class _WalRecords implements FileScanner {
     }
     if (kind === 1 || kind === 4) {
       if (this.#tomb) {
-        const stored = _concat(this.#tomb, this.#tomb.reduce((n, p) => n + p.length, 0));
+        const stored = concatBytes(this.#tomb);
         this.#tomb = null;
         try {
           const bytes = this.#compression === 0x08 ? snappyUncompress(stored) : stored;
@@ -532,7 +534,7 @@ class _WalRecords implements FileScanner {
     const zstd = this.#compression === 0x10;
     // A zstd record is decompressed whole; the others need their first bytes only.
     if ((zstd && !complete) || (!zstd && !complete && this.#partBytes < _PREFIX_BYTES)) return;
-    const bytes = this.#parts.length === 1 ? this.#parts[0] : _concat(this.#parts, this.#partBytes);
+    const bytes = this.#parts.length === 1 ? this.#parts[0] : concatBytes(this.#parts);
     let type: number;
     if (this.#compression === 0) {
       type = bytes.length > 0 ? bytes[0] : -2;
@@ -563,43 +565,14 @@ class _WalRecords implements FileScanner {
   }
 }
 
-const _MIN_INT64 = -(2n ** 63n);
-const _MAX_INT64 = 2n ** 63n - 1n;
-
 /**
- * The entries over exactly [MinInt64, MaxInt64] of a tombstones record (`record.go` Tombstones:
- * `ref BE64 | mint varint | maxt varint` per interval). Throws on a record that does not decode.
+ * The entries of a tombstones record that evict a series (see isFullRangeTombstone). Throws on a
+ * record that does not decode.
  */
 function _fullRangeStones(bytes: Uint8Array): number {
-  let p = 1;
-  const varint = (): bigint => {
-    let u = 0n;
-    for (let shift = 0n;; shift += 7n) {
-      if (p >= bytes.length || shift > 63n) throw new Error("bad varint");
-      const b = bytes[p++];
-      u |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) break;
-    }
-    return (u >> 1n) ^ -(u & 1n);
-  };
-  let n = 0;
-  while (p < bytes.length) {
-    p += 8;
-    const mint = varint();
-    const maxt = varint();
-    if (mint === _MIN_INT64 && maxt === _MAX_INT64) n++;
-  }
-  return n;
-}
-
-function _concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  const record = decodeRecord(bytes);
+  if (record.type !== "tombstones") throw new Error("not a tombstones record");
+  return record.tombstones.filter(isFullRangeTombstone).length;
 }
 
 /**

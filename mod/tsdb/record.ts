@@ -111,6 +111,14 @@ export interface Tombstone {
   maxt: bigint;
 }
 
+/**
+ * Whether a tombstone covers all time, `[MinInt64, MaxInt64]`: what stale-series compaction
+ * (3.10+, `tsdb/head.go` truncateSeries) writes for each series it evicts.
+ */
+export function isFullRangeTombstone(t: Pick<Tombstone, "mint" | "maxt">): boolean {
+  return t.mint === -(2n ** 63n) && t.maxt === 2n ** 63n - 1n;
+}
+
 /** An exemplar. */
 export interface RefExemplar {
   /** Series ref. */
