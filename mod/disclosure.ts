@@ -26,6 +26,7 @@ import {
   HashSet64,
   type SeriesReport,
 } from "./inspect.ts";
+import { compareUtf8 } from "./tsdb/encoding.ts";
 import { IndexReader, type Label } from "./tsdb/index.ts";
 import type { TimeWindow } from "./window.ts";
 
@@ -302,9 +303,9 @@ export class DisclosureCollector {
   /** The report, with the metric names and series counts of the series counting. */
   report(counted: Pick<SeriesReport, "metrics" | "exact">): DisclosureReport {
     const labels = [...this.#labels.entries()]
-      .sort(([a], [b]) => _compare(a, b))
+      .sort(([a], [b]) => compareUtf8(a, b))
       .map(([name, l]) => ({ name, values: l.values, exact: l.exact, hits: _findings(l.hits) }));
-    const context = [...this.#context].sort((a, b) => _compare(a.path, b.path));
+    const context = [...this.#context].sort((a, b) => compareUtf8(a.path, b.path));
     const totals = Object.fromEntries(DETECTORS.map((d) => [d, 0])) as Record<Detector, number>;
     for (const item of [...labels, ...context]) {
       for (const hit of item.hits) totals[hit.detector] += hit.count;
@@ -318,7 +319,7 @@ export class DisclosureCollector {
       distinctValuesLimit: this.#limit,
       metrics: counted.metrics
         .map((m) => ({ name: m.metric, series: m.series }))
-        .sort((a, b) => _compare(a.name, b.name)),
+        .sort((a, b) => compareUtf8(a.name, b.name)),
       labels,
       context,
       totals,
@@ -341,17 +342,6 @@ function _addFinding(hits: Map<Detector, _Findings>, detector: Detector, match: 
 
 function _findings(hits: Map<Detector, _Findings>): DetectorFindings[] {
   return DETECTORS.filter((d) => hits.has(d)).map((d) => ({ detector: d, ...hits.get(d)! }));
-}
-
-/** Orders by UTF-8 bytes (as label sets are sorted), which for strings is by code point. */
-function _compare(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return x.length - y.length;
 }
 
 /** The report as text, for people: what leaves, and what the detectors found in it. */
