@@ -23,13 +23,22 @@
 
 import { createHmac, randomBytes } from "node:crypto";
 import { PromcaseError, usageError } from "./errors.ts";
+import { type AgeKeys, decryptIfEncrypted } from "./archive/age.ts";
+import { decompress } from "./archive/compression.ts";
+import { locateArchive, PartReader } from "./archive/parts.ts";
 import type { Label } from "./tsdb/index.ts";
 
 /** What every pseudonym starts with. */
 export const PSEUDONYM_PREFIX = "anon-";
 const _HEX_DIGITS = 12;
+// One pattern for every place pseudonyms are looked for.
+const _PATTERN = `${PSEUDONYM_PREFIX}[0-9a-f]{${_HEX_DIGITS}}`;
 /** A pseudonym, as found in text (global: use with matchAll/replace). */
-export const PSEUDONYM_RE = /anon-[0-9a-f]{12}/g;
+export const PSEUDONYM_RE = new RegExp(_PATTERN, "g");
+const _WHOLE_RE = new RegExp(`^${_PATTERN}$`);
+const _WITH_PORT_RE = new RegExp(`^${_PATTERN}(:\\d{1,5})?$`);
+// A pseudonym in text, with the :port written after it when there is one.
+const _IN_TEXT_RE = new RegExp(`${_PATTERN}(?::\\d{1,5}(?!\\d))?`, "g");
 
 /** What to pseudonymize. */
 export interface PseudonymSpec {
@@ -275,7 +284,36 @@ export class Pseudonymizer {
 }
 
 function _isPseudonym(s: string): boolean {
-  return s.length === PSEUDONYM_PREFIX.length + _HEX_DIGITS && /^anon-[0-9a-f]{12}$/.test(s);
+  return _WHOLE_RE.test(s);
+}
+
+/** Whether `text` is one pseudonym, with or without a `:port` (as `reveal` takes them). */
+export function isPseudonymArg(text: string): boolean {
+  return _WITH_PORT_RE.test(text);
+}
+
+/** The pseudonyms in `text`, each with the `:port` written after it, once each, sorted. */
+export function findPseudonyms(text: string): string[] {
+  return [...new Set([...text.matchAll(_IN_TEXT_RE)].map((m) => m[0]))].sort();
+}
+
+/**
+ * Every pseudonym in an archive's decompressed (and decrypted) bytes: index symbols, context,
+ * manifest. Streamed: memory is one piece and the pseudonyms found.
+ */
+export async function archivePseudonyms(path: string, keys?: AgeKeys): Promise<string[]> {
+  const location = await locateArchive(path);
+  const reader = new PartReader(location, () => {});
+  const found = new Set<string>();
+  const decoder = new TextDecoder("latin1");
+  // A pseudonym cut between two pieces is found in the kept tail.
+  let tail = "";
+  for await (const piece of decompress(decryptIfEncrypted(reader.pieces(), keys))) {
+    const text = tail + decoder.decode(piece);
+    for (const m of text.matchAll(PSEUDONYM_RE)) found.add(m[0]);
+    tail = text.slice(-20);
+  }
+  return [...found].sort();
 }
 
 /** Reads a mapping table (pseudonym -> original); empty when the file does not exist. */

@@ -6,14 +6,13 @@
  * @module
  */
 
-import { decompress } from "../archive/compression.ts";
-import { locateArchive, PartReader } from "../archive/parts.ts";
-import { decryptIfEncrypted } from "../archive/age.ts";
 import { PromcaseError, usageError } from "../errors.ts";
 import {
+  archivePseudonyms,
+  findPseudonyms,
+  isPseudonymArg,
   loadPseudonymKey,
   mappingPath,
-  PSEUDONYM_RE,
   readMapping,
   revealPseudonyms,
 } from "../pseudonym.ts";
@@ -73,11 +72,11 @@ export const revealCommand: Command = {
     let wanted: string[];
     if (values["from-file"] !== undefined) {
       if (positionals.length > 0) throw usageError("give --from-file or pseudonyms, not both");
-      wanted = _found(await _readText(values["from-file"]));
-    } else if (positionals.length === 1 && !_isPseudonymArg(positionals[0])) {
-      wanted = await _archivePseudonyms(positionals[0], await ageKeysFromFlags(values));
+      wanted = findPseudonyms(await _readText(values["from-file"]));
+    } else if (positionals.length === 1 && !isPseudonymArg(positionals[0])) {
+      wanted = await archivePseudonyms(positionals[0], await ageKeysFromFlags(values));
     } else if (positionals.length > 0) {
-      const bad = positionals.find((p) => !_isPseudonymArg(p));
+      const bad = positionals.find((p) => !isPseudonymArg(p));
       if (bad !== undefined) {
         throw usageError(`not a pseudonym: ${JSON.stringify(bad)} (they look like anon-<12 hex>)`);
       }
@@ -104,39 +103,10 @@ export const revealCommand: Command = {
   },
 };
 
-function _isPseudonymArg(text: string): boolean {
-  return /^anon-[0-9a-f]{12}(:\d{1,5})?$/.test(text);
-}
-
-function _found(text: string): string[] {
-  // With the :port when there is one, as it was written.
-  return [...new Set([...text.matchAll(/anon-[0-9a-f]{12}(?::\d{1,5}(?!\d))?/g)].map((m) => m[0]))]
-    .sort();
-}
-
 async function _readText(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (err) {
     throw new PromcaseError(`cannot read ${path}: ${(err as Error).message}`);
   }
-}
-
-/** Every pseudonym in an archive's decompressed bytes (index symbols, context, manifest). */
-async function _archivePseudonyms(
-  path: string,
-  keys: Awaited<ReturnType<typeof ageKeysFromFlags>>,
-): Promise<string[]> {
-  const location = await locateArchive(path);
-  const reader = new PartReader(location, () => {});
-  const found = new Set<string>();
-  const decoder = new TextDecoder("latin1");
-  // A pseudonym cut between two pieces is found in the kept tail.
-  let tail = "";
-  for await (const piece of decompress(decryptIfEncrypted(reader.pieces(), keys))) {
-    const text = tail + decoder.decode(piece);
-    for (const m of text.matchAll(PSEUDONYM_RE)) found.add(m[0]);
-    tail = text.slice(-20);
-  }
-  return [...found].sort();
 }
