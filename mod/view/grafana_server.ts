@@ -8,6 +8,7 @@
  */
 
 import { EXIT_USAGE, PromcaseError } from "../errors.ts";
+import { splitPath } from "../fileio.ts";
 import { type LoggedProcess, spawnLogged } from "./process.ts";
 
 /** Directories searched for a `grafana` binary after PATH (Debian's package: /usr/sbin). */
@@ -41,8 +42,8 @@ export async function findGrafanaHome(
   const candidates: string[] = [];
   const real = await _realBinary(bin);
   if (real) {
-    const binDir = real.slice(0, real.lastIndexOf("/")) || "/";
-    candidates.push(_parent(binDir), `${_parent(binDir)}/share/grafana`);
+    const parent = splitPath(splitPath(real).dir).dir;
+    candidates.push(parent, `${parent}/share/grafana`);
   }
   candidates.push(...fallbacks);
   for (const home of candidates) {
@@ -133,11 +134,6 @@ async function _realBinary(bin: string): Promise<string | null> {
   } catch {
     return null;
   }
-}
-
-function _parent(dir: string): string {
-  const i = dir.lastIndexOf("/");
-  return i <= 0 ? "/" : dir.slice(0, i);
 }
 
 async function _isFile(path: string): Promise<boolean> {
