@@ -557,7 +557,7 @@ class _WalSplitter {
       }
       // Histograms nearly always too: their bytes are copied into the shards as they are.
       this.#rawBytes = rec.bytes;
-      if (forEachWalHistogramV1(rec.bytes, wbl ? this.#rawOutOfOrder : this.#rawHistogram)) {
+      if (forEachWalHistogramV1(rec.bytes, wbl ? this.#rawOutOfOrder : this.#rawInOrder)) {
         part.flush();
         continue;
       }
@@ -614,77 +614,57 @@ class _WalSplitter {
     }
   }
 
-  // Which entry an in-order sample becomes: dropped before minValidTime, kept inside the window,
-  // else only its timestamp (it still advances the series). Null for an unknown ref.
-  #kind(ref: number, t: number): SampleEntryKind | null {
+  // Which entry a sample becomes, null when it is dropped: of an unknown ref (counted); from the
+  // WBL, an out-of-order entry if in the window; else dropped before minValidTime (counted), kept
+  // inside the window, or only its timestamp outside it (it still advances the series).
+  #kind(ref: number, t: number, wbl: boolean): SampleEntryKind | null {
     if (!this.#part.has(ref)) {
       this.#stats.droppedUnknownSeries++;
       return null;
     }
+    const inWindow = t >= this.#from && t <= this.#to;
+    if (wbl) return inWindow ? SampleEntry.outOfOrder : null;
     if (t < this.#minValid) {
       this.#stats.droppedBeforeMinValid++;
       return null;
     }
-    return t >= this.#from && t <= this.#to ? SampleEntry.float : SampleEntry.advance;
+    return inWindow ? SampleEntry.float : SampleEntry.advance;
   }
 
-  // Hands a batch of float samples to the partitioner as the entries they become (see #kind),
-  // the dropped ones left out; out-of-order samples from the WBL only when in the window. Empties
-  // the batch.
+  // Hands a batch of float samples to the partitioner as the entries they become (#kind), the
+  // dropped ones left out. Empties the batch.
   #emit(batch: SampleBatch, wbl: boolean): void {
     const { kind: kinds, ref: refs, t: times, vh, vl } = batch;
-    const part = this.#part;
-    const st = this.#stats;
     let kept = 0;
     for (let i = 0; i < batch.length; i++) {
-      const t = times[i];
-      let kind: number;
-      if (!part.has(refs[i])) {
-        st.droppedUnknownSeries++;
-        continue;
-      } else if (wbl) {
-        if (t < this.#from || t > this.#to) continue;
-        kind = SampleEntry.outOfOrder;
-      } else if (t < this.#minValid) {
-        st.droppedBeforeMinValid++;
-        continue;
-      } else {
-        kind = t >= this.#from && t <= this.#to ? SampleEntry.float : SampleEntry.advance;
-      }
+      const kind = this.#kind(refs[i], times[i], wbl);
+      if (kind === null) continue;
       kinds[kept] = kind;
       refs[kept] = refs[i];
-      times[kept] = t;
+      times[kept] = times[i];
       vh[kept] = vh[i];
       vl[kept] = vl[i];
       kept++;
     }
     batch.length = kept;
-    if (kept > 0) part.samples(batch);
+    if (kept > 0) this.#part.samples(batch);
     batch.length = 0;
   }
 
-  // The histograms of a record forEachWalHistogramV1 reads, as #histogram takes decoded ones.
+  // The histograms of a record forEachWalHistogramV1 reads (their bytes in #rawBytes), as
+  // #histogram takes decoded ones.
   #rawBytes: Uint8Array = new Uint8Array(0);
-  #rawHistogram = (ref: number, t: number, start: number, end: number, float: boolean) => {
-    const kind = this.#kind(ref, t);
-    if (kind === SampleEntry.float) {
-      this.#part.histogramBytes(ref, t, this.#rawBytes.subarray(start, end), float, false);
-    } else if (kind === SampleEntry.advance) {
-      this.#advance(ref, t);
-    }
-  };
-  #rawOutOfOrder = (ref: number, t: number, start: number, end: number, float: boolean) => {
-    if (!this.#part.has(ref)) this.#stats.droppedUnknownSeries++;
-    else if (t >= this.#from && t <= this.#to) {
-      this.#part.histogramBytes(ref, t, this.#rawBytes.subarray(start, end), float, true);
-    }
-  };
+  #rawInOrder = (ref: number, t: number, start: number, end: number, float: boolean) =>
+    this.#rawHistogram(ref, t, this.#rawBytes.subarray(start, end), float, false);
+  #rawOutOfOrder = (ref: number, t: number, start: number, end: number, float: boolean) =>
+    this.#rawHistogram(ref, t, this.#rawBytes.subarray(start, end), float, true);
 
-  #advance(ref: number, t: number): void {
-    const one = this.#one;
-    one.length = 0;
-    one.push(SampleEntry.advance, ref, t, 0, 0);
-    this.#part.samples(one);
+  #rawHistogram(ref: number, t: number, bytes: Uint8Array, float: boolean, wbl: boolean): void {
+    const kind = this.#kind(ref, t, wbl);
+    if (kind === SampleEntry.advance) this.#advance(ref, t);
+    else if (kind !== null) {
+      this.#part.histogramBytes(ref, t, bytes, float, kind === SampleEntry.outOfOrder);
+    }
   }
 
   #histogram(
@@ -694,14 +674,16 @@ class _WalSplitter {
     float: boolean,
     wbl: boolean,
   ): void {
-    if (wbl) {
-      if (!this.#part.has(ref)) this.#stats.droppedUnknownSeries++;
-      else if (t >= this.#from && t <= this.#to) this.#part.histogram(ref, t, h, float, true);
-      return;
-    }
-    const kind = this.#kind(ref, t);
-    if (kind === SampleEntry.float) this.#part.histogram(ref, t, h, float, false);
-    else if (kind === SampleEntry.advance) this.#advance(ref, t);
+    const kind = this.#kind(ref, t, wbl);
+    if (kind === SampleEntry.advance) this.#advance(ref, t);
+    else if (kind !== null) this.#part.histogram(ref, t, h, float, kind === SampleEntry.outOfOrder);
+  }
+
+  #advance(ref: number, t: number): void {
+    const one = this.#one;
+    one.length = 0;
+    one.push(SampleEntry.advance, ref, t, 0, 0);
+    this.#part.samples(one);
   }
 }
 
