@@ -19,7 +19,7 @@
  * `write` creates DIR if needed and adds one block to it, and prints the peak RSS of its two
  * phases (adding series, commit) as sampled every 100 ms; `read` streams every block in DIR,
  * checks the series count against meta.json and prints a hash of all labels and a CRC of all
- * chunks, to compare two readers.
+ * chunks, to compare two readers. `write --start MS` puts the first chunk at MS (default 2026-01-01).
  * `--symbols-budget`, `--postings-budget` and `--fan-in` set the writer's memory options.
  *
  * @module
@@ -33,12 +33,13 @@ import { crc32c } from "../mod/tsdb/crc32c.ts";
 
 const METRICS = 100;
 const INSTANCES = 500;
-const T0 = 1_767_225_600_000;
+/** Default time of the first chunk (2026-01-01); `write --start MS` moves the block. */
+const T0_DEFAULT = 1_767_225_600_000;
 
 function _usage(): never {
   console.error(
-    "usage: index_scale.ts write DIR --series N [--symbols-budget B] [--postings-budget B] " +
-      "[--fan-in F]\n       index_scale.ts read DIR",
+    "usage: index_scale.ts write DIR --series N [--start MS] [--symbols-budget B] " +
+      "[--postings-budget B] [--fan-in F]\n       index_scale.ts read DIR",
   );
   Deno.exit(2);
 }
@@ -107,13 +108,18 @@ function _rssPeaks(): { take(): number; stop(): void } {
   };
 }
 
-async function _write(dir: string, numSeries: number, options: BlockWriterOptions): Promise<void> {
+async function _write(
+  dir: string,
+  numSeries: number,
+  t0: number,
+  options: BlockWriterOptions,
+): Promise<void> {
   const perGroup = Math.max(1, Math.round(numSeries / (METRICS * INSTANCES)));
   await Deno.mkdir(dir, { recursive: true });
   const chunks = Array.from({ length: 60 }, (_, k) => {
     const app = new XorAppender();
-    app.appendNumber(T0 + k * 1000, 0x40590000, k);
-    return { encoding: Encoding.xor, data: app.bytes(), mint: BigInt(T0 + k * 1000) };
+    app.appendNumber(t0 + k * 1000, 0x40590000, k);
+    return { encoding: Encoding.xor, data: app.bytes(), mint: BigInt(t0 + k * 1000) };
   });
   const rss = _rssPeaks();
   const started = performance.now();
@@ -194,7 +200,7 @@ if (import.meta.main) {
       postingsMemoryBudget: flag("--postings-budget"),
       mergeFanIn: flag("--fan-in"),
     };
-    await _write(dir, numSeries, options as BlockWriterOptions);
+    await _write(dir, numSeries, flag("--start") ?? T0_DEFAULT, options as BlockWriterOptions);
   } else if (phase === "read") {
     await _read(dir);
   } else {
