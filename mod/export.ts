@@ -692,6 +692,8 @@ async function _finishArchive(
     // Selectors, the data dir's path, URLs and warnings may name originals.
     Object.assign(manifest, pz.mapJson(manifest));
     manifest.pseudonymized = pz.manifestInfo();
+    // The last value is mapped: the table takes them all, or the archive is not finished.
+    await pz.commitTable();
   }
   const archive = await writer.finish(manifest);
   return { archive, manifest: { ...manifest, files: writer.files }, disclosure };
@@ -732,6 +734,8 @@ async function _rewriteArchive(
 > {
   const parent = options.tmpDir ?? splitPath(output).dir;
   return await withTempDirUntilDone(parent, ".promcase-export-", async (staging, signal) => {
+    // The values mapped are journaled beside the block, for the mapping table.
+    options.pseudonymizer?.useSpillDir(staging);
     // The lead-in is read and written like the window: the block starts at the shipped range.
     const window = plan.shipped;
     const root = plan.dataDir.path;

@@ -20,6 +20,8 @@ import {
 } from "./export.ts";
 import { splitPath } from "./fileio.ts";
 import { withTempDirUntilDone } from "./interrupt.ts";
+import type { Pseudonymizer } from "./pseudonym.ts";
+import { relabelSorted } from "./pseudonym_series.ts";
 import {
   type HttpAuth,
   readRemote,
@@ -29,6 +31,7 @@ import {
 } from "./remote/mod.ts";
 import type { LabelMatcher } from "./selector.ts";
 import { UnknownChunkEncodingError, writeWindowBlock } from "./tsdb/compact.ts";
+import type { SeriesSource } from "./tsdb/series.ts";
 import { formatDuration, formatTime, type IncidentWindow } from "./window.ts";
 
 /** Options of {@link exportRemote}. */
@@ -61,6 +64,8 @@ export interface RemoteExportOptions {
   split?: number;
   /** Encrypt the archive with age; the default name then ends in `.age`. */
   encrypt?: ExportOptions["encrypt"];
+  /** Pseudonymize label values, drop labels: series, context and manifest, as the rewrite does. */
+  pseudonymizer?: Pseudonymizer;
 }
 
 /** What {@link exportRemote} did. */
@@ -82,13 +87,18 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
   if (leadInMs < 0n) throw new RangeError(`the lead-in cannot be negative (${leadInMs} ms)`);
   // What is read and written: the window with its lead-in.
   const from = window.from - leadInMs;
-  const host = options.host ?? new URL(options.url).host;
+  const pz = options.pseudonymizer;
+  // The host name is pseudonymized too: it names the archive and stands in the manifest.
+  const urlHost = options.host ?? new URL(options.url).host;
+  const host = pz ? pz.mapValue(urlHost) : urlHost;
   const output = options.output ??
     defaultArchiveName(host, window, options.compression, options.encrypt !== undefined);
   return await withTempDirUntilDone(
     options.tmpDir ?? splitPath(output).dir,
     ".promcase-export-",
     async (staging, signal) => {
+      // The values mapped are journaled beside the block, for the mapping table.
+      pz?.useSpillDir(staging);
       const source = readRemote({
         url: options.url,
         from,
@@ -103,12 +113,21 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
       });
       let written;
       try {
-        written = await writeWindowBlock(staging, [source], {
-          from,
-          to: window.to,
-          keep: options.selection?.keep,
-          signal,
-        });
+        let series: SeriesSource = source;
+        let keep = options.selection?.keep;
+        if (pz?.changesSeries) {
+          // New label values reorder the series: re-sorted through spilled runs.
+          options.onStatus?.("pseudonymizing the series");
+          const relabelled = await relabelSorted(source, staging, {
+            keep,
+            relabel: (labels) => pz.mapLabels(labels),
+            dropLabels: pz.spec.dropLabels,
+            signal,
+          });
+          series = relabelled.source;
+          keep = undefined;
+        }
+        written = await writeWindowBlock(staging, [series], { from, to: window.to, keep, signal });
       } catch (err) {
         // A newer Prometheus' encoding: refused as the rewrite refuses it (the staging dir,
         // with the block begun in it, is removed: nothing is written).

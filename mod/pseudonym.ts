@@ -7,16 +7,19 @@
  *   where the label is unknown. A `:port` suffix is kept (`db1:9100` becomes `anon-…:9100`), so
  *   `by (instance)` and joins keep working.
  * - 12 hex digits (48 bits): a collision needs about 16 million distinct values to become likely;
- *   one is refused anyway (two originals never share a pseudonym silently).
+ *   one is refused anyway (two originals never share a pseudonym silently), when the export's
+ *   values are merged into the mapping table.
  * - Context text (Prometheus API JSON, Grafana dashboards) is mapped JSON-aware: values under a
  *   chosen label name are registered, then every string has each known original replaced wherever
  *   it stands as a whole token (not inside a longer identifier such as a metric name), longest
  *   first, then the patterns' matches.
  * - The key stays with the customer ({@link loadPseudonymKey}). So does the mapping table: the
- *   export appends `PSEUDONYM<TAB>"ORIGINAL"` lines to `KEY.map` beside the key file (mode 0600),
- *   never to the archive. `promcase reveal` reads that table and checks each entry against the key
+ *   export merges its `PSEUDONYM<TAB>"ORIGINAL"` lines into `KEY.map` beside the key file (mode
+ *   0600; `pseudonym_table.ts`), never into the archive. `promcase reveal` reads that table and checks each entry against the key
  *   (an entry the key does not produce is refused), so a pseudonym is revealed only where it was
  *   made.
+ *
+ * Memory does not grow with the number of values beyond 16 bytes a value: see {@link Pseudonymizer}.
  *
  * @module
  */
@@ -27,6 +30,12 @@ import { type AgeKeys, decryptIfEncrypted } from "./archive/age.ts";
 import { decompress } from "./archive/compression.ts";
 import { locateArchive, PartReader } from "./archive/parts.ts";
 import type { Label } from "./tsdb/index.ts";
+import { KnownValues, type KnownValuesOptions } from "./pseudonym_known.ts";
+import {
+  type CommittedTable,
+  PseudonymJournal,
+  type PseudonymJournalOptions,
+} from "./pseudonym_table.ts";
 
 /** What every pseudonym starts with. */
 export const PSEUDONYM_PREFIX = "anon-";
@@ -84,11 +93,6 @@ function _fromHex(hex: string): Uint8Array {
   return out;
 }
 
-/** The mapping table kept beside a key file. */
-export function mappingPath(keyPath: string): string {
-  return `${keyPath}.map`;
-}
-
 /** The pseudonym of a value (without port handling): `anon-` and 12 hex digits of its HMAC. */
 export function pseudonymOf(key: Uint8Array, original: string): string {
   const mac = createHmac("sha256", key).update(original, "utf8").digest("hex");
@@ -107,9 +111,23 @@ export function splitPort(value: string): { host: string; port: string } {
   return { host, port: `:${m[2]}` };
 }
 
-const _WORD = "A-Za-z0-9_";
+/** Options of {@link Pseudonymizer}. */
+export interface PseudonymizerOptions {
+  /** The mapping table to merge the export's values into ({@link Pseudonymizer.commitTable}). */
+  tablePath?: string | null;
+  /** Values whose pseudonyms are cached (default 16,384; the cache is emptied when full). */
+  cacheEntries?: number;
+  /** Options of the journal of mapped values. */
+  journal?: PseudonymJournalOptions;
+  /** Options of the set of mapped values. */
+  known?: KnownValuesOptions;
+}
 
-/** Maps label values and text to pseudonyms, remembering what it mapped. */
+/**
+ * Maps label values and text to pseudonyms. Memory: a bounded cache of pseudonyms, the set of
+ * values mapped as 64-bit hashes (`pseudonym_known.ts`, 16 bytes a value at most) and the journal
+ * of values for the mapping table, spilled in sorted runs (`pseudonym_table.ts`).
+ */
 export class Pseudonymizer {
   /** What is pseudonymized. */
   readonly spec: PseudonymSpec;
@@ -117,16 +135,21 @@ export class Pseudonymizer {
   #labels: Set<string>;
   #drop: Set<string>;
   #patterns: RegExp[];
-  // original -> pseudonym, and back (to refuse collisions).
-  #forward = new Map<string, string>();
-  #back = new Map<string, string>();
-  #textRe: RegExp | null = null;
-  #textReSize = -1;
+  #cache = new Map<string, string>();
+  #cacheEntries: number;
+  #known: KnownValues;
+  #journal: PseudonymJournal | null;
+  #tablePath: string | null;
+  #committed: CommittedTable | null = null;
 
   /** `key`: the customer's key; `spec`: what to map (patterns are checked here). */
-  constructor(key: Uint8Array, spec: PseudonymSpec) {
+  constructor(key: Uint8Array, spec: PseudonymSpec, options: PseudonymizerOptions = {}) {
     this.spec = spec;
     this.#key = key;
+    this.#cacheEntries = options.cacheEntries ?? 16_384;
+    this.#known = new KnownValues(options.known);
+    this.#tablePath = options.tablePath ?? null;
+    this.#journal = this.#tablePath === null ? null : new PseudonymJournal(options.journal);
     for (const name of [...spec.labels, ...spec.dropLabels]) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
         throw usageError(`not a label name: ${JSON.stringify(name)}`);
@@ -151,20 +174,43 @@ export class Pseudonymizer {
     });
   }
 
-  /** The pseudonym of a value without port handling, remembered for the mapping table. */
+  /**
+   * The pseudonym of a value without port handling. A value seen for the first time is journaled
+   * for the mapping table, and found in context text from then on.
+   */
   pseudonym(original: string): string {
-    const known = this.#forward.get(original);
-    if (known !== undefined) return known;
+    const cached = this.#cache.get(original);
+    if (cached !== undefined) return cached;
     const p = pseudonymOf(this.#key, original);
-    const other = this.#back.get(p);
-    if (other !== undefined && other !== original) {
-      throw new PromcaseError(
-        `two values map to the same pseudonym ${p}: use another --pseudonym-key`,
-      );
-    }
-    this.#forward.set(original, p);
-    this.#back.set(p, original);
+    if (this.#known.add(original)) this.#journal?.add(p, original);
+    if (this.#cache.size >= this.#cacheEntries) this.#cache.clear();
+    this.#cache.set(original, p);
     return p;
+  }
+
+  /** Where the journal spills: a dir the export removes when it ends (its staging dir). */
+  useSpillDir(dir: string): void {
+    this.#journal?.useDir(dir);
+  }
+
+  /**
+   * Merges the values mapped into the mapping table (see `pseudonym_table.ts`); refuses two values
+   * with one pseudonym. Null without a table (`--drop-label` alone).
+   */
+  async commitTable(): Promise<CommittedTable | null> {
+    if (this.#journal === null || this.#tablePath === null) return null;
+    this.#committed = await this.#journal.commit(this.#tablePath);
+    return this.#committed;
+  }
+
+  /** What {@link commitTable} wrote, once it ran. */
+  get committedTable(): CommittedTable | null {
+    return this.#committed;
+  }
+
+  /** Distinct values mapped so far. */
+  get values(): number {
+    return this.#known.size;
   }
 
   /** A whole value of a chosen label: its host part's pseudonym, the `:port` kept. */
@@ -215,6 +261,7 @@ export class Pseudonymizer {
     if (Array.isArray(value)) {
       for (const v of value) this.registerJson(v);
     } else if (value !== null && typeof value === "object") {
+      this.#registerDashboardVariable(value as Record<string, unknown>);
       for (const [k, v] of Object.entries(value)) {
         if (typeof v === "string" && this.#labels.has(k) && v !== "") this.mapValue(v);
         else this.registerJson(v);
@@ -222,10 +269,42 @@ export class Pseudonymizer {
     }
   }
 
+  /**
+   * A Grafana template variable named after a chosen label (`templating.list[]`): its current and
+   * listed values, and a custom variable's comma-separated values, are that label's values even
+   * when no series in the window carries them.
+   */
+  #registerDashboardVariable(v: Record<string, unknown>): void {
+    if (typeof v.name !== "string" || !this.#labels.has(v.name) || typeof v.type !== "string") {
+      return;
+    }
+    const values: unknown[] = [];
+    for (const option of [v.current, ...(Array.isArray(v.options) ? v.options : [])]) {
+      if (option !== null && typeof option === "object") {
+        const { text, value } = option as Record<string, unknown>;
+        values.push(...[text, value].flat());
+      }
+    }
+    if (v.type === "custom" && typeof v.query === "string") {
+      // Grafana's custom syntax: comma-separated values, each `value` or `text : value`.
+      values.push(...v.query.split(/(?<!\\),/).flatMap((item) => item.split(" : ")));
+    }
+    for (const value of values) {
+      const text = typeof value === "string" ? value.trim() : "";
+      // Grafana's own entries for "All" are no label values.
+      if (text !== "" && text !== "$__all" && text !== "All") this.mapValue(text);
+    }
+  }
+
   /** Text with every known original (as a whole token) and every pattern match replaced. */
   mapText(text: string): string {
-    const re = this.#originalsRe();
-    let out = re ? text.replace(re, (m) => this.#forward.get(m) ?? m) : text;
+    const parts: string[] = [];
+    let last = 0;
+    this.#known.findTokens(text, (start, end) => {
+      parts.push(text.slice(last, start), this.pseudonym(text.slice(start, end)));
+      last = end;
+    });
+    let out = parts.length === 0 ? text : parts.join("") + text.slice(last);
     if (this.#patterns.length > 0) out = this.mapPatterns(out);
     return out;
   }
@@ -254,11 +333,6 @@ export class Pseudonymizer {
     return JSON.stringify(this.mapJson(doc), null, 2) + (text.endsWith("\n") ? "\n" : "");
   }
 
-  /** The mapping table so far: pseudonym -> original. */
-  entries(): Map<string, string> {
-    return new Map(this.#back);
-  }
-
   /** The manifest's account: labels, patterns, dropped labels, never the key or an original. */
   manifestInfo(): Record<string, unknown> {
     return {
@@ -267,19 +341,8 @@ export class Pseudonymizer {
       droppedLabels: this.spec.dropLabels,
       pseudonym: `${PSEUDONYM_PREFIX} + 12 hex digits of HMAC-SHA-256 with the customer's key; ` +
         `a :port suffix kept`,
-      values: this.#back.size,
+      values: this.#known.size,
     };
-  }
-
-  #originalsRe(): RegExp | null {
-    if (this.#forward.size === 0) return null;
-    if (this.#textRe && this.#textReSize === this.#forward.size) return this.#textRe;
-    const originals = [...this.#forward.keys()].sort((a, b) => b.length - a.length);
-    // Only the syntax characters: the u flag refuses needless escapes such as \-.
-    const alternation = originals.map((o) => o.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
-    this.#textRe = new RegExp(`(?<![${_WORD}])(?:${alternation})(?![${_WORD}])`, "gu");
-    this.#textReSize = this.#forward.size;
-    return this.#textRe;
   }
 }
 
@@ -314,45 +377,6 @@ export async function archivePseudonyms(path: string, keys?: AgeKeys): Promise<s
     tail = text.slice(-20);
   }
   return [...found].sort();
-}
-
-/** Reads a mapping table (pseudonym -> original); empty when the file does not exist. */
-export async function readMapping(path: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return out;
-    throw new PromcaseError(`cannot read the mapping table ${path}: ${(err as Error).message}`);
-  }
-  for (const [i, line] of text.split("\n").entries()) {
-    if (line === "") continue;
-    const tab = line.indexOf("\t");
-    let original: unknown;
-    try {
-      original = tab > 0 ? JSON.parse(line.slice(tab + 1)) : undefined;
-    } catch { /* reported below */ }
-    if (typeof original !== "string") {
-      throw new PromcaseError(`${path}:${i + 1}: not a PSEUDONYM<TAB>"ORIGINAL" line`);
-    }
-    out.set(line.slice(0, tab), original);
-  }
-  return out;
-}
-
-/** Appends the entries not yet in the table at `path` (created with mode 0600). */
-export async function saveMapping(path: string, entries: Map<string, string>): Promise<number> {
-  const known = await readMapping(path);
-  const lines: string[] = [];
-  for (const [p, o] of entries) {
-    if (known.get(p) === o) continue;
-    lines.push(`${p}\t${JSON.stringify(o)}\n`);
-  }
-  if (lines.length > 0) {
-    await Deno.writeTextFile(path, lines.join(""), { append: true, create: true, mode: 0o600 });
-  }
-  return lines.length;
 }
 
 /**

@@ -2,7 +2,8 @@
  * Relabelled series back in label order. Pseudonyms (and dropped labels) change the order of
  * series, and a block's index needs them sorted: the relabelled series are gathered in memory up to
  * a byte budget, sorted and spilled as sorted runs (`tsdb/series_runs.ts`), and the runs merged by
- * a heap. Memory: the budget while spilling, about 32 KiB per run while merging.
+ * a heap. Memory while spilling: an arena of the budget's size holding the series encoded as runs
+ * hold them, and their keys, up to the budget again; while merging, about 32 KiB per run.
  *
  * Two series that end up with the same labels (after `--drop-label`, or the same pseudonym) are
  * refused in one line, never merged: each run key carries a sequence number after the labels, so
@@ -12,10 +13,18 @@
  */
 
 import { PromcaseError } from "./errors.ts";
-import { compareUtf8 } from "./tsdb/encoding.ts";
+import { compareUtf8, Encbuf } from "./tsdb/encoding.ts";
 import type { Label } from "./tsdb/index.ts";
-import { labelsKey, mergeSeriesRuns, SeriesRunWriter } from "./tsdb/series_runs.ts";
-import type { SeriesChunks, SeriesSource, TimedChunk } from "./tsdb/series.ts";
+import {
+  encodeRunSeries,
+  labelsKey,
+  mergeSeriesRuns,
+  SeriesRunWriter,
+} from "./tsdb/series_runs.ts";
+import type { SeriesChunks, SeriesSource } from "./tsdb/series.ts";
+
+/** Estimated bytes of a pending series besides its key: the entry object and its array slot. */
+const _ENTRY_BYTES = 64;
 
 /** Options of {@link relabelSorted}. */
 export interface RelabelOptions {
@@ -25,7 +34,10 @@ export interface RelabelOptions {
   relabel: (labels: readonly Label[]) => Label[];
   /** Labels removed, named in the collision error. */
   dropLabels: readonly string[];
-  /** Bytes of chunk data gathered before a run is spilled (default 16 MiB). */
+  /**
+   * Bytes of encoded series gathered before a run is spilled, and the bound of their keys' estimated
+   * memory (default 8 MiB).
+   */
   budget?: number;
   /** Stops the work when aborted. */
   signal?: AbortSignal;
@@ -50,14 +62,15 @@ export async function relabelSorted(
   dir: string,
   options: RelabelOptions,
 ): Promise<RelabelledSeries> {
-  const budget = options.budget ?? 16 * 1024 * 1024;
-  // Chunk data is copied into one arena, reused run after run: a copy per chunk left hundreds of
-  // MiB of small buffers for the collector (the process doubled its peak at 260k chunks).
+  const budget = options.budget ?? 8 * 1024 * 1024;
+  // Each series is held encoded as the run will hold it, in one arena reused run after run: no
+  // object per chunk (those took more than the chunk data itself), only the key and a position.
   const arena = new Uint8Array(budget);
+  const body = new Encbuf();
   let used = 0;
   const paths: string[] = [];
-  let pending: { key: string; chunks: TimedChunk[] }[] = [];
-  let bytes = 0;
+  let pending: { key: string; at: number; length: number; own?: Uint8Array }[] = [];
+  let keyBytes = 0;
   let seq = 0;
   let excluded = 0;
   const spill = async () => {
@@ -66,14 +79,16 @@ export async function relabelSorted(
     const run = await SeriesRunWriter.create(`${dir}/relabel-${paths.length}.run`);
     paths.push(run.path);
     try {
-      for (const s of pending) await run.add(s.key, s.chunks);
+      for (const s of pending) {
+        await run.addEncoded(s.own ?? arena.subarray(s.at, s.at + s.length));
+      }
       await run.finish();
     } catch (err) {
       await run.abort();
       throw err;
     }
     pending = [];
-    bytes = 0;
+    keyBytes = 0;
     used = 0;
   };
   for await (const s of input) {
@@ -85,27 +100,21 @@ export async function relabelSorted(
     // The sequence number after the last NUL keeps equal label sets apart as keys; parsing the
     // key ignores it (it is no name/value pair).
     const key = `${labelsKey(options.relabel(s.labels))}\u0001${(seq++).toString(36)}`;
-    // The source may reuse the chunks' memory for its next series: copy them.
-    const size = s.chunks.reduce((n, c) => n + c.data.length, 0);
-    if (used + size > arena.length) await spill();
-    // A series larger than the arena gets a buffer of its own (and a run of its own).
-    const into = size > arena.length ? new Uint8Array(size) : arena;
-    let at = into === arena ? used : 0;
-    const chunks = s.chunks.map((c) => {
-      into.set(c.data, at);
-      at += c.data.length;
-      return {
-        encoding: c.encoding,
-        mint: c.mint,
-        maxt: c.maxt,
-        data: into.subarray(at - c.data.length, at),
-      };
-    });
-    if (into === arena) used = at;
-    pending.push({ key, chunks });
-    // Keys and chunk objects count too (about 100 bytes per chunk in V8).
-    bytes += key.length * 2 + chunks.length * 100;
-    if (bytes >= budget || into !== arena) await spill();
+    // Copied: the source may reuse the chunks' memory for its next series.
+    const encoded = encodeRunSeries(body, key, s.chunks);
+    // Keys count too: two bytes a character at worst, and the pending entry.
+    const cost = key.length * 2 + _ENTRY_BYTES;
+    if (used + encoded.length > arena.length || keyBytes + cost > budget) await spill();
+    if (encoded.length > arena.length) {
+      // A series larger than the arena gets a run of its own, written before `body` is reused.
+      pending.push({ key, at: 0, length: encoded.length, own: encoded });
+      await spill();
+      continue;
+    }
+    arena.set(encoded, used);
+    pending.push({ key, at: used, length: encoded.length });
+    used += encoded.length;
+    keyBytes += cost;
   }
   await spill();
   const drop = options.dropLabels;

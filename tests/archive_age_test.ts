@@ -276,8 +276,9 @@ Deno.test({
   async fn() {
     await withTemp(async (dir) => {
       const data = plaintext(CHUNK + 7);
-      // age's own work factor (18), which age -d accepts.
+      // The export's default work factor (16), which age -d accepts like its own 18.
       const sealed = await encrypt(data, { recipients: [], passphrase: "open sesame" });
+      assert.match(new TextDecoder().decode(sealed.subarray(0, 100)), /\n-> scrypt \S+ 16\n/);
       await Deno.writeFile(`${dir}/ours.age`, sealed);
       await ageOnTerminal(["-d", "-o", `${dir}/ours.out`, `${dir}/ours.age`], ["open sesame"]);
       assert.equal(sha(await Deno.readFile(`${dir}/ours.out`)), sha(data));
@@ -442,6 +443,21 @@ Deno.test("age: wrong identity, wrong passphrase, a flipped byte and a cut resto
       assert.equal(result.code, 0, result.stderr);
     }
     const good = await Deno.readFile(archive);
+    // Passphrase mode's default work factor: 64 MiB once, within the export's memory bound.
+    const header = new TextDecoder().decode((await Deno.readFile(locked)).subarray(0, 100));
+    assert.match(header, /\n-> scrypt \S+ 16\n/);
+    const chosen = await runCli([
+      ...base,
+      "--passphrase-file",
+      `${dir}/pass`,
+      "--scrypt-work-factor",
+      "11",
+      "-o",
+      `${dir}/chosen.tar.age`,
+    ]);
+    assert.equal(chosen.code, 0, chosen.stderr);
+    const chosenHeader = await Deno.readFile(`${dir}/chosen.tar.age`);
+    assert.match(new TextDecoder().decode(chosenHeader.subarray(0, 100)), /\n-> scrypt \S+ 11\n/);
     // More than two payload chunks: flips and cuts reach chunks before the last.
     assert.ok(good.length > 2 * CHUNK + 200, String(good.length));
 
@@ -543,6 +559,9 @@ Deno.test("age: export refuses bad recipients and mixed modes before writing", a
       [["--encrypt-to-file", `${dir}/recipients`], /recipients:4: "not-a-key" is not an age/],
       [["--encrypt-to", recipient, "--passphrase-file", `${dir}/pass`], /not both/],
       [["--passphrase-file", `${dir}/missing`], /cannot read --passphrase-file/],
+      [["--encrypt-to", recipient, "--scrypt-work-factor", "12"], /--passphrase-file only/],
+      [["--passphrase-file", `${dir}/pass`, "--scrypt-work-factor", "21"], /from 10 to 20\n$/],
+      [["--passphrase-file", `${dir}/pass`, "--scrypt-work-factor", "1e1"], /from 10 to 20\n$/],
     ];
     for (const [extra, re] of cases) {
       const result = await runCli([...base, ...extra]);

@@ -2,6 +2,8 @@
 // dashboard: no original value of the chosen labels is left in the decompressed archive or the
 // restored dir, promtool 2.42 dumps the restored dir as the source with the values mapped, the
 // dashboard's variables, queries, legends, titles and links are mapped, and reveal maps back.
+// The same over remote read: `export --url` of the live server, pseudonymized, holds no original
+// and dumps as its plain twin with the values mapped.
 import assert from "node:assert/strict";
 import { isOneLineError, runCli, runCliJson } from "./_cli.ts";
 import { findPrometheus, startPrometheus, waitFor } from "./_prometheus.ts";
@@ -186,6 +188,51 @@ Deno.test("pseudonymized export: no original left, series and dashboards mapped,
     // A key without a mapping table reveals nothing: one line.
     const other = await runCli(["reveal", "--pseudonym-key", `${work}/none.key`, host]);
     assert.ok(isOneLineError(other), other.stderr);
+
+    // export --url of the live server, pseudonymized, and plain: the same samples, mapped.
+    await waitFor(
+      async () => {
+        const q = await api.query("count_over_time(up[1m])", Date.now() / 1000) as {
+          result: { value: [number, string] }[];
+        };
+        return q.result.length > 0 && Number(q.result[0].value[1]) >= 3;
+      },
+      30_000,
+      "three scrapes of the live server",
+    );
+    const to = String(Date.now() - 1000);
+    const remote = (name: string, extra: string[]) =>
+      runCliJson<{ archive: string }>([
+        "export",
+        "--url",
+        api.url,
+        "--from",
+        "0",
+        "--to",
+        to,
+        "-o",
+        `${work}/${name}.tar.gz`,
+        "--dashboard-file",
+        `${work}/dash.json`,
+        ...extra,
+      ]);
+    await remote("url-plain", []);
+    await remote("url-pz", ["--pseudonymize", LABELS.join(","), "--pseudonym-key", keyPath]);
+    const urlTar = await gunzip(`${work}/url-pz.tar.gz`);
+    for (const o of ORIGINALS) assert.ok(!contains(urlTar, o), `${o} in the --url archive`);
+    assert.ok(contains(urlTar, `${host}:${new URL(api.url).port}`));
+    const dumps = [];
+    for (const name of ["url-plain", "url-pz"]) {
+      const r = await runCliJson<{ dataDir: string }>([
+        "restore",
+        `${work}/${name}.tar.gz`,
+        "--into",
+        `${work}/${name}`,
+      ]);
+      dumps.push((await promtoolDump(bin, r.dataDir)).sort());
+    }
+    assert.ok(dumps[0].length > 100, String(dumps[0].length));
+    assert.deepEqual(dumps[1], dumps[0].map((l) => mapLine(l, key)).sort());
   });
 });
 

@@ -2,14 +2,15 @@
 import assert from "node:assert/strict";
 import {
   loadPseudonymKey,
-  mappingPath,
   Pseudonymizer,
+  type PseudonymizerOptions,
   pseudonymOf,
-  readMapping,
+  type PseudonymSpec,
   revealPseudonyms,
-  saveMapping,
   splitPort,
 } from "../mod/pseudonym.ts";
+import { KnownValues } from "../mod/pseudonym_known.ts";
+import { mappingPath, readMapping } from "../mod/pseudonym_table.ts";
 import { relabelSorted } from "../mod/pseudonym_series.ts";
 import { compareLabels, type Label } from "../mod/tsdb/index.ts";
 import type { SeriesChunks } from "../mod/tsdb/series.ts";
@@ -20,6 +21,26 @@ const KEY_B = new Uint8Array(32).fill(2);
 
 function spec(labels: string[], patterns: string[] = [], dropLabels: string[] = []) {
   return { labels, patterns, dropLabels };
+}
+
+/**
+ * Runs `fn` with a pseudonymizer whose mapping table is in a temp dir, then commits the table and
+ * returns its originals, sorted (what `reveal ARCHIVE` would show).
+ */
+async function mappedOriginals(
+  pzSpec: PseudonymSpec,
+  fn: (pz: Pseudonymizer) => void,
+  options: PseudonymizerOptions = {},
+): Promise<string[]> {
+  let originals: string[] = [];
+  await withTempDir("promcase-pz-", async (dir) => {
+    const pz = new Pseudonymizer(KEY_A, pzSpec, { ...options, tablePath: `${dir}/key.map` });
+    pz.useSpillDir(dir);
+    fn(pz);
+    await pz.commitTable();
+    originals = [...(await readMapping(`${dir}/key.map`)).values()].sort();
+  });
+  return originals;
 }
 
 Deno.test("pseudonyms are stable for one key, differ with another, and keep a :port", () => {
@@ -53,40 +74,59 @@ Deno.test("series labels: chosen labels mapped, patterns in any label, dropped l
   ]);
 });
 
-Deno.test("context text: whole tokens, longest first, JSON strings only, registered from labels", () => {
-  const pz = new Pseudonymizer(KEY_A, spec(["instance", "job"]));
-  // The targets API names an instance no series carried: registering finds it.
-  const targets = {
-    data: { activeTargets: [{ labels: { instance: "db2:9100", job: "node" }, health: "down" }] },
-  };
-  pz.registerJson(targets);
-  pz.mapValue("db2.example.com:9100");
-  // Regular-expression syntax in a value is matched literally.
-  assert.equal(pz.mapText("a db-1 (x|y)+ b"), "a db-1 (x|y)+ b");
-  pz.mapValue("db-1");
-  pz.mapValue("(x|y)+");
-  assert.equal(
-    pz.mapText("a db-1 (x|y)+ b"),
-    `a ${pseudonymOf(KEY_A, "db-1")} ${pseudonymOf(KEY_A, "(x|y)+")} b`,
-  );
-  const db2 = pseudonymOf(KEY_A, "db2");
-  const long = pseudonymOf(KEY_A, "db2.example.com");
-  const node = pseudonymOf(KEY_A, "node");
-  assert.equal(
-    pz.mapText('up{instance="db2.example.com:9100"} db2:9100 node_load1 node'),
-    `up{instance="${long}:9100"} ${db2}:9100 node_load1 ${node}`,
-  );
-  const doc = JSON.parse(pz.mapContextText(JSON.stringify({ node: { expr: "node", n: 1 } })));
-  // Keys stay (they are label or field names), strings are mapped.
-  assert.deepEqual(doc, { node: { expr: node, n: 1 } });
-  assert.deepEqual([...pz.entries().values()].sort(), [
-    "(x|y)+",
-    "db-1",
-    "db2",
-    "db2.example.com",
-    "node",
-  ]);
-  assert.ok(!JSON.stringify(pz.manifestInfo()).includes("db2"));
+Deno.test("context text: whole tokens, longest first, JSON strings only, registered from labels", async () => {
+  const originals = await mappedOriginals(spec(["instance", "job"]), (pz) => {
+    // The targets API names an instance no series carried: registering finds it.
+    const targets = {
+      data: { activeTargets: [{ labels: { instance: "db2:9100", job: "node" }, health: "down" }] },
+    };
+    pz.registerJson(targets);
+    pz.mapValue("db2.example.com:9100");
+    // Regular-expression syntax in a value is matched literally.
+    assert.equal(pz.mapText("a db-1 (x|y)+ b"), "a db-1 (x|y)+ b");
+    pz.mapValue("db-1");
+    pz.mapValue("(x|y)+");
+    assert.equal(
+      pz.mapText("a db-1 (x|y)+ b"),
+      `a ${pseudonymOf(KEY_A, "db-1")} ${pseudonymOf(KEY_A, "(x|y)+")} b`,
+    );
+    const db2 = pseudonymOf(KEY_A, "db2");
+    const long = pseudonymOf(KEY_A, "db2.example.com");
+    const node = pseudonymOf(KEY_A, "node");
+    assert.equal(
+      pz.mapText('up{instance="db2.example.com:9100"} db2:9100 node_load1 node'),
+      `up{instance="${long}:9100"} ${db2}:9100 node_load1 ${node}`,
+    );
+    const doc = JSON.parse(pz.mapContextText(JSON.stringify({ node: { expr: "node", n: 1 } })));
+    // Keys stay (they are label or field names), strings are mapped.
+    assert.deepEqual(doc, { node: { expr: node, n: 1 } });
+    assert.ok(!JSON.stringify(pz.manifestInfo()).includes("db2"));
+    assert.equal(pz.values, 5);
+  });
+  assert.deepEqual(originals, ["(x|y)+", "db-1", "db2", "db2.example.com", "node"]);
+});
+
+Deno.test("dashboard variables named after a chosen label register their values", async () => {
+  const originals = await mappedOriginals(spec(["room", "instance"]), (pz) => {
+    pz.registerJson({
+      templating: {
+        list: [
+          { name: "room", type: "custom", query: "hall,Big kitchen : kitchen", current: {} },
+          {
+            name: "instance",
+            type: "query",
+            current: { text: ["All"], value: ["$__all"] },
+            options: [{ text: "db9:9100", value: "db9:9100" }],
+          },
+          // Not a chosen label, or no variable: nothing registered.
+          { name: "env", type: "custom", query: "prod,staging" },
+          { name: "room", query: "attic" },
+        ],
+      },
+    });
+    assert.equal(pz.mapText("hall prod"), `${pseudonymOf(KEY_A, "hall")} prod`);
+  });
+  assert.deepEqual(originals, ["Big kitchen", "db9", "hall", "kitchen"]);
 });
 
 function series(labels: Record<string, string>, t: number): SeriesChunks {
@@ -135,6 +175,30 @@ Deno.test("relabelled series come back in label order through spilled runs", asy
     assert.equal(byValue.get(pz.mapValue("h42:80")), 42n);
     // Each series keeps its own chunk bytes (copied out of the source's reused memory).
     for (const s of out) assert.equal(s.chunks[0].data[0], Number(s.chunks[0].mint) & 255);
+  });
+});
+
+Deno.test("runs spill when the arena of encoded series fills, every chunk byte intact", async () => {
+  await withTempDir("promcase-pz-", async (dir) => {
+    const pz = new Pseudonymizer(KEY_A, spec(["instance"]));
+    // 150 bytes of chunk data a series: five fill the 1000-byte arena long before their keys do.
+    const input = Array.from({ length: 50 }, (_, i) => {
+      const s = series({ __name__: "up", instance: `h${i}:80` }, i);
+      s.chunks[0].data = new Uint8Array(150).map((_, k) => (i * 7 + k) % 256);
+      return s;
+    });
+    const r = await relabelSorted(gen(input), dir, {
+      relabel: (l) => pz.mapLabels(l),
+      dropLabels: [],
+      budget: 1000,
+    });
+    assert.ok(r.runs >= 8, String(r.runs));
+    const seen = new Map<string, Uint8Array>();
+    for await (const s of r.source) seen.set(s.labels[1].value, s.chunks[0].data.slice());
+    assert.equal(seen.size, 50);
+    for (const [i, s] of input.entries()) {
+      assert.deepEqual(seen.get(pz.mapValue(`h${i}:80`)), s.chunks[0].data, `series ${i}`);
+    }
   });
 });
 
@@ -196,16 +260,117 @@ Deno.test("the key file is created 0600 and reused; reveal checks the table agai
     const again = await loadPseudonymKey(path);
     assert.ok(!again.created);
     assert.deepEqual(again.key, first.key);
-    const pz = new Pseudonymizer(first.key, spec(["instance"]));
-    const p = pz.mapValue("db1:9100");
-    assert.equal(await saveMapping(mappingPath(path), pz.entries()), 1);
-    assert.equal(await saveMapping(mappingPath(path), pz.entries()), 0);
+    const exportOnce = async (values: string[]) => {
+      const pz = new Pseudonymizer(first.key, spec(["instance"]), {
+        tablePath: mappingPath(path),
+      });
+      pz.useSpillDir(dir);
+      const mapped = values.map((v) => pz.mapValue(v));
+      return { mapped, table: await pz.commitTable() };
+    };
+    const one = await exportOnce(["db1:9100"]);
+    const p = one.mapped[0];
+    assert.deepEqual([one.table?.values, one.table?.added, one.table?.lines], [1, 1, 1]);
+    const two = await exportOnce(["db1:9090", "db2:9100"]);
+    assert.deepEqual([two.table?.values, two.table?.added, two.table?.lines], [2, 1, 2]);
     assert.equal((await Deno.stat(mappingPath(path))).mode! & 0o777, 0o600);
     const table = await readMapping(mappingPath(path));
     assert.deepEqual(
       revealPseudonyms(first.key, table, [p, "anon-000000000000"]),
       new Map([[p, "db1:9100"], ["anon-000000000000", null]]),
     );
+    assert.equal(
+      await Deno.readTextFile(mappingPath(path)),
+      [`${pseudonymOf(first.key, "db1")}\t"db1"`, `${pseudonymOf(first.key, "db2")}\t"db2"`]
+        .sort().join("\n") + "\n",
+    );
     assert.throws(() => revealPseudonyms(KEY_B, table, [p]), /does not match the key/);
   });
+});
+
+Deno.test("a cache of 2 pseudonyms and a journal spilling every line keep every value once", async () => {
+  const values = Array.from({ length: 40 }, (_, i) => i % 3 === 0 ? `café ☕ ${i}` : `db${i}`);
+  await withTempDir("promcase-pz-", async (dir) => {
+    const tablePath = `${dir}/key.map`;
+    // A table from an earlier export: unsorted, one value again, a blank line.
+    const earlier = [`db5`, `zeta`, `db1`].map((v) =>
+      `${pseudonymOf(KEY_A, v)}\t${JSON.stringify(v)}`
+    );
+    await Deno.writeTextFile(tablePath, `${earlier.join("\n")}\n\n`);
+    const pz = new Pseudonymizer(KEY_A, spec(["instance"]), {
+      tablePath,
+      cacheEntries: 2,
+      // Every line its own run; reads of 7 bytes cut lines and UTF-8 characters.
+      journal: { budgetBytes: 1, readBytes: 7 },
+      known: { initialSlots: 2 },
+    });
+    pz.useSpillDir(`${dir}`);
+    for (let round = 0; round < 3; round++) {
+      for (const v of values) {
+        assert.equal(pz.mapValue(`${v}:9100`), `${pseudonymOf(KEY_A, v)}:9100`);
+      }
+    }
+    assert.equal(pz.values, 40);
+    const table = await pz.commitTable();
+    assert.deepEqual([table?.values, table?.added, table?.lines], [40, 38, 41]);
+    const text = await Deno.readTextFile(tablePath);
+    const want = [...values, "zeta"].map((v) => `${pseudonymOf(KEY_A, v)}\t${JSON.stringify(v)}`);
+    assert.equal(text, want.sort().join("\n") + "\n");
+    // The runs are gone; only the table is left.
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name), ["key.map"]);
+  });
+});
+
+Deno.test("a table holding another original for a pseudonym, or a bad line, is refused unchanged", async () => {
+  await withTempDir("promcase-pz-", async (dir) => {
+    const tablePath = `${dir}/key.map`;
+    for (
+      const [table, re] of [
+        [
+          `${pseudonymOf(KEY_A, "db1")}\t"db-other"\n`,
+          /same pseudonym anon-[0-9a-f]{12} \(in this/,
+        ],
+        [`${pseudonymOf(KEY_A, "db2")}\t"db2"\nnot a line\n`, /key\.map:2: not a PSEUDONYM<TAB>/],
+      ]
+    ) {
+      await Deno.writeTextFile(tablePath, table as string);
+      const pz = new Pseudonymizer(KEY_A, spec(["instance"]), { tablePath });
+      pz.useSpillDir(dir);
+      pz.mapValue("db1:9100");
+      await assert.rejects(pz.commitTable(), re as RegExp);
+      assert.equal(await Deno.readTextFile(tablePath), table);
+      assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name), ["key.map"]);
+    }
+  });
+});
+
+Deno.test("known values: found in text as the alternation of them, longest first, would find them", () => {
+  // Random values and text over a small alphabet with word and non-word characters, so that
+  // values overlap, nest and touch token boundaries; the table starts at 2 slots and grows.
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const alphabet = "ab_1.: -é☕";
+  const word = (n: number) =>
+    Array.from({ length: n }, () => alphabet[rnd(alphabet.length)]).join("");
+  for (let round = 0; round < 20; round++) {
+    const known = new KnownValues({ initialSlots: 2 });
+    const values = new Set<string>();
+    for (let i = 0; i < 1 + rnd(60); i++) values.add(word(1 + rnd(6)));
+    for (const v of values) assert.ok(known.add(v));
+    for (const v of values) assert.ok(!known.add(v));
+    assert.equal(known.size, values.size);
+    assert.ok(known.slots >= 2 * values.size);
+    const text = word(2000);
+    const sorted = [...values].sort((a, b) => b.length - a.length);
+    const escaped = sorted.map((o) => o.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
+    const re = new RegExp(`(?<![A-Za-z0-9_])(?:${escaped})(?![A-Za-z0-9_])`, "gu");
+    const want = [...text.matchAll(re)].map((m) => [m.index!, m.index! + m[0].length]);
+    const got: number[][] = [];
+    known.findTokens(text, (start, end) => got.push([start, end]));
+    assert.deepEqual(got, want, `round ${round}`);
+    assert.ok(want.length > 0 || values.size < 5, `round ${round} found nothing`);
+  }
 });

@@ -13,7 +13,10 @@
  * Memory: age's payload is 64 KiB chunks, each sealed on its own, so both directions hold one chunk
  * plus a bounded queue ({@link _QUEUE_BYTES}) whatever the archive's size. A payload chunk is only
  * handed on once it authenticated; a cut or changed ciphertext fails at the chunk concerned (a cut
- * one at the end, whose last-chunk flag is missing), and a restore then keeps nothing.
+ * one at the end, whose last-chunk flag is missing), and a restore then keeps nothing. Passphrase
+ * mode adds scrypt's 2^N KiB once per archive (64 MiB at the export's N=16, 256 MiB at `age -p`'s
+ * 18 when reading its files); the export derives it before it reads any data
+ * ({@link startEncryptionEarly}).
  *
  * @module
  */
@@ -32,11 +35,24 @@ export interface AgeEncryption {
   /** A passphrase instead of recipients (age allows one or the other, not both). */
   passphrase?: string;
   /**
-   * scrypt work factor (log2 of N) in passphrase mode; default 18, as `age -p` (256 MiB and about
-   * a second, once per archive). Tests lower it.
+   * scrypt work factor (log2 of N) in passphrase mode; default {@link DEFAULT_SCRYPT_WORK_FACTOR}.
+   * scrypt takes 2^N KiB of memory once per archive, on both sides.
    */
   scryptWorkFactor?: number;
 }
+
+/**
+ * The export's scrypt work factor: 16 (64 MiB, a quarter second), where `age -p` uses 18 (256 MiB),
+ * so that passphrase mode stays within the export's memory bound on a production host. Brute force
+ * of the passphrase costs a quarter of what it would at 18; `--scrypt-work-factor` raises it.
+ */
+export const DEFAULT_SCRYPT_WORK_FACTOR = 16;
+
+/**
+ * The work factors an export may use: from 10 up to 20, the most the `age-encryption` package reads
+ * (Debian's `age` reads up to 22).
+ */
+export const SCRYPT_WORK_FACTOR_RANGE = { min: 10, max: 20 } as const;
 
 /** What can decrypt an archive: identities (`AGE-SECRET-KEY-1...`) and passphrases. */
 export interface AgeKeys {
@@ -179,7 +195,18 @@ export async function loadAgeEncryption(flags: {
   recipients?: string[];
   recipientFiles?: string[];
   passphraseFile?: string;
+  scryptWorkFactor?: number;
 }): Promise<AgeEncryption | undefined> {
+  const factor = flags.scryptWorkFactor;
+  if (factor !== undefined) {
+    const { min, max } = SCRYPT_WORK_FACTOR_RANGE;
+    if (!Number.isSafeInteger(factor) || factor < min || factor > max) {
+      throw usageError(`--scrypt-work-factor takes an integer from ${min} to ${max}`);
+    }
+    if (flags.passphraseFile === undefined) {
+      throw usageError("--scrypt-work-factor applies to --passphrase-file only");
+    }
+  }
   const recipients = (flags.recipients ?? []).map((r) => parseAgeRecipient(r, "--encrypt-to"));
   for (const file of flags.recipientFiles ?? []) {
     recipients.push(...await readAgeRecipientsFile(file));
@@ -191,7 +218,13 @@ export async function loadAgeEncryption(flags: {
           "(age encrypts to one or the other)",
       );
     }
-    return { recipients: [], passphrase: await readPassphraseFile(flags.passphraseFile) };
+    const encryption = {
+      recipients: [],
+      passphrase: await readPassphraseFile(flags.passphraseFile),
+      scryptWorkFactor: factor,
+    };
+    startEncryptionEarly(encryption);
+    return encryption;
   }
   return recipients.length > 0 ? { recipients: [...new Set(recipients)] } : undefined;
 }
@@ -223,29 +256,15 @@ export async function encryptInto(
   sink: Sink,
   encryption: AgeEncryption,
 ): Promise<CompressingSink> {
-  const encrypter = new Encrypter();
-  if (encryption.passphrase !== undefined) {
-    encrypter.setScryptWorkFactor(encryption.scryptWorkFactor ?? 18);
-    encrypter.setPassphrase(encryption.passphrase);
-  } else {
-    if (encryption.recipients.length === 0) throw usageError("no age recipient to encrypt to");
-    for (const recipient of encryption.recipients) encrypter.addRecipient(recipient);
-  }
+  const early = _startedEarly.get(encryption);
+  _startedEarly.delete(encryption);
+  const { encrypted, controller, room } = await (early ?? _startEncryption(encryption));
   let failure: { error: unknown } | null = null;
-  let wake: (() => void) | null = null;
   const signal = () => {
-    wake?.();
-    wake = null;
+    room.wake?.();
+    room.wake = null;
   };
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const plain = new ReadableStream<Uint8Array>({
-    start: (c) => void (controller = c),
-    // Called whenever the queue has room again: a waiting write may go on.
-    pull: () => signal(),
-    // Cancelled when the output side stopped (its reason is empty): the pump's failure says why.
-    cancel: () => signal(),
-  }, new ByteLengthQueuingStrategy({ highWaterMark: _QUEUE_BYTES }));
-  const encrypted = await encrypter.encrypt(plain);
+  room.onRoom = signal;
   const pumped = (async () => {
     for await (const piece of encrypted) await sink(piece);
   })().then(
@@ -269,7 +288,7 @@ export async function encryptInto(
         throw (await pumped)?.error ?? err;
       }
       while (failure === null && (controller.desiredSize ?? 1) <= 0) {
-        await new Promise<void>((resolve) => (wake = resolve));
+        await new Promise<void>((resolve) => (room.wake = resolve));
       }
       if (failure !== null) throw (failure as { error: unknown }).error;
     },
@@ -290,6 +309,52 @@ export async function encryptInto(
       signal();
     },
   };
+}
+
+/**
+ * Starts a passphrase `encryption` now: scrypt derives its key and the header is made, so that
+ * scrypt's 2^N KiB are taken and given back while the export holds little, not on top of its peak
+ * when the archive is written. The next {@link encryptInto} with this `encryption` goes on from
+ * there; any later one derives anew (a new salt, as every age file has its own). Recipients need no
+ * head start: wrapping a file key for them is cheap.
+ */
+export function startEncryptionEarly(encryption: AgeEncryption): void {
+  if (encryption.passphrase === undefined || _startedEarly.has(encryption)) return;
+  const started = _startEncryption(encryption);
+  // Not awaited until encryptInto takes it, or never (an export that stops before its archive).
+  started.catch(() => {});
+  _startedEarly.set(encryption, started);
+}
+
+/** An encryption whose header is made: its payload waits for plaintext on `controller`. */
+interface _StartedEncryption {
+  encrypted: ReadableStream<Uint8Array>;
+  controller: ReadableStreamDefaultController<Uint8Array>;
+  /** `onRoom` is called whenever the plaintext queue has room again; `wake` is a waiting write. */
+  room: { onRoom: () => void; wake: (() => void) | null };
+}
+
+const _startedEarly = new WeakMap<AgeEncryption, Promise<_StartedEncryption>>();
+
+async function _startEncryption(encryption: AgeEncryption): Promise<_StartedEncryption> {
+  const encrypter = new Encrypter();
+  if (encryption.passphrase !== undefined) {
+    encrypter.setScryptWorkFactor(encryption.scryptWorkFactor ?? DEFAULT_SCRYPT_WORK_FACTOR);
+    encrypter.setPassphrase(encryption.passphrase);
+  } else {
+    if (encryption.recipients.length === 0) throw usageError("no age recipient to encrypt to");
+    for (const recipient of encryption.recipients) encrypter.addRecipient(recipient);
+  }
+  const room: _StartedEncryption["room"] = { onRoom: () => {}, wake: null };
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const plain = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+    // Called whenever the queue has room again: a waiting write may go on.
+    pull: () => room.onRoom(),
+    // Cancelled when the output side stopped (its reason is empty): the pump's failure says why.
+    cancel: () => room.onRoom(),
+  }, new ByteLengthQueuingStrategy({ highWaterMark: _QUEUE_BYTES }));
+  return { encrypted: await encrypter.encrypt(plain), controller, room };
 }
 
 /**

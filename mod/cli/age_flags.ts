@@ -30,6 +30,7 @@ export const AGE_ENCRYPT_FLAGS = {
   "encrypt-to": { type: "string", multiple: true },
   "encrypt-to-file": { type: "string", multiple: true },
   "passphrase-file": { type: "string" },
+  "scrypt-work-factor": { type: "string" },
 } as const;
 
 /** The keys the decrypting flags give, or undefined for none. */
@@ -48,10 +49,17 @@ export function ageEncryptionFromFlags(values: {
   "encrypt-to"?: string[];
   "encrypt-to-file"?: string[];
   "passphrase-file"?: string;
+  "scrypt-work-factor"?: string;
 }): Promise<AgeEncryption | undefined> {
+  const factor = values["scrypt-work-factor"];
   return loadAgeEncryption({
     recipients: values["encrypt-to"],
     recipientFiles: values["encrypt-to-file"],
     passphraseFile: values["passphrase-file"],
+    scryptWorkFactor: factor === undefined
+      ? undefined
+      : /^\d+$/.test(factor)
+      ? Number(factor)
+      : NaN,
   });
 }

@@ -36,7 +36,7 @@ import {
   PSEUDONYM_FLAGS,
   PSEUDONYM_HELP,
   pseudonymizerFromFlags,
-  savePseudonyms,
+  pseudonymsLine,
 } from "./pseudonym_flags.ts";
 
 const _HELP = `Usage: promcase export [DATA_DIR] --at TIME [--before DUR] [--after DUR] [options]
@@ -113,6 +113,8 @@ covers the file as sent, the manifest inside the content):
                             publishes theirs with promcase keygen)
   --encrypt-to-file FILE    encrypt to every recipient in FILE, one a line (age -R's format)
   --passphrase-file FILE    encrypt with the passphrase on FILE's first line (age's scrypt mode)
+  --scrypt-work-factor N    scrypt's work factor with --passphrase-file, 10-20 (default 16:
+                            64 MiB once; age -p uses 18: 256 MiB, brute force 4x dearer)
 
 ${PSEUDONYM_HELP}
 
@@ -214,7 +216,10 @@ export const exportCommand: Command = {
     const safety = { ..._safety(values), encrypt: await ageEncryptionFromFlags(values) };
     const pseudonyms = await pseudonymizerFromFlags(values);
     if (values.url !== undefined) {
-      return await _exportRemote(values, positionals, window, leadIn, selection, safety);
+      return await _exportRemote(values, positionals, window, leadIn, selection, {
+        ...safety,
+        pseudonyms,
+      });
     }
     const dataDir = await findDataDir(positionals[0]);
     // A dry run captures the context too: its disclosure report shows what the context holds.
@@ -245,7 +250,7 @@ export const exportCommand: Command = {
       progress.done();
     }
     if (pseudonyms && result.archive) {
-      const line = await savePseudonyms(pseudonyms.pseudonymizer, pseudonyms.keyPath);
+      const line = pseudonymsLine(pseudonyms.pseudonymizer, pseudonyms.keyPath);
       if (line) console.error(line);
     }
     // The manifest's warnings: the plan's, the context capture's and the export's own.
@@ -357,7 +362,9 @@ async function _exportRemote(
   window: IncidentWindow,
   explicitLeadIn: bigint | undefined,
   selection: ReturnType<typeof _selection>,
-  safety: ReturnType<typeof _safety> & Pick<ExportOptions, "encrypt">,
+  safety: ReturnType<typeof _safety> & Pick<ExportOptions, "encrypt"> & {
+    pseudonyms: Awaited<ReturnType<typeof pseudonymizerFromFlags>>;
+  },
 ): Promise<number> {
   if (positionals.length > 0) throw usageError("give either DATA_DIR or --url, not both");
   const dataDirOnly = [
@@ -417,9 +424,14 @@ async function _exportRemote(
       split: safety.split,
       tmpDir: safety.tmpDir,
       encrypt: safety.encrypt,
+      pseudonymizer: safety.pseudonyms?.pseudonymizer,
     });
   } finally {
     progress.done();
+  }
+  if (safety.pseudonyms) {
+    const line = pseudonymsLine(safety.pseudonyms.pseudonymizer, safety.pseudonyms.keyPath);
+    if (line) console.error(line);
   }
   for (const warning of result.manifest.warnings) console.error(`warning: ${warning}`);
   const summary = {

@@ -6,7 +6,8 @@
  */
 
 import { usageError } from "../errors.ts";
-import { loadPseudonymKey, mappingPath, Pseudonymizer, saveMapping } from "../pseudonym.ts";
+import { loadPseudonymKey, Pseudonymizer } from "../pseudonym.ts";
+import { mappingPath } from "../pseudonym_table.ts";
 
 /** The flags, for parseFlags. */
 export const PSEUDONYM_FLAGS = {
@@ -18,7 +19,7 @@ export const PSEUDONYM_FLAGS = {
 
 /** The help rows. */
 export const PSEUDONYM_HELP =
-  `Pseudonyms (the rewrite only; the key and the mapping table stay here):
+  `Pseudonyms (the rewrite and --url; the key and the mapping table stay here):
   --pseudonymize L[,L...]   replace every value of these labels by a stable pseudonym
                             (anon-<12 hex digits>, keyed HMAC-SHA-256, a :port kept) in the
                             series and in the context (config, targets, rules, dashboards...)
@@ -37,7 +38,6 @@ export async function pseudonymizerFromFlags(values: {
   "drop-label"?: string[];
   "pseudonym-key"?: string;
   raw?: boolean;
-  url?: string;
 }): Promise<{ pseudonymizer: Pseudonymizer; keyPath: string | null } | undefined> {
   const labels = (values.pseudonymize ?? []).flatMap((v) => v.split(",")).map((v) => v.trim())
     .filter((v) => v !== "");
@@ -56,11 +56,6 @@ export async function pseudonymizerFromFlags(values: {
       "--pseudonymize, --pseudonymize-values and --drop-label need the rewrite: not with --raw",
     );
   }
-  if (values.url !== undefined) {
-    throw usageError(
-      "--pseudonymize, --pseudonymize-values and --drop-label read a data dir: not with --url",
-    );
-  }
   const mapping = labels.length > 0 || patterns.length > 0;
   if (mapping && keyPath === undefined) {
     throw usageError(
@@ -73,20 +68,20 @@ export async function pseudonymizerFromFlags(values: {
     ? crypto.getRandomValues(new Uint8Array(32))
     : (await loadPseudonymKey(keyPath)).key;
   return {
-    pseudonymizer: new Pseudonymizer(key, { labels, patterns, dropLabels }),
+    pseudonymizer: new Pseudonymizer(key, { labels, patterns, dropLabels }, {
+      tablePath: mapping ? mappingPath(keyPath!) : null,
+    }),
     keyPath: mapping ? keyPath! : null,
   };
 }
 
-/** Saves the export's pseudonyms beside the key; the line to print. */
-export async function savePseudonyms(
+/** The line that tells where the export's pseudonyms went (null when nothing was mapped). */
+export function pseudonymsLine(
   pseudonymizer: Pseudonymizer,
   keyPath: string | null,
-): Promise<string | null> {
-  if (keyPath === null) return null;
-  const table = mappingPath(keyPath);
-  const entries = pseudonymizer.entries();
-  const added = await saveMapping(table, entries);
-  return `Pseudonyms: ${entries.size} values (${added} new) in ${table}, kept here with the key ` +
-    `(promcase reveal --pseudonym-key ${keyPath} PSEUDONYM maps one back)`;
+): string | null {
+  const table = pseudonymizer.committedTable;
+  if (keyPath === null || table === null) return null;
+  return `Pseudonyms: ${table.values} values (${table.added} new) in ${table.path}, kept here with ` +
+    `the key (promcase reveal --pseudonym-key ${keyPath} PSEUDONYM maps one back)`;
 }

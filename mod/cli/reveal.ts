@@ -12,10 +12,9 @@ import {
   findPseudonyms,
   isPseudonymArg,
   loadPseudonymKey,
-  mappingPath,
-  readMapping,
   revealPseudonyms,
 } from "../pseudonym.ts";
+import { mappingPath, readMapping } from "../pseudonym_table.ts";
 import { type Command, parseFlags, toJson } from "./args.ts";
 import { AGE_KEY_FLAGS, ageKeysFromFlags } from "./age_flags.ts";
 

@@ -43,6 +43,24 @@ export function needsUtf8Order(key: string): boolean {
   return _SURROGATE.test(key);
 }
 
+/**
+ * A series as a run holds it (its key, then its chunks), encoded into `into` (reset first); the
+ * bytes are valid until `into` is used again.
+ */
+export function encodeRunSeries(
+  into: Encbuf,
+  key: string,
+  chunks: readonly TimedChunk[],
+): Uint8Array {
+  into.reset();
+  into.uvarintString(key).uvarint(chunks.length);
+  for (const c of chunks) {
+    into.byte(c.encoding).varint(c.mint).uvarint(c.maxt - c.mint).uvarint(c.data.length);
+    into.bytes(c.data);
+  }
+  return into.get();
+}
+
 /** Writes a run: series in key order, each with its chunks. */
 export class SeriesRunWriter {
   /** Path of the run file. */
@@ -69,14 +87,11 @@ export class SeriesRunWriter {
 
   /** Appends a series; keys must come in order (the caller's, see {@link mergeSeriesRuns}). */
   async add(key: string, chunks: readonly TimedChunk[]): Promise<void> {
-    const b = this.#body;
-    b.reset();
-    b.uvarintString(key).uvarint(chunks.length);
-    for (const c of chunks) {
-      b.byte(c.encoding).varint(c.mint).uvarint(c.maxt - c.mint).uvarint(c.data.length);
-      b.bytes(c.data);
-    }
-    const body = b.get();
+    await this.addEncoded(encodeRunSeries(this.#body, key, chunks));
+  }
+
+  /** Appends a series {@link encodeRunSeries} encoded, in key order as {@link add}. */
+  async addEncoded(body: Uint8Array): Promise<void> {
     const h = this.#head;
     h.reset();
     await this.#f.write(h.uvarint(body.length).get());
