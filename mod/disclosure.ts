@@ -190,8 +190,9 @@ export async function discloseShipped(
 
 /**
  * Counts one block's values from its postings offset table, where each (label name, value)
- * appears once, and its metrics' series from their postings lists: exact, with no hashes held
- * (a rewrite's block of a million series would otherwise need tens of MiB of them).
+ * appears once, and its metrics' series from their postings lists' lengths: exact, with no hashes
+ * held (a rewrite's block of a million series would otherwise need tens of MiB of them), the table
+ * streamed once.
  */
 async function _discloseIndex(
   file: string,
@@ -200,11 +201,11 @@ async function _discloseIndex(
   const reader = await IndexReader.open(file, { windowSize: 256 * 1024 });
   try {
     const metrics: SeriesReport["metrics"] = [];
-    for await (const { name, value } of reader.postingsOffsets()) {
+    for await (const { name, value, offset } of reader.postingsOffsets()) {
       if (name === "") continue; // the all-postings list
       collector.addValue(name, value);
       if (name !== "__name__") continue;
-      const series = (await reader.postings(name, value)).length;
+      const series = await reader.postingsLength(offset);
       metrics.push({ metric: value, series, blockSeries: series, headSeries: 0, chunks: 0 });
     }
     return { metrics, exact: true, warnings: [] };

@@ -92,9 +92,14 @@ Deno.test("IndexReader reads real indexes: series, chunk metas and postings agre
     assert.deepEqual(await allSeries(sparse), series);
     for (const s of series) assert.deepEqual(await sparse.seriesById(s.id), s);
     assert.deepEqual(await Array.fromAsync(sparse.symbols()), await Array.fromAsync(r.symbols()));
+    // Streamed (no lookup has loaded the sparse reader's table yet) as loaded.
     assert.deepEqual(await Array.fromAsync(sparse.postingsOffsets()), table);
     for (const p of table) {
       assert.deepEqual(await sparse.postings(p.name, p.value), await r.postings(p.name, p.value));
+      assert.equal(
+        await sparse.postingsLength(p.offset),
+        (await r.postings(p.name, p.value)).length,
+      );
       // A value between two existing ones has no postings.
       assert.equal((await sparse.postings(p.name, `${p.value}\u0000`)).length, 0);
     }

@@ -239,6 +239,9 @@ Deno.test("IndexReader finds damage in the symbol table and in the postings offs
     using damaged = await IndexReader.open(path, TINY_READER);
     assert.equal((await Array.fromAsync(damaged.series())).length, series.length);
     await assert.rejects(() => damaged.postings("__name__", "up"), FormatError);
+    // Streamed once, without the table's samples: the damage is found at its end.
+    using streamed = await IndexReader.open(path, TINY_READER);
+    await assert.rejects(() => Array.fromAsync(streamed.postingsOffsets()), /CRC32C mismatch/);
 
     // A CRC32C over the table is what the writer wrote.
     const len = new DataView(bytes.buffer).getUint32(r.toc.postingsTable);

@@ -334,10 +334,45 @@ export class IndexReader {
 
   /**
    * The postings offset table, sorted by name and value, `("", "")` first, read from the file as
-   * it goes (version 1, whose table is unsorted, from memory).
+   * it goes (version 1, whose table is unsorted, from memory). Before any lookup has loaded the
+   * table's samples, it is streamed without them: one pass over a table of millions of entries
+   * holds one read window, not the samples (tens of MiB).
    */
   async *postingsOffsets(): AsyncGenerator<PostingsOffset> {
-    yield* (await this.#table()).entries(this.#readAt, this.#sectionWindowSize);
+    if (this.#postingsTable || this.#unsortedTable) {
+      yield* (await this.#table()).entries(this.#readAt, this.#sectionWindowSize);
+      return;
+    }
+    const position = this.toc.postingsTable;
+    if (position === 0) return;
+    const r = await _openTable(this.#readAt, position, this.size, this.#sectionWindowSize);
+    const count = r.be32();
+    let nameBytes = new Uint8Array(0);
+    let name = "";
+    for (let i = 0; i < count; i++) {
+      const e = await _nextEntry(r);
+      if (!_equalBytes(e.name, nameBytes)) {
+        nameBytes = e.name.slice();
+        name = _decoder.decode(e.name);
+      }
+      yield { name, value: _decoder.decode(e.value), offset: e.offset };
+    }
+    await _checkTableCrc(this.#readAt, r, position);
+  }
+
+  /** The number of series in the postings list at `offset` (a {@link PostingsOffset}'s). */
+  async postingsLength(offset: number): Promise<number> {
+    // The section's length field, then the list's count of IDs (4 bytes each).
+    const buf = new Uint8Array(8);
+    if (offset + 8 > this.size || await this.#readAt(offset, buf) !== 8) {
+      throw new FormatError(`postings list at ${offset}: beyond the index`);
+    }
+    const view = new DataView(buf.buffer);
+    const n = view.getUint32(4);
+    if (view.getUint32(0) !== 4 + 4 * n) {
+      throw new FormatError(`postings list at ${offset}: ${n} IDs in ${view.getUint32(0)} bytes`);
+    }
+    return n;
   }
 
   /** Label names that have postings, sorted. */
