@@ -654,12 +654,7 @@ async function _finishArchive(
   const mtime = Math.floor(Date.now() / 1000);
   const contexts = Object.values(options.context ?? {});
   const pz = options.pseudonymizer;
-  // All context is registered before any is mapped: a value named in one file is mapped in all.
-  for (const file of pz ? contexts.flatMap((c) => c.files) : []) {
-    try {
-      pz!.registerJson(JSON.parse(file.text));
-    } catch { /* not JSON: mapped as text */ }
-  }
+  // The context was registered before the series were mapped (preparePseudonyms).
   for (const file of contexts.flatMap((c) => c.files)) {
     const path = pz ? pz.mapText(file.path) : file.path;
     const text = pz ? pz.mapContextText(file.text) : file.text;
@@ -699,6 +694,25 @@ async function _finishArchive(
   return { archive, manifest: { ...manifest, files: writer.files }, disclosure };
 }
 
+/**
+ * Readies pseudonymization in an export's staging dir, before any series is mapped: the journal of
+ * values spills there, and the values of chosen labels that only the context names (a target that
+ * is down, a dashboard variable) are registered first, so that they are mapped wherever they stand,
+ * in series labels too.
+ */
+export function preparePseudonyms(
+  pz: Pseudonymizer,
+  staging: string,
+  context: Record<string, ContextCapture> | undefined,
+): void {
+  pz.useSpillDir(staging);
+  for (const file of Object.values(context ?? {}).flatMap((c) => c.files)) {
+    try {
+      pz.registerJson(JSON.parse(file.text));
+    } catch { /* not JSON: mapped as text */ }
+  }
+}
+
 /** A writer's `addParents`: adds each parent directory entry of a path once. */
 function _parentAdder(writer: ArchiveWriter): (path: string) => Promise<void> {
   const dirs = new Set<string>();
@@ -734,8 +748,7 @@ async function _rewriteArchive(
 > {
   const parent = options.tmpDir ?? splitPath(output).dir;
   return await withTempDirUntilDone(parent, ".promcase-export-", async (staging, signal) => {
-    // The values mapped are journaled beside the block, for the mapping table.
-    options.pseudonymizer?.useSpillDir(staging);
+    if (options.pseudonymizer) preparePseudonyms(options.pseudonymizer, staging, options.context);
     // The lead-in is read and written like the window: the block starts at the shipped range.
     const window = plan.shipped;
     const root = plan.dataDir.path;
@@ -786,6 +799,9 @@ async function _rewriteArchive(
           const relabelled = await relabelSorted(mergeSeries(sources), staging, {
             keep,
             relabel: (labels) => pz.mapLabels(labels),
+            relabelAfter: pz.spec.labels.length > 0
+              ? (labels) => pz.mapOtherLabels(labels)
+              : undefined,
             dropLabels: pz.spec.dropLabels,
             signal,
           });

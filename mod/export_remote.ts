@@ -17,6 +17,7 @@ import {
   defaultArchiveName,
   type ExportOptions,
   manifestHeader,
+  preparePseudonyms,
 } from "./export.ts";
 import { splitPath } from "./fileio.ts";
 import { withTempDirUntilDone } from "./interrupt.ts";
@@ -97,8 +98,7 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
     options.tmpDir ?? splitPath(output).dir,
     ".promcase-export-",
     async (staging, signal) => {
-      // The values mapped are journaled beside the block, for the mapping table.
-      pz?.useSpillDir(staging);
+      if (pz) preparePseudonyms(pz, staging, options.context);
       const source = readRemote({
         url: options.url,
         from,
@@ -121,6 +121,9 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
           const relabelled = await relabelSorted(source, staging, {
             keep,
             relabel: (labels) => pz.mapLabels(labels),
+            relabelAfter: pz.spec.labels.length > 0
+              ? (labels) => pz.mapOtherLabels(labels)
+              : undefined,
             dropLabels: pz.spec.dropLabels,
             signal,
           });

@@ -12,7 +12,8 @@
  * - Context text (Prometheus API JSON, Grafana dashboards) is mapped JSON-aware: values under a
  *   chosen label name are registered, then every string has each known original replaced wherever
  *   it stands as a whole token (not inside a longer identifier such as a metric name), longest
- *   first, then the patterns' matches.
+ *   first, then the patterns' matches. Labels not chosen get the same once every series was read
+ *   ({@link Pseudonymizer.mapOtherLabels}, a second pass in `pseudonym_series.ts`).
  * - The key stays with the customer ({@link loadPseudonymKey}). So does the mapping table: the
  *   export merges its `PSEUDONYM<TAB>"ORIGINAL"` lines into `KEY.map` beside the key file (mode
  *   0600; `pseudonym_table.ts`), never into the archive. `promcase reveal` reads that table and checks each entry against the key
@@ -253,6 +254,24 @@ export class Pseudonymizer {
   }
 
   /**
+   * A series' labels once every series was mapped: known values of chosen labels (and their host
+   * parts) that other labels carry, as whole tokens (`nodename="db1"`, `url="http://db1:9100/"`),
+   * mapped as in text. Null when nothing changes. Metric names are left alone.
+   */
+  mapOtherLabels(labels: readonly Label[]): Label[] | null {
+    if (this.#known.size === 0) return null;
+    let out: Label[] | null = null;
+    for (const [i, l] of labels.entries()) {
+      if (l.name === "__name__" || this.#labels.has(l.name)) continue;
+      const value = this.#mapKnown(l.value);
+      if (value === l.value) continue;
+      out ??= labels.slice();
+      out[i] = { name: l.name, value };
+    }
+    return out;
+  }
+
+  /**
    * Registers the values of chosen labels in a JSON document (objects keyed by label name, as the
    * Prometheus API and dashboards hold them), so that text mapping knows them even when no series
    * in the window carried them (a target that was down, a series left out by --match).
@@ -298,15 +317,19 @@ export class Pseudonymizer {
 
   /** Text with every known original (as a whole token) and every pattern match replaced. */
   mapText(text: string): string {
+    const out = this.#mapKnown(text);
+    return this.#patterns.length > 0 ? this.mapPatterns(out) : out;
+  }
+
+  /** Text with every known original replaced where it stands as a whole token. */
+  #mapKnown(text: string): string {
     const parts: string[] = [];
     let last = 0;
     this.#known.findTokens(text, (start, end) => {
       parts.push(text.slice(last, start), this.pseudonym(text.slice(start, end)));
       last = end;
     });
-    let out = parts.length === 0 ? text : parts.join("") + text.slice(last);
-    if (this.#patterns.length > 0) out = this.mapPatterns(out);
-    return out;
+    return parts.length === 0 ? text : parts.join("") + text.slice(last);
   }
 
   /** A JSON value with {@link mapText} applied to every string (object keys are kept). */

@@ -10,20 +10,22 @@ import { findPrometheus, startPrometheus, waitFor } from "./_prometheus.ts";
 import { promtoolDump } from "./_promtool.ts";
 import { TEST_DATADIR, withTempDir } from "./_files.ts";
 import { loadPseudonymKey, pseudonymOf, splitPort } from "../mod/pseudonym.ts";
+import { readMapping } from "../mod/pseudonym_table.ts";
 
 // The test data's values of the pseudonymized labels (instance, job, room, note), and a down
 // target's host that only the captured context names. "prometheus" (job) is left out of the byte
 // search: metric names such as prometheus_build_info hold it.
 const ORIGINALS = ["127.0.0.1", "kitchen", "café", "Zürich", "db7.kitchen.example"];
 
-// The Prometheus whose API is captured: itself (room kitchen) and a target that is down.
+// The Prometheus whose API is captured: itself (room kitchen) and a target that is down. Its
+// series carry the instance's host in seen_from too, a label not chosen: mapped all the same.
 const CONFIG = `global:
   scrape_interval: 1s
 scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ["127.0.0.1:{{port}}"]
-        labels: {room: kitchen}
+        labels: {room: kitchen, seen_from: "127.0.0.1"}
   - job_name: node
     static_configs:
       - targets: ["db7.kitchen.example:9100"]
@@ -79,10 +81,21 @@ async function allFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-/** A promtool dump line with the chosen labels' values mapped as promcase maps them. */
-function mapLine(line: string, key: Uint8Array): string {
+/**
+ * A promtool dump line with the chosen labels' values mapped as promcase maps them; with
+ * `originals` (the export's mapping table), also these where other labels carry them as whole
+ * tokens (metric names excepted).
+ */
+function mapLine(line: string, key: Uint8Array, originals: string[] = []): string {
+  const sorted = [...originals].sort((a, b) => b.length - a.length);
+  const alternation = sorted.map((o) => o.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
+  const known = new RegExp(`(?<![A-Za-z0-9_])(?:${alternation})(?![A-Za-z0-9_])`, "gu");
   return line.replace(/(\w+)="((?:[^"\\]|\\.)*)"/g, (all, name: string, value: string) => {
-    if (!LABELS.includes(name)) return all;
+    if (!LABELS.includes(name)) {
+      if (name === "__name__" || sorted.length === 0) return all;
+      const mapped = JSON.parse(`"${value}"`).replace(known, (o: string) => pseudonymOf(key, o));
+      return `${name}=${JSON.stringify(mapped)}`;
+    }
     const { host, port } = splitPort(JSON.parse(`"${value}"`));
     return `${name}="${pseudonymOf(key, host)}${port}"`;
   });
@@ -217,10 +230,16 @@ Deno.test("pseudonymized export: no original left, series and dashboards mapped,
         ...extra,
       ]);
     await remote("url-plain", []);
-    await remote("url-pz", ["--pseudonymize", LABELS.join(","), "--pseudonym-key", keyPath]);
+    // A key of its own: its table holds exactly what this export mapped.
+    const urlKeyPath = `${work}/url.key`;
+    await remote("url-pz", ["--pseudonymize", LABELS.join(","), "--pseudonym-key", urlKeyPath]);
+    const urlKey = (await loadPseudonymKey(urlKeyPath)).key;
+    const urlOriginals = [...(await readMapping(`${urlKeyPath}.map`)).values()];
     const urlTar = await gunzip(`${work}/url-pz.tar.gz`);
     for (const o of ORIGINALS) assert.ok(!contains(urlTar, o), `${o} in the --url archive`);
-    assert.ok(contains(urlTar, `${host}:${new URL(api.url).port}`));
+    const port = new URL(api.url).port;
+    assert.ok(contains(urlTar, `${pseudonymOf(urlKey, "127.0.0.1")}:${port}`));
+
     const dumps = [];
     for (const name of ["url-plain", "url-pz"]) {
       const r = await runCliJson<{ dataDir: string }>([
@@ -232,7 +251,12 @@ Deno.test("pseudonymized export: no original left, series and dashboards mapped,
       dumps.push((await promtoolDump(bin, r.dataDir)).sort());
     }
     assert.ok(dumps[0].length > 100, String(dumps[0].length));
-    assert.deepEqual(dumps[1], dumps[0].map((l) => mapLine(l, key)).sort());
+    const mappedPlain = dumps[0].map((l) => mapLine(l, urlKey, urlOriginals)).sort();
+    assert.deepEqual(dumps[1], mappedPlain);
+    // Values of chosen labels in labels not chosen: seen_from (the instance's host), dialer_name
+    // (a job's name).
+    assert.ok(dumps[1].some((l) => l.includes(`seen_from="${pseudonymOf(urlKey, "127.0.0.1")}"`)));
+    assert.ok(dumps[1].some((l) => l.includes(`dialer_name="${pseudonymOf(urlKey, "node")}"`)));
   });
 });
 

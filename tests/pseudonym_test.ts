@@ -202,6 +202,66 @@ Deno.test("runs spill when the arena of encoded series fills, every chunk byte i
   });
 });
 
+Deno.test("values of chosen labels in other labels are mapped once every series is read", async () => {
+  await withTempDir("promcase-pz-", async (dir) => {
+    const pz = new Pseudonymizer(KEY_A, spec(["instance"]));
+    // The first series names h2 in nodename before any series carries instance h2; the last two
+    // differ only in nodename, which maps both to the same labels.
+    const input = [
+      series({ __name__: "h2", instance: "h1:80", nodename: "h2", url: "http://h2:80/x" }, 1),
+      ...Array.from({ length: 30 }, (_, i) => series({ __name__: "up", instance: `h${i}:80` }, i)),
+    ];
+    const r = await relabelSorted(gen(input), dir, {
+      relabel: (l) => pz.mapLabels(l),
+      relabelAfter: (l) => pz.mapOtherLabels(l),
+      dropLabels: [],
+      budget: 300,
+    });
+    assert.ok(r.runs > 3);
+    assert.equal(r.changedAfter, 1);
+    const out: Label[][] = [];
+    for await (const s of r.source) out.push(s.labels);
+    assert.equal(out.length, 31);
+    for (let i = 1; i < out.length; i++) assert.ok(compareLabels(out[i - 1], out[i]) < 0);
+    const h2 = pseudonymOf(KEY_A, "h2");
+    assert.deepEqual(out.find((l) => l[0].value === "h2"), [
+      { name: "__name__", value: "h2" },
+      { name: "instance", value: `${pseudonymOf(KEY_A, "h1")}:80` },
+      { name: "nodename", value: h2 },
+      { name: "url", value: `http://${h2}:80/x` },
+    ]);
+
+    const twins = [
+      series({ __name__: "up", instance: "h1:80", nodename: "h2" }, 1),
+      series({ __name__: "up", instance: "h1:80", nodename: h2 }, 2),
+      series({ __name__: "up", instance: "h2:80" }, 3),
+    ];
+    const collided = await relabelSorted(gen(twins), dir, {
+      relabel: (l) => pz.mapLabels(l),
+      relabelAfter: (l) => pz.mapOtherLabels(l),
+      dropLabels: [],
+    });
+    await assert.rejects(Array.fromAsync(collided.source), /two series map to the same labels/);
+
+    // Twins the first pass made (a value that is its pseudonym already) pass the late pass
+    // unchanged, after 35 other series: still refused as twins, not as runs out of order.
+    const late = await relabelSorted(
+      gen([
+        ...Array.from({ length: 35 }, (_, i) => series({ __name__: `a${i}` }, i)),
+        series({ __name__: "up", instance: "h1:80" }, 1),
+        series({ __name__: "up", instance: `${pseudonymOf(KEY_A, "h1")}:80` }, 2),
+      ]),
+      dir,
+      {
+        relabel: (l) => pz.mapLabels(l),
+        relabelAfter: (l) => pz.mapOtherLabels(l),
+        dropLabels: [],
+      },
+    );
+    await assert.rejects(Array.fromAsync(late.source), /two series map to the same labels/);
+  });
+});
+
 Deno.test("a series larger than the spill budget gets a run of its own, its data intact", async () => {
   await withTempDir("promcase-pz-", async (dir) => {
     const pz = new Pseudonymizer(KEY_A, spec(["instance"]));
