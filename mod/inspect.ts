@@ -325,11 +325,13 @@ async function _readHeadSeries(
   warnings: string[],
   name: (path: string) => string,
 ): Promise<void> {
-  const reader = new WalReader(segments, { reuseBuffer: true });
+  // Only series records name series; the others (samples, mostly) are skipped undecoded.
+  const reader = new WalReader(segments, {
+    reuseBuffer: true,
+    recordTypes: new Set([RecordType.Series]),
+  });
   try {
     for await (const record of reader) {
-      // Only series records name series; the others (samples, mostly) are skipped undecoded.
-      if (record.bytes[0] !== RecordType.Series) continue;
       const decoded = decodeRecord(record.bytes);
       if (decoded.type === "series") {
         for (const series of decoded.series) counter.addHeadSeries(series.labels);

@@ -190,6 +190,14 @@ export interface WalReaderOptions {
    * would be garbage the size of the WAL.
    */
   reuseBuffer?: boolean;
+  /**
+   * Only records of these types (their first byte) are yielded (default: all). The others are
+   * skipped undecoded: their fragments are checked for structure but not for their CRC, and not
+   * decompressed. For a pass that wants the series records of a WAL that is mostly samples; a
+   * damaged byte in a skipped record goes unnoticed. The type of a snappy record is read from its
+   * first literal; a record whose type cannot be read so (zstd) is decoded, then dropped.
+   */
+  recordTypes?: ReadonlySet<number>;
 }
 
 /** Where a WAL ended inside a record, see {@link WalReader.torn}. */
@@ -214,10 +222,19 @@ export interface WalReaderStats {
   snappyRecords: number;
   /** Records that were zstd-compressed. */
   zstdRecords: number;
+  /** Records skipped undecoded, see {@link WalReaderOptions.recordTypes}. */
+  skippedRecords: number;
 }
 
 function _zeroStats(): WalReaderStats {
-  return { segments: 0, records: 0, fragments: 0, snappyRecords: 0, zstdRecords: 0 };
+  return {
+    segments: 0,
+    records: 0,
+    fragments: 0,
+    snappyRecords: 0,
+    zstdRecords: 0,
+    skippedRecords: 0,
+  };
 }
 
 /**
@@ -246,6 +263,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
   readonly stats: WalReaderStats = _zeroStats();
   #allowTornTail: boolean;
   #reuse: boolean;
+  #types: ReadonlySet<number> | undefined;
   // The record being assembled from its fragments: grown to the largest record, then kept.
   #assembly = new Uint8Array(WAL_PAGE_SIZE);
 
@@ -259,6 +277,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
     });
     this.#allowTornTail = options.allowTornTail ?? true;
     this.#reuse = options.reuseBuffer ?? false;
+    this.#types = options.recordTypes;
   }
 
   /** A reader over the segment files of one dir (a WAL dir's segments, or a checkpoint dir). */
@@ -297,6 +316,8 @@ export class WalReader implements AsyncIterable<WalRecord> {
     let assembled = 0;
     let recordStart = -1;
     let recordFlags = 0;
+    // Whether the record being read is skipped (see WalReaderOptions.recordTypes).
+    let skipping = false;
     const corrupt = (offset: number, msg: string, cause?: unknown) =>
       new CorruptionError(seg.index, seg.path, offset, msg, cause ? { cause } : undefined);
     // Ends the segment while a record is open: a torn tail, or a corruption.
@@ -349,7 +370,12 @@ export class WalReader implements AsyncIterable<WalRecord> {
           return;
         }
         const payload = page.subarray(p + WAL_FRAGMENT_HEADER_SIZE, end);
-        const actual = crc32c(payload);
+        const flags = head & (_SNAPPY_FLAG | _ZSTD_FLAG);
+        if ((type === _FULL || type === _FIRST) && recordStart < 0) {
+          const first = this.#types === undefined ? -1 : _firstByte(payload, flags);
+          skipping = first >= 0 && !this.#types!.has(first);
+        }
+        const actual = skipping ? crc : crc32c(payload);
         if (actual !== crc) {
           throw corrupt(
             offset,
@@ -357,7 +383,6 @@ export class WalReader implements AsyncIterable<WalRecord> {
               `computed ${actual.toString(16)}, stored ${crc.toString(16)}`,
           );
         }
-        const flags = head & (_SNAPPY_FLAG | _ZSTD_FLAG);
         if (flags === (_SNAPPY_FLAG | _ZSTD_FLAG)) {
           throw corrupt(offset, "fragment flags both snappy and zstd compression");
         }
@@ -376,6 +401,14 @@ export class WalReader implements AsyncIterable<WalRecord> {
           recordStart = offset;
           recordFlags = flags;
         }
+        if (skipping) {
+          p = end;
+          if (type === _FULL || type === _LAST) {
+            recordStart = -1;
+            this.stats.skippedRecords++;
+          }
+          continue;
+        }
         // Copy: the page buffer is reused for the next page.
         if (assembled + payload.length > this.#assembly.length) {
           const bigger = new Uint8Array(Math.max(2 * this.#assembly.length, assembled + length));
@@ -391,7 +424,9 @@ export class WalReader implements AsyncIterable<WalRecord> {
           const start = recordStart;
           assembled = 0;
           recordStart = -1;
-          yield this.#finish(seg, start, flags, stored, corrupt);
+          const record = this.#finish(seg, start, flags, stored, corrupt);
+          if (this.#types === undefined || this.#types.has(record.bytes[0])) yield record;
+          else this.stats.skippedRecords++;
         }
       }
       if (valid < WAL_PAGE_SIZE) break; // short read: end of file
@@ -429,6 +464,25 @@ export class WalReader implements AsyncIterable<WalRecord> {
     this.stats.records++;
     return { segment: seg.index, path: seg.path, offset, compression, bytes };
   }
+}
+
+/**
+ * The first byte of a record from its first fragment's payload, or -1 when that cannot be read
+ * without decoding: an uncompressed record's first byte, or the first byte of the literal that
+ * starts a snappy block (a block cannot start with a copy, there is nothing before it to copy).
+ */
+function _firstByte(payload: Uint8Array, flags: number): number {
+  if (flags === 0) return payload.length > 0 ? payload[0] : -1;
+  if (flags !== _SNAPPY_FLAG) return -1;
+  let i = 0;
+  while (i < 5 && i < payload.length && payload[i] >= 0x80) i++;
+  i++; // past the uvarint's last byte
+  if (i >= payload.length) return -1;
+  const tag = payload[i];
+  if ((tag & 3) !== 0) return -1;
+  // A literal of up to 60 bytes has its length in the tag; longer ones in 1-4 more bytes.
+  const at = i + 1 + (tag >> 2 < 60 ? 0 : (tag >> 2) - 59);
+  return at < payload.length ? payload[at] : -1;
 }
 
 /** Reads the uncompressed length that starts a snappy block (a uvarint), or -1. */
