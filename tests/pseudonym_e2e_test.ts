@@ -250,6 +250,10 @@ Deno.test("pseudonymized export: no original left, series and dashboards mapped,
       ]);
       dumps.push((await promtoolDump(bin, r.dataDir)).sort());
     }
+    for (const path of await allFiles(`${work}/url-pz`)) {
+      const bytes = await Deno.readFile(path);
+      for (const o of ORIGINALS) assert.ok(!contains(bytes, o), `${o} in ${path}`);
+    }
     assert.ok(dumps[0].length > 100, String(dumps[0].length));
     const mappedPlain = dumps[0].map((l) => mapLine(l, urlKey, urlOriginals)).sort();
     assert.deepEqual(dumps[1], mappedPlain);
