@@ -573,3 +573,40 @@ Deno.test("recordTypes yields the chosen records only, skipping the others undec
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("readBytes of one page, two pages or the default read the same records and torn tail", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "promcase-wal-test-" });
+  try {
+    const walks: string[][] = [];
+    for (const n of ["none", "snappy", "zstd"]) {
+      const segments = (await listSegments(`${FIXTURES}${n}/wal`)).map((seg) => seg.path);
+      walks.push(segments);
+      // The last segment cut inside its middle record's first fragment: a torn tail.
+      const last = segments[segments.length - 1];
+      const offsets = (await Array.fromAsync(new WalReader([last]))).map((r) => r.offset);
+      const bytes = await Deno.readFile(last);
+      const cut = `${dir}/${n}/${last.slice(last.lastIndexOf("/") + 1)}`;
+      await Deno.mkdir(`${dir}/${n}`);
+      await Deno.writeFile(cut, bytes.subarray(0, offsets[offsets.length >> 1] + 9));
+      walks.push([...segments.slice(0, -1), cut]);
+    }
+    let torn = 0;
+    const where = (r: WalRecord) => `${r.segment}:${r.offset}:${r.bytes.length}:${r.bytes[0]}`;
+    for (const paths of walks) {
+      const results = [];
+      for (const readBytes of [WAL_PAGE_SIZE, 2 * WAL_PAGE_SIZE, undefined]) {
+        const reader = new WalReader(paths, { readBytes });
+        const records = (await Array.fromAsync(reader)).map(where);
+        results.push({ records, torn: reader.torn, fragments: reader.stats.fragments });
+      }
+      assert.ok(results[0].records.length > 0 && results[0].fragments > 10, paths.join(" "));
+      assert.deepEqual(results[1], results[0], paths.join(" "));
+      assert.deepEqual(results[2], results[0], paths.join(" "));
+      if (results[0].torn) torn++;
+    }
+    assert.equal(torn, 3);
+    assert.throws(() => new WalReader([], { readBytes: WAL_PAGE_SIZE + 1 }), /multiple of/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

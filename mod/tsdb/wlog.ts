@@ -190,6 +190,8 @@ export interface WalReaderOptions {
    * would be garbage the size of the WAL.
    */
   reuseBuffer?: boolean;
+  /** Bytes read from a segment at a time, a multiple of the page size (default 1 MiB). */
+  readBytes?: number;
   /**
    * Only records of these types (their first byte) are yielded (default: all). The others are
    * skipped undecoded: their fragments are checked for structure but not for their CRC, and not
@@ -264,6 +266,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
   #allowTornTail: boolean;
   #reuse: boolean;
   #types: ReadonlySet<number> | undefined;
+  #readBytes: number;
   // The record being assembled from its fragments: grown to the largest record, then kept.
   #assembly = new Uint8Array(WAL_PAGE_SIZE);
 
@@ -278,6 +281,15 @@ export class WalReader implements AsyncIterable<WalRecord> {
     this.#allowTornTail = options.allowTornTail ?? true;
     this.#reuse = options.reuseBuffer ?? false;
     this.#types = options.recordTypes;
+    this.#readBytes = options.readBytes ?? 32 * WAL_PAGE_SIZE;
+    if (
+      !Number.isSafeInteger(this.#readBytes) || this.#readBytes < WAL_PAGE_SIZE ||
+      this.#readBytes % WAL_PAGE_SIZE !== 0
+    ) {
+      throw new RangeError(
+        `readBytes must be a multiple of ${WAL_PAGE_SIZE}, not ${this.#readBytes}`,
+      );
+    }
   }
 
   /** A reader over the segment files of one dir (a WAL dir's segments, or a checkpoint dir). */
@@ -311,7 +323,10 @@ export class WalReader implements AsyncIterable<WalRecord> {
     seg: SegmentRef,
     isLast: boolean,
   ): AsyncGenerator<WalRecord> {
-    const page = new Uint8Array(WAL_PAGE_SIZE);
+    // Pages are read `#readBytes` at a time: one read a page was an await per 32 KiB.
+    const pages = new Uint8Array(this.#readBytes);
+    let pagesValid = 0;
+    let pagesUsed = 0;
     // The record being assembled (in #assembly): its length so far, first offset, compression.
     let assembled = 0;
     let recordStart = -1;
@@ -330,8 +345,15 @@ export class WalReader implements AsyncIterable<WalRecord> {
     };
 
     for (let pageStart = 0;; pageStart += WAL_PAGE_SIZE) {
-      const valid = await readFull(file, page);
-      if (valid === 0) break; // end of the segment at a page boundary
+      if (pagesUsed >= pagesValid) {
+        pagesValid = await readFull(file, pages);
+        pagesUsed = 0;
+      }
+      // Past `valid` the page holds stale bytes: nothing there is read.
+      const page = pages.subarray(pagesUsed, pagesUsed + WAL_PAGE_SIZE);
+      const valid = Math.min(WAL_PAGE_SIZE, pagesValid - pagesUsed);
+      pagesUsed += WAL_PAGE_SIZE;
+      if (valid <= 0) break; // end of the segment at a page boundary
       let p = 0;
       while (p < WAL_PAGE_SIZE) {
         // Past the real data the page reads as zeros: padding to the page end.
