@@ -16,9 +16,9 @@
  *   ({@link Pseudonymizer.mapOtherLabels}, a second pass in `pseudonym_series.ts`).
  * - The key stays with the customer ({@link loadPseudonymKey}). So does the mapping table: the
  *   export merges its `PSEUDONYM<TAB>"ORIGINAL"` lines into `KEY.map` beside the key file (mode
- *   0600; `pseudonym_table.ts`), never into the archive. `promcase reveal` reads that table and checks each entry against the key
- *   (an entry the key does not produce is refused), so a pseudonym is revealed only where it was
- *   made.
+ *   0600; `pseudonym_table.ts`), never into the archive. `promcase reveal` reads that table and
+ *   checks each entry against the key (an entry the key does not produce is refused), so a
+ *   pseudonym is revealed only where it was made.
  *
  * Memory does not grow with the number of values beyond 16 bytes a value: see {@link Pseudonymizer}.
  *
