@@ -38,7 +38,6 @@ import type { LeadIn } from "./leadin.ts";
 import { BlockReader, type WrittenBlock } from "./tsdb/block.ts";
 import {
   blockSource,
-  mergeSeries,
   minPrometheusVersion,
   UnknownChunkEncodingError,
   type WindowBlockResult,
@@ -56,7 +55,7 @@ import { diskFullReason, isDiskFull, requireFreeSpace } from "./diskspace.ts";
 import { formatBytes } from "./bytesize.ts";
 import type { Throttle } from "./throttle.ts";
 import type { Pseudonymizer } from "./pseudonym.ts";
-import { relabelSorted } from "./pseudonym_series.ts";
+import { pseudonymizeSeries } from "./pseudonym_series.ts";
 import { VERSION } from "./version.ts";
 import {
   formatCompactTime,
@@ -784,35 +783,23 @@ async function _rewriteArchive(
         const name = path?.startsWith(`${root}/`) ? path.slice(root.length + 1) : "the data dir";
         throw new PromcaseError(`cannot read ${name}: ${describeError(err)}`);
       }
-      let sources: SeriesSource[] = readers.map((r) =>
+      const sources: SeriesSource[] = readers.map((r) =>
         blockSource(r, window.from, window.to, _pace(options.throttle))
       );
       if (head) sources.push(head.series());
       let written;
-      let keep = options.selection?.keep;
       let excludedBefore = 0;
       try {
-        const pz = options.pseudonymizer;
-        if (pz?.changesSeries) {
-          // New label values reorder the series: re-sorted through spilled runs.
-          options.onStatus?.("pseudonymizing the series");
-          const relabelled = await relabelSorted(mergeSeries(sources), staging, {
-            keep,
-            relabel: (labels) => pz.mapLabels(labels),
-            relabelAfter: pz.spec.labels.length > 0
-              ? (labels) => pz.mapOtherLabels(labels)
-              : undefined,
-            dropLabels: pz.spec.dropLabels,
-            signal,
-          });
-          sources = [relabelled.source];
-          keep = undefined;
-          excludedBefore = relabelled.excluded;
-        }
-        written = await writeWindowBlock(staging, sources, {
+        const pseudonymized = await pseudonymizeSeries(options.pseudonymizer, sources, staging, {
+          keep: options.selection?.keep,
+          signal,
+          onStatus: options.onStatus,
+        });
+        excludedBefore = pseudonymized.excluded;
+        written = await writeWindowBlock(staging, pseudonymized.sources, {
           from: window.from,
           to: window.to,
-          keep,
+          keep: pseudonymized.keep,
           keepEncodings: options.keepEncodings,
           signal,
           onSeries: (n) => {

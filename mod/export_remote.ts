@@ -22,7 +22,7 @@ import {
 import { splitPath } from "./fileio.ts";
 import { withTempDirUntilDone } from "./interrupt.ts";
 import type { Pseudonymizer } from "./pseudonym.ts";
-import { relabelSorted } from "./pseudonym_series.ts";
+import { pseudonymizeSeries } from "./pseudonym_series.ts";
 import {
   type HttpAuth,
   readRemote,
@@ -32,7 +32,6 @@ import {
 } from "./remote/mod.ts";
 import type { LabelMatcher } from "./selector.ts";
 import { UnknownChunkEncodingError, writeWindowBlock } from "./tsdb/compact.ts";
-import type { SeriesSource } from "./tsdb/series.ts";
 import { formatDuration, formatTime, type IncidentWindow } from "./window.ts";
 
 /** Options of {@link exportRemote}. */
@@ -113,24 +112,17 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
       });
       let written;
       try {
-        let series: SeriesSource = source;
-        let keep = options.selection?.keep;
-        if (pz?.changesSeries) {
-          // New label values reorder the series: re-sorted through spilled runs.
-          options.onStatus?.("pseudonymizing the series");
-          const relabelled = await relabelSorted(source, staging, {
-            keep,
-            relabel: (labels) => pz.mapLabels(labels),
-            relabelAfter: pz.spec.labels.length > 0
-              ? (labels) => pz.mapOtherLabels(labels)
-              : undefined,
-            dropLabels: pz.spec.dropLabels,
-            signal,
-          });
-          series = relabelled.source;
-          keep = undefined;
-        }
-        written = await writeWindowBlock(staging, [series], { from, to: window.to, keep, signal });
+        const pseudonymized = await pseudonymizeSeries(pz, [source], staging, {
+          keep: options.selection?.keep,
+          signal,
+          onStatus: options.onStatus,
+        });
+        written = await writeWindowBlock(staging, pseudonymized.sources, {
+          from,
+          to: window.to,
+          keep: pseudonymized.keep,
+          signal,
+        });
       } catch (err) {
         // A newer Prometheus' encoding: refused as the rewrite refuses it (the staging dir,
         // with the block begun in it, is removed: nothing is written).

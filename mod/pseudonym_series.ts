@@ -16,6 +16,8 @@
 import { PromcaseError } from "./errors.ts";
 import { compareUtf8, Encbuf } from "./tsdb/encoding.ts";
 import type { Label } from "./tsdb/index.ts";
+import type { Pseudonymizer } from "./pseudonym.ts";
+import { mergeSeries } from "./tsdb/compact.ts";
 import {
   encodeRunSeries,
   labelsKey,
@@ -72,7 +74,8 @@ export async function relabelSorted(
   dir: string,
   options: RelabelOptions,
 ): Promise<RelabelledSeries> {
-  const runs = new _RunCollector(dir, options.budget ?? 8 * 1024 * 1024);
+  const budget = options.budget ?? 8 * 1024 * 1024;
+  const runs = new _RunCollector(dir, budget);
   let excluded = 0;
   for await (const s of input) {
     options.signal?.throwIfAborted();
@@ -88,7 +91,7 @@ export async function relabelSorted(
   let paths = runs.paths;
   let changed = 0;
   if (options.relabelAfter) {
-    const second = new _RunCollector(dir, options.budget ?? 8 * 1024 * 1024, "late");
+    const second = new _RunCollector(dir, budget, "late");
     const kept = await SeriesRunWriter.create(`${dir}/relabel-kept-${crypto.randomUUID()}.run`);
     const body = new Encbuf();
     let seq = 0;
@@ -134,6 +137,44 @@ export async function relabelSorted(
     }
   }
   return { source: merged(), excluded, runs: firstRuns, changedAfter: changed };
+}
+
+/** What {@link pseudonymizeSeries} returns. */
+export interface PseudonymizedSeries {
+  /** The sources to write: the input, or the one re-sorted source. */
+  sources: SeriesSource[];
+  /** The selection still to apply: none once the re-sort applied it to the original labels. */
+  keep?: (labels: readonly Label[]) => boolean;
+  /** Series the re-sort left out by `keep`. */
+  excluded: number;
+}
+
+/**
+ * The series of `sources` with `pz`'s pseudonyms and dropped labels, re-sorted through runs
+ * spilled in `dir` (new label values reorder them), for the rewrite and `--url` alike. `keep`
+ * selects by the original labels, so the re-sort applies it. Without `pz`, or when it changes no
+ * series, the sources and `keep` come back as they are.
+ */
+export async function pseudonymizeSeries(
+  pz: Pseudonymizer | undefined,
+  sources: SeriesSource[],
+  dir: string,
+  options: {
+    keep?: (labels: readonly Label[]) => boolean;
+    signal?: AbortSignal;
+    onStatus?: (text: string) => void;
+  },
+): Promise<PseudonymizedSeries> {
+  if (!pz?.changesSeries) return { sources, keep: options.keep, excluded: 0 };
+  options.onStatus?.("pseudonymizing the series");
+  const relabelled = await relabelSorted(mergeSeries(sources), dir, {
+    keep: options.keep,
+    relabel: (labels) => pz.mapLabels(labels),
+    relabelAfter: pz.spec.labels.length > 0 ? (labels) => pz.mapOtherLabels(labels) : undefined,
+    dropLabels: pz.spec.dropLabels,
+    signal: options.signal,
+  });
+  return { sources: [relabelled.source], excluded: relabelled.excluded };
 }
 
 /**
