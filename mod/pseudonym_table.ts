@@ -39,17 +39,24 @@ export async function readMapping(path: string): Promise<Map<string, string>> {
   }
   for (const [i, line] of text.split("\n").entries()) {
     if (line === "") continue;
-    const tab = line.indexOf("\t");
-    let original: unknown;
-    try {
-      original = tab > 0 ? JSON.parse(line.slice(tab + 1)) : undefined;
-    } catch { /* reported below */ }
-    if (typeof original !== "string") {
-      throw new PromcaseError(`${path}:${i + 1}: not a PSEUDONYM<TAB>"ORIGINAL" line`);
-    }
-    out.set(line.slice(0, tab), original);
+    const [pseudonym, original] = _parseLine(line, path, i + 1);
+    out.set(pseudonym, original);
   }
   return out;
+}
+
+/** A table line's pseudonym and original; anything else is refused, naming the line. */
+function _parseLine(line: string, path: string, number: number): [string, string] {
+  const tab = line.indexOf("\t");
+  let original: unknown;
+  try {
+    // The original is a JSON string right after the tab, as the table is written.
+    original = tab > 0 && line[tab + 1] === '"' ? JSON.parse(line.slice(tab + 1)) : undefined;
+  } catch { /* refused below */ }
+  if (typeof original !== "string") {
+    throw new PromcaseError(`${path}:${number}: not a PSEUDONYM<TAB>"ORIGINAL" line`);
+  }
+  return [line.slice(0, tab), original];
 }
 
 /** Options of {@link PseudonymJournal}. */
@@ -74,7 +81,6 @@ export interface CommittedTable {
 
 // A line's estimated cost in memory: its characters (two bytes at worst) and the array slot.
 const _LINE_OVERHEAD = 48;
-const _LINE_RE = /^[^\t]+\t"/;
 
 /** The values an export mapped, spilled in sorted runs, merged into the table at the end. */
 export class PseudonymJournal {
@@ -218,11 +224,7 @@ export class PseudonymJournal {
       while (await run.next()) {
         number++;
         if (run.line === "") continue;
-        if (
-          !_LINE_RE.test(run.line) || !_isJsonString(run.line.slice(run.line.indexOf("\t") + 1))
-        ) {
-          throw new PromcaseError(`${tablePath}:${number}: not a PSEUDONYM<TAB>"ORIGINAL" line`);
-        }
+        _parseLine(run.line, tablePath, number); // refuses a line that is no mapping
         this.#pending.push(run.line);
         this.#pendingBytes += 2 * run.line.length + _LINE_OVERHEAD;
         if (this.#pendingBytes >= this.#budget) paths.add(this.#spill("table")!);
@@ -233,14 +235,6 @@ export class PseudonymJournal {
     const last = this.#spill("table");
     if (last !== null) paths.add(last);
     return paths;
-  }
-}
-
-function _isJsonString(text: string): boolean {
-  try {
-    return typeof JSON.parse(text) === "string";
-  } catch {
-    return false;
   }
 }
 
