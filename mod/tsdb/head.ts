@@ -87,7 +87,11 @@ export interface HeadReplayLimits {
   memoryBudget?: number;
   /** Most series replayed at once: a shard with more is split again first (default 4096). */
   shardSeries?: number;
-  /** WAL bytes per shard of the first split (default 8 MiB; 1 to 255 shards). */
+  /**
+   * WAL bytes per shard of the first split (default 2 MiB; 1 to 255 shards). Small enough that a
+   * head of short series (a cardinality spike: ~1.5 KiB of WAL a series) still gives shards of
+   * fewer than `shardSeries` series, which are then not read and written a second time.
+   */
   shardWalBytes?: number;
   /** Bytes of each shard file's write buffer (default 32 KiB). */
   shardBufferSize?: number;
@@ -261,7 +265,7 @@ async function _splitWal(
   }
   const shards = Math.max(
     1,
-    Math.min(_MAX_SHARDS, Math.ceil(walBytes / (o.shardWalBytes ?? 8 * 1024 * 1024))),
+    Math.min(_MAX_SHARDS, Math.ceil(walBytes / (o.shardWalBytes ?? 2 * 1024 * 1024))),
   );
   const part = await HeadPartitioner.create(`${dir}/shard`, 0, {
     shards,
