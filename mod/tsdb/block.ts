@@ -284,7 +284,9 @@ export class BlockWriter {
       let pending: BufferedFileWriter;
       try {
         await Deno.mkdir(`${tmp}/${_SPILL}`);
-        pending = await BufferedFileWriter.create(`${tmp}/${_PENDING}`);
+        pending = await BufferedFileWriter.create(`${tmp}/${_PENDING}`, undefined, {
+          temporary: true,
+        });
       } catch (e) {
         chunks.abort();
         throw e;

@@ -57,7 +57,7 @@ export class ChunkSpill {
 
   /** Creates the spill with its temporary file `path` (which must not exist). */
   static async create(path: string, options: ChunkSpillOptions = {}): Promise<ChunkSpill> {
-    const writer = await BufferedFileWriter.create(path);
+    const writer = await BufferedFileWriter.create(path, undefined, { temporary: true });
     return new ChunkSpill(path, writer, options.memoryBudget ?? 4 * 1024 * 1024);
   }
 

@@ -77,7 +77,8 @@ export class SeriesRunWriter {
 
   /** Creates the run file `path` (which must not exist). */
   static async create(path: string, bufferSize = 256 * 1024): Promise<SeriesRunWriter> {
-    return new SeriesRunWriter(path, await BufferedFileWriter.create(path, bufferSize));
+    const file = await BufferedFileWriter.create(path, bufferSize, { temporary: true });
+    return new SeriesRunWriter(path, file);
   }
 
   /** Series written. */
