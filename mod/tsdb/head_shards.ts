@@ -19,6 +19,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { Decbuf, Encbuf, FormatError } from "./encoding.ts";
 import { SampleBatch } from "./sample_batch.ts";
 import {
@@ -587,7 +588,8 @@ export async function readShardFile(
     if (n === null) eof = true;
     else end += n;
     // A turn of the event loop now and then: V8 finishes its garbage collection in tasks there.
-    if (++reads % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    // setImmediate, not setTimeout(0), which waits about 2 ms each time (a second per 1 GiB).
+    if (++reads % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
     await options.afterBlock?.();
   }
 }
