@@ -22,6 +22,21 @@ export async function readFull(file: Deno.FsFile, buf: Uint8Array): Promise<numb
   return done;
 }
 
+/**
+ * {@link readFull} with blocking reads: for a reader that reads a file front to back in large
+ * pieces, where each async read's trip through the thread pool left the thread idle. The caller
+ * yields to the event loop now and then (signals and V8's collection tasks run there).
+ */
+export function readFullSync(file: Deno.FsFile, buf: Uint8Array): number {
+  let done = 0;
+  while (done < buf.length) {
+    const n = file.readSync(buf.subarray(done));
+    if (n === null) break;
+    done += n;
+  }
+  return done;
+}
+
 /** Reads exactly `length` bytes at `pos`, or throws `what` if the file ends first. */
 export async function readExactAt(
   file: Deno.FsFile,
