@@ -17,6 +17,13 @@ export function bitRange(x: bigint, n: number): boolean {
   return -(half - 1n) <= x && x <= half;
 }
 
+// Per prefix length i (1 to 7): the range of a signed payload of _SIZES[i] bits (Go's bitRange)
+// and the end of an unsigned one, as bigints computed once (the writers run for every bucket of
+// every histogram sample).
+const _SIGNED_MIN = _SIZES.map((n) => n === 0 ? 0n : -((1n << BigInt(n - 1)) - 1n));
+const _SIGNED_MAX = _SIZES.map((n) => n === 0 ? 0n : 1n << BigInt(n - 1));
+const _UNSIGNED_END = _SIZES.map((n) => 1n << BigInt(n));
+
 function _readPrefix(r: BitReader): number {
   let ones = 0;
   while (ones < 8 && r.readBit() === 1) ones++;
@@ -61,9 +68,9 @@ export function putVarbitInt(w: BitWriter, v: bigint): void {
     return;
   }
   for (let i = 1; i < _SIZES.length - 1; i++) {
-    if (bitRange(x, _SIZES[i])) {
+    if (_SIGNED_MIN[i] <= x && x <= _SIGNED_MAX[i]) {
       w.writeBits((1 << (i + 1)) - 2, i + 1); // i one bits, then a zero bit
-      w.writeBigBits(x, _SIZES[i]);
+      _writePayload(w, x, _SIZES[i]);
       return;
     }
   }
@@ -79,12 +86,19 @@ export function putVarbitUint(w: BitWriter, v: bigint): void {
     return;
   }
   for (let i = 1; i < _SIZES.length - 1; i++) {
-    if (x < 1n << BigInt(_SIZES[i])) {
+    if (x < _UNSIGNED_END[i]) {
       w.writeBits((1 << (i + 1)) - 2, i + 1);
-      w.writeBigBits(x, _SIZES[i]);
+      _writePayload(w, x, _SIZES[i]);
       return;
     }
   }
   w.writeBits(0xff, 8);
   w.writeBigBits(x, 64);
+}
+
+// The low `n` bits of `x` (two's complement): payloads of up to 32 bits go as one number (x is
+// within ±2^31 there), wider ones through the 64-bit writer.
+function _writePayload(w: BitWriter, x: bigint, n: number): void {
+  if (n <= 32) w.writeBits(Number(x), n);
+  else w.writeBigBits(x, n);
 }
