@@ -612,3 +612,40 @@ Deno.test("the chunk encoder streams finished chunks and never crosses a chunk r
   }
   assert.throws(() => enc.add({ ...input[0] } as FloatHistogramSample), RangeError);
 });
+
+Deno.test("a bucket that shrinks under the same spans is a counter reset (a new chunk)", () => {
+  // Go's appendable compares every bucket's absolute count: one that shrinks is a reset even
+  // when the total and zero counts grow. Same spans throughout, the layout-unchanged path.
+  const spans = [{ offset: 0, length: 2 }, { offset: 3, length: 1 }];
+  const absolute = [[5, 5, 1], [6, 9, 1], [7, 10, 0], [8, 12, 1]];
+  const base = {
+    counterResetHint: CounterResetHint.unknown,
+    schema: 0,
+    zeroThreshold: 0n,
+    positiveSpans: spans,
+    negativeSpans: [],
+    negativeBuckets: [],
+    customValues: [],
+  };
+  for (const float of [false, true]) {
+    const samples = absolute.map((abs, i) => {
+      const count = abs.reduce((a, b) => a + b, 0) + 10 * i;
+      const buckets = float
+        ? abs.map((x) => bitsOf(x))
+        : abs.map((x, j) => BigInt(x - (j > 0 ? abs[j - 1] : 0)));
+      return {
+        ...base,
+        t: BigInt(1000 * (i + 1)),
+        count: float ? bitsOf(count) : BigInt(count),
+        zeroCount: float ? bitsOf(i) : BigInt(i),
+        sum: bitsOf(count * 1.5),
+        positiveBuckets: buckets,
+      };
+    });
+    const chunks = encodeAll(float, samples);
+    const kind = float ? "float" : "integer";
+    assert.deepEqual(chunks.map((c) => decode(c.encoding, c.data).length), [2, 2], kind);
+    assert.equal(histogramCounterResetHeader(chunks[1].data), CounterResetHeader.reset, kind);
+    assertRoundTrip(samples, chunks);
+  }
+});

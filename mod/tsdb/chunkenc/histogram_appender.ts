@@ -1007,11 +1007,25 @@ export class HistogramAppender extends _AppenderBase<HistogramSample, HistogramA
     positive: boolean,
     h: HistogramSample,
   ): _Expansion | undefined {
+    const chunk = positive ? this.#pBuckets : this.#nBuckets;
+    const sample = positive ? h.positiveBuckets : h.negativeBuckets;
+    if (_spansEqual(a, b) && chunk.length === sample.length) {
+      // The same spans, as nearly every sample has: the merge below would only compare the
+      // absolute counts bucket by bucket (a shrunk one is a reset), and insert nothing.
+      let chunkAbs = 0n;
+      let sampleAbs = 0n;
+      for (let i = 0; i < chunk.length; i++) {
+        chunkAbs = BigInt.asIntN(64, chunkAbs + chunk[i]);
+        sampleAbs = BigInt.asIntN(64, sampleAbs + sample[i]);
+        if (chunkAbs > sampleAbs) return undefined;
+      }
+      return { forward: [], backward: [] };
+    }
     return _expandSpansAndBuckets(
       a,
       b,
-      _intRunningSums(positive ? this.#pBuckets : this.#nBuckets),
-      _intRunningSums(positive ? h.positiveBuckets : h.negativeBuckets),
+      _intRunningSums(chunk),
+      _intRunningSums(sample),
       _isZeroBig,
     );
   }
@@ -1169,13 +1183,16 @@ export class FloatHistogramAppender
     positive: boolean,
     h: FloatHistogramSample,
   ): _Expansion | undefined {
-    return _expandSpansAndBuckets(
-      a,
-      b,
-      (positive ? this.#pBits : this.#nBits).map(_num),
-      (positive ? h.positiveBuckets : h.negativeBuckets).map(_num),
-      _isZeroNum,
-    );
+    const chunk = positive ? this.#pBits : this.#nBits;
+    const sample = positive ? h.positiveBuckets : h.negativeBuckets;
+    if (_spansEqual(a, b) && chunk.length === sample.length) {
+      // As in the integer appender: the same spans only compare the counts bucket by bucket.
+      for (let i = 0; i < chunk.length; i++) {
+        if (_num(chunk[i]) > _num(sample[i])) return undefined;
+      }
+      return { forward: [], backward: [] };
+    }
+    return _expandSpansAndBuckets(a, b, chunk.map(_num), sample.map(_num), _isZeroNum);
   }
 
   protected _headerOnCut(verdict: _Verdict): number {
