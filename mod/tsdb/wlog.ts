@@ -83,6 +83,8 @@ export class CorruptionError extends Error {
   readonly path: string;
   /** Byte offset in the segment of the offending fragment header (or record start). */
   readonly offset: number;
+  /** What is wrong there (the message without the place). */
+  readonly reason: string;
 
   /** Creates a corruption error for `path` (segment `segment`) at byte `offset`. */
   constructor(
@@ -97,6 +99,7 @@ export class CorruptionError extends Error {
     this.segment = segment;
     this.path = path;
     this.offset = offset;
+    this.reason = message;
   }
 }
 
