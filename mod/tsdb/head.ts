@@ -12,12 +12,10 @@
  *
  * Memory is bounded whatever the number of series, in three steps:
  * 1. The WAL is read once and split into shard files by a hash of each series' labels
- *    (`head_shards.ts`): per series only a byte of the ref-to-shard map stays in memory. A worker
- *    reads the segments, checks the CRCs and decompresses the records, and hands them over in
- *    batches of 1 MiB (`wlog_threaded.ts`; the largest record's size for a larger record), so
- *    that reading and splitting use both cores; float samples move in batches of typed arrays
- *    (`sample_batch.ts`), histograms are copied as their WAL bytes, and shard buffers are
- *    written at `splitFlushBytes`, also inside a record.
+ *    (`head_shards.ts`): per series only a byte of the ref-to-shard map stays in memory. Records
+ *    are read one at a time into one buffer (the largest record's size), float samples move in
+ *    batches of typed arrays (`sample_batch.ts`), histograms are copied as their WAL bytes, and
+ *    shard buffers are written at `splitFlushBytes`, also inside a record.
  * 2. Each shard is replayed alone: samples are encoded into the series' open chunk as they come
  *    (an {@link XorAppenderSet}), finished chunks go to a {@link ChunkSpill} (memory up to a
  *    budget, then a temporary file), out-of-order samples are kept decoded until the shard's end.
@@ -72,8 +70,7 @@ import { HeadReplayWorker } from "./head_replay_pool.ts";
 import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
-import { CorruptionError, type SegmentRef, WalReader, type WalRecord } from "./wlog.ts";
-import { ThreadedWalReader } from "./wlog_threaded.ts";
+import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
 
 const _RANGE_MS = Number(CHUNK_RANGE_MS);
 /** Most times a shard is split again (each split uses a new hash seed). */
@@ -115,13 +112,6 @@ export interface HeadReplayLimits {
   replayWorkers?: number;
   /** Float samples moved at once from one step of the replay to the next (default 4096). */
   batchSize?: number;
-  /**
-   * Read the WAL on a worker thread (default true): the segments' reading, CRCs and
-   * decompression run there while the split decodes the records (`wlog_threaded.ts`).
-   */
-  walWorker?: boolean;
-  /** Bytes of WAL records the worker hands over at once (default 1 MiB; tests turn it down). */
-  walBatchBytes?: number;
   /** Open chunks' memory of a shard replay: first buffer and region sizes (tests turn it down). */
   openChunks?: { initialBytes?: number; firstRegion?: number };
 }
@@ -535,9 +525,7 @@ class _WalSplitter {
 
   async #read(segments: readonly SegmentRef[], wbl: boolean): Promise<void> {
     // Each record is done with before the next is read (the partitioner copies what it keeps).
-    const reader = this.#o.walWorker === false
-      ? new WalReader(segments, { reuseBuffer: true })
-      : new ThreadedWalReader(segments, { reuseBuffer: true, batchBytes: this.#o.walBatchBytes });
+    const reader = new WalReader(segments, { reuseBuffer: true });
     try {
       await this.#readRecords(reader, wbl);
     } catch (err) {
@@ -551,7 +539,7 @@ class _WalSplitter {
     if (reader.torn && !st.torn) st.torn = { path: reader.torn.path, offset: reader.torn.offset };
   }
 
-  async #readRecords(reader: AsyncIterable<WalRecord>, wbl: boolean): Promise<void> {
+  async #readRecords(reader: WalReader, wbl: boolean): Promise<void> {
     const part = this.#part;
     const st = this.#stats;
     const batch = this.#batch;

@@ -10,7 +10,6 @@
  */
 
 import type { ShardReplayJob, ShardReplayResult } from "./head.ts";
-import { rebuildWorkerError } from "./_worker_errors.ts";
 
 /** A message from the worker: a job's result or its failure. */
 export type FromReplayWorker =
@@ -35,7 +34,7 @@ export class HeadReplayWorker {
       this.#waiting = null;
       const message = event.data;
       if (message.kind === "done") waiting?.resolve(message.result);
-      else waiting?.reject(rebuildWorkerError(message.name, message.message));
+      else waiting?.reject(_rebuildError(message.name, message.message));
     };
     this.#worker.onerror = (event) => {
       // Handled here: unhandled, a worker's error would end the whole process.
@@ -73,4 +72,14 @@ export class HeadReplayWorker {
     this.#waiting = null;
     waiting?.reject(e);
   }
+}
+
+// An error as the worker threw it: Deno's I/O errors keep their class (a full disk is told
+// apart by it), any other becomes an Error with the same name and message.
+function _rebuildError(name: string, message: string): Error {
+  const errors = Deno.errors as unknown as Record<string, new (m: string) => Error>;
+  const known = Object.hasOwn(errors, name) ? errors[name] : undefined;
+  const e = known ? new known(message) : new Error(message);
+  if (!known) e.name = name;
+  return e;
 }

@@ -83,8 +83,6 @@ export class CorruptionError extends Error {
   readonly path: string;
   /** Byte offset in the segment of the offending fragment header (or record start). */
   readonly offset: number;
-  /** What is wrong there (the message without the place). */
-  readonly reason: string;
 
   /** Creates a corruption error for `path` (segment `segment`) at byte `offset`. */
   constructor(
@@ -99,7 +97,6 @@ export class CorruptionError extends Error {
     this.segment = segment;
     this.path = path;
     this.offset = offset;
-    this.reason = message;
   }
 }
 
