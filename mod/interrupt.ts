@@ -22,17 +22,25 @@ export function onInterrupt(cleanup: () => Promise<void> | void): () => void {
   return () => _cleanups.delete(cleanup);
 }
 
-/** Runs every registered cleanup (in registration order), ignoring their failures. */
+/**
+ * Runs every registered cleanup (in registration order), ignoring their failures, and then those
+ * registered meanwhile: work that had just created something (a staging dir, a temporary archive)
+ * registers its cleanup when its pending step completes, which may be after the signal's handler
+ * started. A turn of the event loop after each round lets such steps complete.
+ */
 export async function runInterruptCleanups(): Promise<void> {
   _interrupted = true;
-  for (const cleanup of [..._cleanups]) {
-    try {
-      await cleanup();
-    } catch {
-      // Best effort: the process is going away.
+  do {
+    for (const cleanup of [..._cleanups]) {
+      _cleanups.delete(cleanup);
+      try {
+        await cleanup();
+      } catch {
+        // Best effort: the process is going away.
+      }
     }
-  }
-  _cleanups.clear();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  } while (_cleanups.size > 0);
 }
 
 /**
