@@ -808,9 +808,13 @@ class _ShardReplayer implements HeadEntrySink {
       this.#stats.droppedUnknownSeries++;
       return;
     }
+    // The histogram was decoded for this call: it becomes the sample, its time set in place.
+    const time = BigInt(t);
+    const hs = h as (Histogram | FloatHistogram) & { t: bigint };
+    hs.t = time;
     const sample: Exclude<Sample, { kind: "float" }> = float
-      ? { t: BigInt(t), kind: "floatHistogram", h: { ...h, t: BigInt(t) } as FloatHistogramSample }
-      : { t: BigInt(t), kind: "histogram", h: { ...h, t: BigInt(t) } as HistogramSample };
+      ? { t: time, kind: "floatHistogram", h: hs as FloatHistogramSample }
+      : { t: time, kind: "histogram", h: hs as HistogramSample };
     if (outOfOrder) {
       (s.ooo ??= []).push(sample);
       this.#stats.outOfOrderSamples++;

@@ -70,7 +70,10 @@ export interface HeadEntrySink {
    * {@link SampleEntry}; the batch is reused once this returns.
    */
   samples(batch: SampleBatch): void;
-  /** A histogram sample; `outOfOrder` for one from the WBL. */
+  /**
+   * A histogram sample; `outOfOrder` for one from the WBL. `h` is decoded for this call: the sink
+   * may keep it, and change it.
+   */
   histogram(
     ref: number,
     t: number,
