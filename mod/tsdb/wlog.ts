@@ -14,11 +14,11 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { zstdDecompressSync } from "node:zlib";
 import { compress as snappyCompress, uncompress as snappyUncompress } from "snappyjs";
 import { crc32c } from "./crc32c.ts";
 import { FormatError } from "./encoding.ts";
-import { setImmediate } from "node:timers";
 import { readFullSync } from "./_io.ts";
 
 /** Size of a WAL page. Segment sizes are multiples of it. */
