@@ -64,7 +64,7 @@ export class KnownValues {
 
   /** Adds `value`; false when it was known already. */
   add(value: string): boolean {
-    this.#hash(value, 0, value.length);
+    this.#hash(value);
     if (this.#find(this.#h1, this.#h2) >= 0) return false;
     if (2 * (this.#size + 1) > this.#hi.length) this.#grow();
     this.#insert(this.#h1, this.#h2);
@@ -82,7 +82,7 @@ export class KnownValues {
 
   /** Whether `value` is in the set. */
   has(value: string): boolean {
-    this.#hash(value, 0, value.length);
+    this.#hash(value);
     return this.#find(this.#h1, this.#h2) >= 0;
   }
 
@@ -123,10 +123,10 @@ export class KnownValues {
     }
   }
 
-  #hash(s: string, from: number, to: number): void {
+  #hash(s: string): void {
     let h1 = _SEED1;
     let h2 = _SEED2;
-    for (let j = from; j < to; j++) {
+    for (let j = 0; j < s.length; j++) {
       const c = s.charCodeAt(j);
       h1 = Math.imul(h1 ^ c, _P1);
       h2 = Math.imul(h2 ^ c, _P2);

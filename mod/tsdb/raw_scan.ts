@@ -30,6 +30,7 @@ import { histogramChunkSchema, minPrometheusVersion } from "./compact.ts";
 import { compareVersions } from "../prometheus.ts";
 import { concatBytes } from "./encoding.ts";
 import { decodeRecord, isFullRangeTombstone } from "./record.ts";
+import { snappyFirstByte } from "./wlog.ts";
 
 /** One file's scanner: takes its bytes in order. */
 export interface FileScanner {
@@ -493,7 +494,7 @@ class _WalRecords implements FileScanner {
       const first = compression === 0
         ? payload[0]
         : compression === 0x08
-        ? _snappyFirstByte(payload)
+        ? snappyFirstByte(payload)
         : undefined;
       this.#tomb = first === 3 && !this._wbl ? [] : null;
     } else if (!this.#inRecord) {
@@ -539,7 +540,7 @@ class _WalRecords implements FileScanner {
     if (this.#compression === 0) {
       type = bytes.length > 0 ? bytes[0] : -2;
     } else if (this.#compression === 0x08) {
-      type = _snappyFirstByte(bytes) ?? -1;
+      type = snappyFirstByte(bytes) ?? -1;
     } else if (zstd) {
       try {
         const out = zstdDecompressSync(bytes);
@@ -573,23 +574,4 @@ function _fullRangeStones(bytes: Uint8Array): number {
   const record = decodeRecord(bytes);
   if (record.type !== "tombstones") throw new Error("not a tombstones record");
   return record.tombstones.filter(isFullRangeTombstone).length;
-}
-
-/**
- * The first uncompressed byte of a snappy block, from its start: the uvarint length, then the
- * first element, which is always a literal (a copy needs earlier output). -2 for an empty block,
- * undefined when `bytes` is too short or not a snappy block.
- */
-function _snappyFirstByte(bytes: Uint8Array): number | undefined {
-  let i = 0;
-  while (i < bytes.length && bytes[i] >= 0x80) i++;
-  if (i >= 5 || i >= bytes.length) return undefined;
-  if (i === 0 && bytes[0] === 0) return -2;
-  i++;
-  if (i >= bytes.length) return undefined;
-  const tag = bytes[i];
-  if ((tag & 0x03) !== 0) return -1;
-  const extra = (tag >>> 2) < 60 ? 0 : (tag >>> 2) - 59;
-  const at = i + 1 + extra;
-  return at < bytes.length ? bytes[at] : undefined;
 }

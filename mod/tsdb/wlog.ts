@@ -502,21 +502,33 @@ export class WalReader implements AsyncIterable<WalRecord> {
 
 /**
  * The first byte of a record from its first fragment's payload, or -1 when that cannot be read
- * without decoding: an uncompressed record's first byte, or the first byte of the literal that
- * starts a snappy block (a block cannot start with a copy, there is nothing before it to copy).
+ * without decoding: an uncompressed record's first byte, or that of a snappy one
+ * ({@link snappyFirstByte}).
  */
 function _firstByte(payload: Uint8Array, flags: number): number {
   if (flags === 0) return payload.length > 0 ? payload[0] : -1;
   if (flags !== _SNAPPY_FLAG) return -1;
+  const first = snappyFirstByte(payload);
+  return first !== undefined && first >= 0 ? first : -1;
+}
+
+/**
+ * The first uncompressed byte of a snappy block, from its start: the uvarint length, then the
+ * first element, which is always a literal (a copy needs earlier output). -2 for an empty block,
+ * -1 for one that starts with a copy (not a snappy block), undefined when `bytes` is too short.
+ */
+export function snappyFirstByte(bytes: Uint8Array): number | undefined {
   let i = 0;
-  while (i < 5 && i < payload.length && payload[i] >= 0x80) i++;
-  i++; // past the uvarint's last byte
-  if (i >= payload.length) return -1;
-  const tag = payload[i];
-  if ((tag & 3) !== 0) return -1;
+  while (i < bytes.length && bytes[i] >= 0x80) i++;
+  if (i >= 5 || i >= bytes.length) return undefined;
+  if (i === 0 && bytes[0] === 0) return -2;
+  i++;
+  if (i >= bytes.length) return undefined;
+  const tag = bytes[i];
+  if ((tag & 0x03) !== 0) return -1;
   // A literal of up to 60 bytes has its length in the tag; longer ones in 1-4 more bytes.
-  const at = i + 1 + (tag >> 2 < 60 ? 0 : (tag >> 2) - 59);
-  return at < payload.length ? payload[at] : -1;
+  const at = i + 1 + ((tag >>> 2) < 60 ? 0 : (tag >>> 2) - 59);
+  return at < bytes.length ? bytes[at] : undefined;
 }
 
 /** Reads the uncompressed length that starts a snappy block (a uvarint), or -1. */
