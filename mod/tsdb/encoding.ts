@@ -6,6 +6,8 @@
  * @module
  */
 
+import { keepHiddenClass } from "./_hidden_class.ts";
+
 /** A decoding error: the bytes end early or hold an impossible value. */
 export class FormatError extends Error {
   /** Creates a format error. */
@@ -309,3 +311,7 @@ export function compareUtf8(a: string, b: string): number {
   if (!/[\ud800-\udfff]/.test(a) && !/[\ud800-\udfff]/.test(b)) return a < b ? -1 : 1;
   return compareBytes(_encoder.encode(a), _encoder.encode(b));
 }
+
+// Decoders and encoders live for a record or an entry (see _hidden_class.ts).
+keepHiddenClass(new Decbuf(new Uint8Array(0)));
+keepHiddenClass(new Encbuf());

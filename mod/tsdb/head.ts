@@ -48,6 +48,7 @@ import {
   SAMPLES_PER_CHUNK,
   trimChunks,
 } from "./compact.ts";
+import { keepHiddenClass } from "./_hidden_class.ts";
 import { ChunkSpill } from "./chunk_spill.ts";
 import { compareUtf8, FormatError } from "./encoding.ts";
 import {
@@ -77,6 +78,8 @@ const _RANGE_MS = Number(CHUNK_RANGE_MS);
 const _MAX_SPLITS = 4;
 /** The most shards one split makes (a shard number is one byte). */
 const _MAX_SHARDS = 255;
+/** Whether a histogram sample was kept for its hidden class (see `_ShardReplayer.histogram`). */
+let _histogramSampleKept = false;
 
 /**
  * The replay's internal limits. The defaults bound its memory to about 60 MiB whatever the head's
@@ -808,10 +811,15 @@ class _ShardReplayer implements HeadEntrySink {
       this.#stats.droppedUnknownSeries++;
       return;
     }
-    // The histogram was decoded for this call: it becomes the sample, its time set in place.
+    // The histogram was decoded for this call: it becomes the sample, its time set in place. The
+    // first one is kept for the hidden class that gives it (see _hidden_class.ts).
     const time = BigInt(t);
     const hs = h as (Histogram | FloatHistogram) & { t: bigint };
     hs.t = time;
+    if (!_histogramSampleKept) {
+      keepHiddenClass(hs);
+      _histogramSampleKept = true;
+    }
     const sample: Exclude<Sample, { kind: "float" }> = float
       ? { t: time, kind: "floatHistogram", h: hs as FloatHistogramSample }
       : { t: time, kind: "histogram", h: hs as HistogramSample };

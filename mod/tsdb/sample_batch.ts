@@ -11,6 +11,8 @@
  * @module
  */
 
+import { keepHiddenClass } from "./_hidden_class.ts";
+
 /** A batch of float sample entries: kind, series ref, timestamp and the value's raw bits. */
 export class SampleBatch {
   /** Entry kinds (what they mean is the producer's and consumer's business). */
@@ -129,3 +131,6 @@ export function readSamplesV1(
   batch.length = i;
   return p;
 }
+
+// A batch lives for a shard file or a WAL read (see _hidden_class.ts).
+keepHiddenClass(new SampleBatch(1));

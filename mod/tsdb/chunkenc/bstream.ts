@@ -9,6 +9,7 @@
  */
 
 import { FormatError } from "../encoding.ts";
+import { keepHiddenClass } from "../_hidden_class.ts";
 
 /** Reads bits, most significant first, from a byte array. */
 export class BitReader {
@@ -286,3 +287,7 @@ export function ctz64(hi: number, lo: number): number {
   if (hi !== 0) return 32 + 31 - Math.clz32(hi & -hi);
   return 64;
 }
+
+// A reader and a writer live for a chunk (see _hidden_class.ts).
+keepHiddenClass(new BitReader(new Uint8Array(0)));
+keepHiddenClass(new BitWriter());

@@ -32,6 +32,7 @@
  * @module
  */
 
+import { keepHiddenClass } from "../_hidden_class.ts";
 import { BitWriter, splitBig } from "./bstream.ts";
 import {
   CounterResetHeader,
@@ -1522,3 +1523,11 @@ export function encodeFloatHistogramChunks(
 ): EncodedChunk[] {
   return _encodeAll(new FloatHistogramChunkEncoder(options), samples);
 }
+
+// Appenders live for a chunk, encoders for a series, iterators for a comparison (see
+// _hidden_class.ts).
+keepHiddenClass(new HistogramAppender());
+keepHiddenClass(new FloatHistogramAppender());
+keepHiddenClass(new HistogramChunkEncoder({ chunkRange: 1n }));
+keepHiddenClass(new FloatHistogramChunkEncoder({ chunkRange: 1n }));
+keepHiddenClass(new _BucketIterator([]));
