@@ -23,7 +23,7 @@ import {
   SeriesRunWriter,
 } from "../mod/tsdb/series_runs.ts";
 import type { FloatHistogram, Histogram } from "../mod/tsdb/record.ts";
-import { compareUtf8 } from "../mod/tsdb/encoding.ts";
+import { compareUtf8, FormatError } from "../mod/tsdb/encoding.ts";
 import type { TimedChunk } from "../mod/tsdb/series.ts";
 import { SampleBatch } from "../mod/tsdb/sample_batch.ts";
 
@@ -142,6 +142,64 @@ Deno.test("shard files give back every entry in order, whatever the buffer sizes
       }
       assert.equal(f.series, want[shard].entries.filter((e) => e.startsWith("series")).length);
     }
+  });
+});
+
+Deno.test("a shard file cut anywhere gives back a prefix of its entries or says where it is cut", async () => {
+  await withTempDir("promcase-shards-cut-", async (dir) => {
+    const part = await HeadPartitioner.create(`${dir}/p`, 0, { shards: 1 });
+    const want = new Recorder();
+    const key = labelsKey([{ name: "__name__", value: "m" }]);
+    part.series(7, key);
+    want.series(7, key);
+    const one = new SampleBatch(1);
+    // Varints of one to five bytes (deltas up to 2^30; a larger one goes through a base entry),
+    // every sample kind, a histogram and a tombstone between them.
+    const times = [0, 1, 200, 70_000, 2 ** 29, -(2 ** 29), 2 ** 31, 2 ** 31 + 1];
+    for (const [i, t] of times.entries()) {
+      one.length = 0;
+      one.push(
+        [SampleEntry.float, SampleEntry.advance, SampleEntry.outOfOrder][i % 3],
+        7,
+        t,
+        i,
+        -i,
+      );
+      part.samples(one);
+      want.samples(one);
+      if (i === 3) {
+        const h = randomHistogram(seededRandom(1), false);
+        part.histogram(7, t, h, false, false);
+        want.histogram(7, t, h, false, false);
+      }
+      if (i === 5) {
+        part.tombstone(7, 1n, 2n);
+        want.tombstone(7, 1n, 2n);
+      }
+    }
+    const [file] = await part.finish();
+    const bytes = await Deno.readFile(file.path);
+    let whole = 0;
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const path = `${dir}/cut`;
+      await Deno.writeFile(path, bytes.subarray(0, cut));
+      // Every alignment of the cut to the reads, so that entries are cut at the buffer's end too.
+      for (let bufferSize = 64; bufferSize <= 128; bufferSize++) {
+        const got = new Recorder();
+        try {
+          await readShardFile(path, got, { bufferSize });
+        } catch (e) {
+          assert.ok(e instanceof FormatError && /truncated/.test(e.message), String(e));
+          continue;
+        }
+        // Only a cut between two entries reads without error, and gives those before it.
+        assert.deepEqual(got.entries, want.entries.slice(0, got.entries.length), `cut at ${cut}`);
+        if (cut === bytes.length) assert.equal(got.entries.length, want.entries.length);
+        whole++;
+      }
+    }
+    // Entries (a base entry is not reported) plus the empty file, at each buffer size.
+    assert.ok(whole <= 65 * (want.entries.length + 3), `${whole} cuts read whole`);
   });
 });
 

@@ -453,7 +453,7 @@ class _ShardWriter {
 
 /** Options of {@link readShardFile}. */
 export interface ReadShardOptions {
-  /** Bytes read at once (default 256 KiB; the buffer grows for a larger entry). */
+  /** Bytes read at once (default 256 KiB, at least 64; the buffer grows for a larger entry). */
   bufferSize?: number;
   /** Awaited after every block read (e.g. to flush a partitioner's files). */
   afterBlock?: () => void | Promise<void>;
@@ -469,17 +469,21 @@ export async function readShardFile(
   sink: HeadEntrySink,
   options: ReadShardOptions = {},
 ): Promise<void> {
+  const bufferSize = options.bufferSize ?? 256 * 1024;
+  // A smaller one could never hold a whole fixed-size entry and its read would be empty.
+  if (!(bufferSize >= _MAX_FIXED_ENTRY)) {
+    throw new RangeError(`bufferSize must be at least ${_MAX_FIXED_ENTRY}, not ${bufferSize}`);
+  }
   using file = await Deno.open(path, { read: true });
-  let buf = new Uint8Array(options.bufferSize ?? 256 * 1024);
+  let buf = new Uint8Array(bufferSize);
   let view = new DataView(buf.buffer);
   let start = 0;
   let end = 0;
   let eof = false;
-  let prevRef = 0;
-  let prevT = 0;
+  // The previous entry's ref and time, which the next one's deltas are to.
+  const prev = new Float64Array(2);
   const batch = new SampleBatch(options.batchSize ?? 4096);
   let reads = 0;
-  const { kind: kinds, ref: refs, t: times, vh, vl } = batch;
   // Hands the batched samples on: when full, before any other entry (order is kept) and before
   // each read.
   const deliver = () => {
@@ -494,46 +498,16 @@ export async function readShardFile(
     let p = start;
     while (p < end && (eof || end - p >= _MAX_FIXED_ENTRY)) {
       const tag = buf[p];
-      if (tag === SampleEntry.float || tag === SampleEntry.advance || tag === 4) {
-        let q = p + 1;
-        let u = 0;
-        let shift = 0;
-        let b: number;
-        do {
-          b = buf[q++];
-          u += (b & 0x7f) * 2 ** shift;
-          shift += 7;
-        } while (b >= 0x80);
-        const ref = prevRef + (u % 2 === 0 ? u / 2 : -(u + 1) / 2);
-        u = 0;
-        shift = 0;
-        do {
-          b = buf[q++];
-          u += (b & 0x7f) * 2 ** shift;
-          shift += 7;
-        } while (b >= 0x80);
-        const t = prevT + (u % 2 === 0 ? u / 2 : -(u + 1) / 2);
-        prevRef = ref;
-        prevT = t;
-        const i = batch.length;
-        kinds[i] = tag;
-        refs[i] = ref;
-        times[i] = t;
-        if (tag === SampleEntry.advance) {
-          vh[i] = vl[i] = 0;
-        } else {
-          if (q + 8 > end) throw new FormatError(`${path}: truncated at byte ${p}`);
-          vh[i] = view.getInt32(q);
-          vl[i] = view.getInt32(q + 4);
-          q += 8;
-        }
-        if (q > end) throw new FormatError(`${path}: truncated at byte ${p}`);
-        p = q;
-        if (++batch.length === times.length) deliver();
+      if (
+        tag === SampleEntry.float || tag === SampleEntry.advance || tag === SampleEntry.outOfOrder
+      ) {
+        p = _decodeSamples(buf, view, p, eof ? end : end - _MAX_FIXED_ENTRY + 1, end, batch, prev);
+        if (p < 0) throw new FormatError(`${path}: truncated at byte ${-p - 1}`);
+        if (batch.length === batch.capacity) deliver();
       } else if (tag === _BASE) {
         if (p + 17 > end) throw new FormatError(`${path}: truncated at byte ${p}`);
-        prevRef = view.getFloat64(p + 1);
-        prevT = view.getFloat64(p + 9);
+        prev[0] = view.getFloat64(p + 1);
+        prev[1] = view.getFloat64(p + 9);
         p += 17;
       } else if (tag === _TOMBSTONE) {
         if (p + 25 > end) throw new FormatError(`${path}: truncated at byte ${p}`);
@@ -595,6 +569,73 @@ export async function readShardFile(
     if (++reads % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
     await options.afterBlock?.();
   }
+}
+
+/**
+ * Decodes the float sample entries of `buf[p..end)` into `batch`: up to the next other entry, a
+ * full batch, or an entry that starts at or after `stop` (those before it are whole, or the file
+ * is truncated). `prev` holds the previous entry's ref and time and moves on. Returns the position
+ * after the last entry decoded, or -1 - p for a truncated entry at p.
+ *
+ * Alone, with only typed arrays and numbers, so that V8 keeps its optimized code (nothing in it
+ * depends on a hidden class) and its doubles unboxed. The deltas are zig-zag varints of at most 31
+ * bits (larger ones go through a base entry), decoded with 32-bit integer operations.
+ */
+function _decodeSamples(
+  buf: Uint8Array,
+  view: DataView,
+  p: number,
+  stop: number,
+  end: number,
+  batch: SampleBatch,
+  prev: Float64Array,
+): number {
+  const { kind: kinds, ref: refs, t: times, vh, vl } = batch;
+  const capacity = times.length;
+  let prevRef = prev[0];
+  let prevT = prev[1];
+  let i = batch.length;
+  while (p < stop && i < capacity) {
+    const tag = buf[p];
+    if (
+      tag !== SampleEntry.float && tag !== SampleEntry.advance && tag !== SampleEntry.outOfOrder
+    ) {
+      break;
+    }
+    let q = p + 1;
+    let b = buf[q++];
+    let u = b & 0x7f;
+    for (let shift = 7; b >= 0x80; shift += 7) {
+      b = buf[q++];
+      u |= (b & 0x7f) << shift;
+    }
+    prevRef += (u >>> 1) ^ -(u & 1);
+    b = buf[q++];
+    u = b & 0x7f;
+    for (let shift = 7; b >= 0x80; shift += 7) {
+      b = buf[q++];
+      u |= (b & 0x7f) << shift;
+    }
+    prevT += (u >>> 1) ^ -(u & 1);
+    // Past the data's end (the varints read bytes of an earlier read, or none): cut short.
+    const entryEnd = tag === SampleEntry.advance ? q : q + 8;
+    if (entryEnd > end) return -1 - p;
+    kinds[i] = tag;
+    refs[i] = prevRef;
+    times[i] = prevT;
+    if (tag === SampleEntry.advance) {
+      vh[i] = vl[i] = 0;
+    } else {
+      vh[i] = view.getInt32(q);
+      vl[i] = view.getInt32(q + 4);
+    }
+    p = entryEnd;
+    i++;
+  }
+  batch.length = i;
+  prev[0] = prevRef;
+  prev[1] = prevT;
+  return p;
 }
 
 function _readHistogramEntry(body: Uint8Array, sink: HeadEntrySink): void {
