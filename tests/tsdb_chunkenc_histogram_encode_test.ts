@@ -649,3 +649,66 @@ Deno.test("a bucket that shrinks under the same spans is a counter reset (a new 
     assertRoundTrip(samples, chunks);
   }
 });
+
+Deno.test("integer bucket counts past 2^51 encode exactly, and a reset one count deep is seen", () => {
+  // The integer appender computes bucket deltas and compares counts with doubles while the
+  // values stay within ±2^51 and the sums within ±2^52, with bigints beyond: both sides of
+  // those bounds, deltas that wrap int64 as in Go, and a reset of 1 among counts near 2^54.
+  const base = {
+    counterResetHint: CounterResetHint.unknown,
+    schema: 0,
+    zeroThreshold: 0n,
+    zeroCount: 0n,
+    negativeSpans: [],
+    negativeBuckets: [],
+    customValues: [],
+  };
+  const sample = (i: number, buckets: bigint[]): HistogramSample => ({
+    ...base,
+    t: BigInt(1000 * (i + 1)),
+    count: BigInt(i + 1),
+    sum: bitsOf(i),
+    positiveSpans: [{ offset: 0, length: buckets.length }],
+    positiveBuckets: buckets,
+  });
+  // Absolute counts that only grow, by steps of every size; buckets are given as deltas.
+  const steps = [1n, 2n ** 51n, 2n ** 53n + 1n, 3n, 2n ** 60n, 2n ** 51n - 1n];
+  const grown: HistogramSample[] = [];
+  let first = 2n ** 51n - 1n;
+  for (let i = 0; i < 12; i++) {
+    first += steps[i % steps.length];
+    grown.push(sample(i, [first, BigInt(i) * 3n, BigInt(i) * (2n ** 52n + 7n)]));
+  }
+  const chunks = encodeAll(false, grown);
+  assert.equal(chunks.length, 1, "counts only grow: one chunk");
+  assertRoundTrip(grown, chunks);
+  // int64 wrap-around of a bucket's delta of deltas, as Go's arithmetic does it.
+  const wrapping = [
+    sample(0, [-(2n ** 63n), 2n ** 63n - 1n]),
+    sample(1, [2n ** 63n - 1n, -(2n ** 63n)]),
+    sample(2, [3n, -5n]),
+  ];
+  assertRoundTrip(wrapping, encodeAll(false, wrapping));
+  // Values of at most 2^53 whose delta (2^54 - 3) is not a double, and of at most 2^52 whose
+  // delta of deltas (3 * 2^52 - 3) is not.
+  const [e52, e53, e60] = [2n ** 52n, 2n ** 53n, 2n ** 60n];
+  for (
+    const seq of [
+      [[e53, 2n - e53], [e53, e53 - 1n]],
+      [[e60, -1n], [e60 + e52, 1n - e52], [e60 + e52, e52]],
+    ]
+  ) {
+    const samples = seq.map((buckets, i) => sample(i, buckets));
+    const chunks = encodeAll(false, samples);
+    assert.equal(chunks.length, 1);
+    assertRoundTrip(samples, chunks);
+  }
+
+  // Eight deltas of 2^51 make absolute counts up to 2^54, where doubles step by 4: the last
+  // bucket one count lower is still a reset.
+  const deltas = (last: bigint) => [...Array(8).fill(2n ** 51n), last];
+  const reset = [sample(0, deltas(5n)), sample(1, deltas(4n))];
+  const cut = encodeAll(false, reset);
+  assert.deepEqual(cut.map((c) => decode(c.encoding, c.data).length), [1, 1]);
+  assert.equal(histogramCounterResetHeader(cut[1].data), CounterResetHeader.reset);
+});

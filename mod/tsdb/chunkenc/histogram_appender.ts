@@ -45,7 +45,7 @@ import {
   type HistogramSpan,
 } from "./histogram.ts";
 import { STWriter } from "./st.ts";
-import { putVarbitInt, putVarbitUint } from "./varbit.ts";
+import { putVarbitInt, putVarbitIntNumber, putVarbitUint } from "./varbit.ts";
 import { STALE_NAN_BITS, XorValueWriter } from "./xor.ts";
 
 /** Prometheus' size target for histogram chunks (`chunkenc.TargetBytesPerHistogramChunk`). */
@@ -234,10 +234,16 @@ class _BucketIterator {
 /** Result of {@link _expandSpansAndBuckets}. */
 interface _Expansion {
   /** Inserts into the chunk's buckets for buckets new in the sample. */
-  forward: _Insert[];
+  readonly forward: readonly _Insert[];
   /** Inserts into the sample's buckets for empty chunk buckets the sample lacks. */
-  backward: _Insert[];
+  readonly backward: readonly _Insert[];
 }
+
+/** The expansion of a sample with the chunk's spans: nothing to insert (shared, never changed). */
+const _NO_INSERTS: _Expansion = Object.freeze({
+  forward: Object.freeze([]),
+  backward: Object.freeze([]),
+});
 
 /**
  * Go's `expandIntSpansAndBuckets`/`expandFloatSpansAndBuckets` (3.6+): how to merge the chunk's
@@ -1013,14 +1019,8 @@ export class HistogramAppender extends _AppenderBase<HistogramSample, HistogramA
     if (_spansEqual(a, b) && chunk.length === sample.length) {
       // The same spans, as nearly every sample has: the merge below would only compare the
       // absolute counts bucket by bucket (a shrunk one is a reset), and insert nothing.
-      let chunkAbs = 0n;
-      let sampleAbs = 0n;
-      for (let i = 0; i < chunk.length; i++) {
-        chunkAbs = BigInt.asIntN(64, chunkAbs + chunk[i]);
-        sampleAbs = BigInt.asIntN(64, sampleAbs + sample[i]);
-        if (chunkAbs > sampleAbs) return undefined;
-      }
-      return { forward: [], backward: [] };
+      const shrunk = _anyCountBelow(chunk, sample);
+      return shrunk ? undefined : _NO_INSERTS;
     }
     return _expandSpansAndBuckets(
       a,
@@ -1056,10 +1056,56 @@ function _writeBucketDods(
   prevDeltas: bigint[],
 ): void {
   for (let i = 0; i < buckets.length; i++) {
-    const delta = BigInt.asIntN(64, buckets[i] - prev[i]);
-    putVarbitInt(w, BigInt.asIntN(64, delta - prevDeltas[i]));
+    const b = buckets[i];
+    const p = prev[i];
+    const pd = prevDeltas[i];
+    if (_isSmall(b) && _isSmall(p) && _isSmall(pd)) {
+      // Within ±2^51 nothing wraps and doubles are exact: the same bits with no bigint garbage
+      // but the delta kept (a bucket's counts usually move by little).
+      const delta = Number(b) - Number(p);
+      putVarbitIntNumber(w, delta - Number(pd));
+      prevDeltas[i] = BigInt(delta);
+      continue;
+    }
+    const delta = BigInt.asIntN(64, b - p);
+    putVarbitInt(w, BigInt.asIntN(64, delta - pd));
     prevDeltas[i] = delta;
   }
+}
+
+/** Bigints within ±2^51, where sums and differences of three stay exact as doubles. */
+const _SMALL = 2n ** 51n;
+function _isSmall(x: bigint): boolean {
+  return x <= _SMALL && x >= -_SMALL;
+}
+
+/**
+ * Whether a running sum of `chunk`'s bucket deltas (the absolute counts) falls below the same of
+ * `sample`'s at any bucket, in Go's wrapping int64 arithmetic. With doubles while the sums stay
+ * within ±2^52 (every count of a real histogram), else with bigints from the start.
+ */
+function _anyCountBelow(chunk: readonly bigint[], sample: readonly bigint[]): boolean {
+  let chunkAbs = 0;
+  let sampleAbs = 0;
+  let i = 0;
+  for (; i < chunk.length; i++) {
+    const c = chunk[i];
+    const d = sample[i];
+    if (!(_isSmall(c) && _isSmall(d))) break;
+    chunkAbs += Number(c);
+    sampleAbs += Number(d);
+    if (Math.abs(chunkAbs) > 2 ** 52 || Math.abs(sampleAbs) > 2 ** 52) break;
+    if (chunkAbs > sampleAbs) return true;
+  }
+  if (i === chunk.length) return false;
+  let chunkBig = 0n;
+  let sampleBig = 0n;
+  for (let j = 0; j < chunk.length; j++) {
+    chunkBig = BigInt.asIntN(64, chunkBig + chunk[j]);
+    sampleBig = BigInt.asIntN(64, sampleBig + sample[j]);
+    if (chunkBig > sampleBig) return true;
+  }
+  return false;
 }
 
 /** The integer appender's counter-reset header for an `appendable` verdict. */
@@ -1191,7 +1237,7 @@ export class FloatHistogramAppender
       for (let i = 0; i < chunk.length; i++) {
         if (_num(chunk[i]) > _num(sample[i])) return undefined;
       }
-      return { forward: [], backward: [] };
+      return _NO_INSERTS;
     }
     return _expandSpansAndBuckets(a, b, chunk.map(_num), sample.map(_num), _isZeroNum);
   }

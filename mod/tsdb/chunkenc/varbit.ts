@@ -23,6 +23,8 @@ export function bitRange(x: bigint, n: number): boolean {
 const _SIGNED_MIN = _SIZES.map((n) => n === 0 ? 0n : -((1n << BigInt(n - 1)) - 1n));
 const _SIGNED_MAX = _SIZES.map((n) => n === 0 ? 0n : 1n << BigInt(n - 1));
 const _UNSIGNED_END = _SIZES.map((n) => 1n << BigInt(n));
+// 2^(n-1) per prefix length, as numbers, for payloads of up to 25 bits.
+const _HALF = _SIZES.map((n) => n === 0 ? 0 : 2 ** (n - 1));
 
 function _readPrefix(r: BitReader): number {
   let ones = 0;
@@ -76,6 +78,26 @@ export function putVarbitInt(w: BitWriter, v: bigint): void {
   }
   w.writeBits(0xff, 8);
   w.writeBigBits(x, 64);
+}
+
+/**
+ * {@link putVarbitInt} of a safe integer: the same bits, without a bigint for payloads of up to
+ * 25 bits (the bucket deltas of nearly every histogram sample).
+ */
+export function putVarbitIntNumber(w: BitWriter, x: number): void {
+  if (x === 0) {
+    w.writeBit(0);
+    return;
+  }
+  for (let i = 1; i < _SIZES.length - 2; i++) {
+    const half = _HALF[i];
+    if (-(half - 1) <= x && x <= half) {
+      w.writeBits((1 << (i + 1)) - 2, i + 1);
+      w.writeBits(x, _SIZES[i]);
+      return;
+    }
+  }
+  putVarbitInt(w, BigInt(x));
 }
 
 /** Writes an unsigned integer (uint64) in varbit encoding. */
