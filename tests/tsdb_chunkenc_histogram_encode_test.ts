@@ -704,6 +704,18 @@ Deno.test("integer bucket counts past 2^51 encode exactly, and a reset one count
     assertRoundTrip(samples, chunks);
   }
 
+  // Counts, zero counts and times past 2^51 (odd ones past 2^53 are not doubles).
+  const [e51, e54] = [2n ** 51n, 2n ** 54n];
+  const scalars = [
+    [e51 - 1n, 5n, 1000n],
+    [e53 + 1n, e51 + 1n, e53 + 1n],
+    [e53 + 3n, e53 + 5n, e54 + 7n],
+    [e54 + 1n, e54 + 9n, e54 + 1009n],
+  ].map(([count, zeroCount, t], i) => ({ ...sample(i, [1n]), count, zeroCount, t }));
+  const scalarChunks = encodeAll(false, scalars);
+  assert.equal(scalarChunks.length, 1);
+  assertRoundTrip(scalars, scalarChunks);
+
   // Eight deltas of 2^51 make absolute counts up to 2^54, where doubles step by 4: the last
   // bucket one count lower is still a reset.
   const deltas = (last: bigint) => [...Array(8).fill(2n ** 51n), last];
