@@ -123,7 +123,7 @@ Options:
   --keep-encodings    copy XOR2 chunks and histogram chunks with start timestamps as they are
                       (served by Prometheus 3.11 / 3.14 and newer only; see minPrometheusVersion)
   --replay-workers N  replay the head on N more threads (default 0): faster on a large head
-                      (a fifth at 1M series with 1), about 40 MiB more memory each
+                      (a sixth at 1M series with 1), about 40 MiB more memory each
   -o, --output FILE   archive path (default promcase-HOST-<at>-<length>.tar.gz here)
   --compression C     gzip (default), zstd or none
   --dry-run           show what would be shipped, write nothing

@@ -109,7 +109,7 @@ export interface HeadReplayLimits {
   runBufferSize?: number;
   /**
    * Workers that replay shards beside the main thread (default 0). Each costs its own runtime
-   * and what one shard's replay holds (about 40 MiB in all) and takes about a fifth off a large
+   * and what one shard's replay holds (about 40 MiB in all) and takes about a sixth off a large
    * head's rewrite on a second core: a choice for hosts with memory to spare.
    */
   replayWorkers?: number;
