@@ -941,30 +941,60 @@ class _ShardReplayer implements HeadEntrySink {
 }
 
 /**
- * WAL series refs to series ids. Refs count up from 1 as Prometheus creates series, so a typed
- * array indexed by ref finds them faster than a Map (the lookup is per sample); it grows only
- * while refs stay below a few times the number of series, larger refs go to a Map.
+ * WAL series refs to series ids: an open-addressing hash table in typed arrays (the lookup is per
+ * sample). A shard's refs are spread over the whole head's range, so an array indexed by ref would
+ * grow with the head, and a Map costs several times the lookup. At most half full; it doubles
+ * (from 64 slots, so that tests grow it too).
  */
 class _RefIndex {
-  #index = new Int32Array(1024).fill(-1);
-  #far = new Map<number, number>();
+  /** Refs (safe integers, not negative); -1 marks an empty slot. */
+  #refs: Float64Array;
+  #ids: Int32Array;
+  /** 32 minus log2 of the capacity: the hash's top bits pick the slot. */
+  #shift: number;
   #count = 0;
+
+  constructor(capacity = 64) {
+    this.#refs = new Float64Array(capacity).fill(-1);
+    this.#ids = new Int32Array(capacity);
+    this.#shift = 32 - Math.log2(capacity);
+  }
 
   /** The id of `ref`, or -1. */
   get(ref: number): number {
-    return ref < this.#index.length ? this.#index[ref] : this.#far.get(ref) ?? -1;
+    const refs = this.#refs;
+    const mask = refs.length - 1;
+    for (let i = _slot(ref, this.#shift);; i = (i + 1) & mask) {
+      const r = refs[i];
+      if (r === ref) return this.#ids[i];
+      if (r === -1) return -1;
+    }
   }
 
   set(ref: number, id: number): void {
-    this.#count++;
-    if (ref >= this.#index.length && ref < 4 * this.#count + (1 << 16)) {
-      let size = this.#index.length * 2;
-      while (size <= ref) size *= 2;
-      const next = new Int32Array(size).fill(-1);
-      next.set(this.#index);
-      this.#index = next;
-    }
-    if (ref < this.#index.length) this.#index[ref] = id;
-    else this.#far.set(ref, id);
+    if (2 * (this.#count + 1) > this.#refs.length) this.#grow();
+    const refs = this.#refs;
+    const mask = refs.length - 1;
+    let i = _slot(ref, this.#shift);
+    while (refs[i] !== ref && refs[i] !== -1) i = (i + 1) & mask;
+    if (refs[i] === -1) this.#count++;
+    refs[i] = ref;
+    this.#ids[i] = id;
   }
+
+  #grow(): void {
+    const refs = this.#refs;
+    const ids = this.#ids;
+    this.#refs = new Float64Array(2 * refs.length).fill(-1);
+    this.#ids = new Int32Array(2 * refs.length);
+    this.#shift--;
+    this.#count = 0;
+    for (let i = 0; i < refs.length; i++) if (refs[i] !== -1) this.set(refs[i], ids[i]);
+  }
+}
+
+/** Fibonacci hashing of a ref's low and high 32 bits: the slot is the product's top bits. */
+function _slot(ref: number, shift: number): number {
+  const high = (ref / 4294967296) >>> 0;
+  return Math.imul((ref >>> 0) ^ Math.imul(high, 0x85ebca6b), 0x9e3779b1) >>> shift;
 }
