@@ -943,7 +943,7 @@ class _ShardReplayer implements HeadEntrySink {
 /**
  * WAL series refs to series ids: an open-addressing hash table in typed arrays (the lookup is per
  * sample). A shard's refs are spread over the whole head's range, so an array indexed by ref would
- * grow with the head, and a Map costs several times the lookup. At most half full; it doubles
+ * grow with the head, and a Map lookup costs more. At most half full; it doubles
  * (from 64 slots, so that tests grow it too).
  */
 class _RefIndex {
