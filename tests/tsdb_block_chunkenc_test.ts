@@ -150,7 +150,7 @@ Deno.test("XOR decodes by sample count: trailing bytes are ignored, truncation i
   assert.deepEqual(decodeXor(new Uint8Array(2)).t.length, 0);
 });
 
-Deno.test("varbit integers round-trip at every bucket edge", () => {
+Deno.test("varbit integers round-trip at every bucket edge, each in its narrowest bucket", () => {
   const ints: bigint[] = [0n, -(2n ** 63n), 2n ** 63n - 1n];
   for (const n of [3, 6, 9, 12, 18, 25, 56]) {
     const half = 1n << BigInt(n - 1);
@@ -165,6 +165,23 @@ Deno.test("varbit integers round-trip at every bucket edge", () => {
   for (const x of ints) assert.equal(readVarbitInt(r), x);
   for (const x of uints) assert.equal(readVarbitUint(r), x);
   assert.ok(r.bitsLeft < 8);
+  // Each in Go's narrowest bucket: i one bits, a zero and the payload (0xff and 64 bits beyond).
+  const sizes = [0, 3, 6, 9, 12, 18, 25, 56];
+  const goBits = (fits: (n: number) => boolean) => {
+    const i = sizes.findIndex((n, j) => j > 0 && fits(n));
+    return i < 0 ? 8 + 64 : i + 1 + sizes[i];
+  };
+  for (const x of ints) {
+    const one = new BitWriter();
+    putVarbitInt(one, x);
+    const fits = (n: number) => -((1n << BigInt(n - 1)) - 1n) <= x && x <= 1n << BigInt(n - 1);
+    assert.equal(one.bitLength, x === 0n ? 1 : goBits(fits), `bits of ${x}`);
+  }
+  for (const x of uints) {
+    const one = new BitWriter();
+    putVarbitUint(one, x);
+    assert.equal(one.bitLength, x === 0n ? 1 : goBits((n) => x < 1n << BigInt(n)), `bits of ${x}`);
+  }
 });
 
 Deno.test("the XOR encoder reproduces every chunk Prometheus wrote, byte for byte", async () => {

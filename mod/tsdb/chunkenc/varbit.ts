@@ -23,6 +23,8 @@ export function bitRange(x: bigint, n: number): boolean {
 const _SIGNED_MIN = _SIZES.map((n) => n === 0 ? 0n : -((1n << BigInt(n - 1)) - 1n));
 const _SIGNED_MAX = _SIZES.map((n) => n === 0 ? 0n : 1n << BigInt(n - 1));
 const _UNSIGNED_END = _SIZES.map((n) => 1n << BigInt(n));
+/** The first prefix length with a payload too wide for a number's bit writer (56 bits). */
+const _WIDE = 7;
 // 2^(n-1) per prefix length, as numbers, for payloads of up to 25 bits.
 const _HALF = _SIZES.map((n) => n === 0 ? 0 : 2 ** (n - 1));
 
@@ -65,19 +67,16 @@ export function readVarbitUintNumber(r: BitReader): number {
 /** Writes a signed integer (int64) in varbit encoding. */
 export function putVarbitInt(w: BitWriter, v: bigint): void {
   const x = BigInt.asIntN(64, v);
-  if (x === 0n) {
-    w.writeBit(0);
-    return;
+  // Payloads of up to 25 bits are written from a number, the wider two from the bigint.
+  if (_SIGNED_MIN[_WIDE - 1] <= x && x <= _SIGNED_MAX[_WIDE - 1]) {
+    putVarbitIntNumber(w, Number(x));
+  } else if (_SIGNED_MIN[_WIDE] <= x && x <= _SIGNED_MAX[_WIDE]) {
+    w.writeBits((1 << (_WIDE + 1)) - 2, _WIDE + 1);
+    w.writeBigBits(x, _SIZES[_WIDE]);
+  } else {
+    w.writeBits(0xff, 8);
+    w.writeBigBits(x, 64);
   }
-  for (let i = 1; i < _SIZES.length - 1; i++) {
-    if (_SIGNED_MIN[i] <= x && x <= _SIGNED_MAX[i]) {
-      w.writeBits((1 << (i + 1)) - 2, i + 1); // i one bits, then a zero bit
-      _writePayload(w, x, _SIZES[i]);
-      return;
-    }
-  }
-  w.writeBits(0xff, 8);
-  w.writeBigBits(x, 64);
 }
 
 /**
@@ -89,10 +88,10 @@ export function putVarbitIntNumber(w: BitWriter, x: number): void {
     w.writeBit(0);
     return;
   }
-  for (let i = 1; i < _SIZES.length - 2; i++) {
+  for (let i = 1; i < _WIDE; i++) {
     const half = _HALF[i];
     if (-(half - 1) <= x && x <= half) {
-      w.writeBits((1 << (i + 1)) - 2, i + 1);
+      w.writeBits((1 << (i + 1)) - 2, i + 1); // i one bits, then a zero bit
       w.writeBits(x, _SIZES[i]);
       return;
     }
