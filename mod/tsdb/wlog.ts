@@ -14,12 +14,11 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import { zstdDecompressSync } from "node:zlib";
 import { compress as snappyCompress, uncompress as snappyUncompress } from "snappyjs";
 import { crc32c } from "./crc32c.ts";
 import { FormatError } from "./encoding.ts";
-import { readFullSync } from "./_io.ts";
+import { readFullSync, turnEventLoop } from "./_io.ts";
 
 /** Size of a WAL page. Segment sizes are multiples of it. */
 export const WAL_PAGE_SIZE = 32 * 1024;
@@ -358,7 +357,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
         this.#reads += pages.length;
         if (this.#reads >= _YIELD_BYTES) {
           this.#reads = 0;
-          await new Promise((resolve) => setImmediate(resolve));
+          await turnEventLoop();
         }
       }
       // Past `valid` the page holds stale bytes: nothing there is read.
