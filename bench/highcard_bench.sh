@@ -11,7 +11,7 @@
 # Usage: bench/highcard_bench.sh [WORK_DIR] [--series N] [--metrics N] [--minutes M]
 #          [--interval S] [--seed N] [--native-histograms] [--before DUR] [--rss-limit MIB]
 #          [--no-url] [--compare-raw] [--promcase DIR] [--keep] [--source scrape|generator|head]
-#          [--units N] [--days D] [--scrapes N]
+#          [--units N] [--days D] [--scrapes N] [--head-chunks]
 #   WORK_DIR     default ${TMPDIR:-/tmp}/promcase-highcard
 #   --source scrape (default): a real Prometheus 3.5 scrapes bench/highcard_datadir.ts' target
 #                of --series (200000) series over --metrics (100) metric names every --interval
@@ -27,7 +27,8 @@
 #                names, every 20th a native histogram, churn, stale markers, duplicate refs,
 #                tombstones) scraped --scrapes (121) times every --interval s, as Prometheus'
 #                head writes it (WORK_DIR/head-data); fast even at 1,000,000 series. The window:
-#                --before before the last scrape.
+#                --before before the last scrape. --head-chunks: with chunks_head/ as Prometheus
+#                writes it (every full chunk), in WORK_DIR/head-data-...-hc.
 #   --rss-limit  flag promcase runs whose max RSS reaches this many MiB (default 150, as
 #                export_bench.sh; 0: no limit)
 #   --no-url     skip export --url;  --compare-raw  also compare the restored --raw archive
@@ -56,6 +57,7 @@ usage() {
 work=${TMPDIR:-/tmp}/promcase-highcard
 source_kind=scrape series=200000 metrics=100 minutes=10 interval=5 seed=1 before=1h
 scrapes=121 units=1400 days=1 rss_limit=150 do_url=1 compare_raw=0 keep=0 native=() promcase_dir=
+head_chunks=0
 positional=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -71,6 +73,7 @@ while [ $# -gt 0 ]; do
       ;;
     --no-url) do_url=0 && shift ;;
     --native-histograms) native=(--native-histograms) && shift ;;
+    --head-chunks) head_chunks=1 && shift ;;
     --compare-raw) compare_raw=1 && shift ;;
     --keep) keep=1 && shift ;;
     -h | --help) usage ;;
@@ -166,9 +169,12 @@ failed; slowest body $(jq .maxBodyBuildMs "$summary") ms; Prometheus peak RSS \
 $(jq .prometheusPeakRssMiB "$summary") MiB), then the target stopped (stale markers)"
 elif [ "$source_kind" = head ]; then
   data=$work/head-data-$series-$scrapes-$interval-$seed
+  hc=()
+  [ "$head_chunks" = 1 ] && data=$data-hc hc=(--head-chunks)
   if [ ! -d "$data/wal" ]; then
     deno run --allow-all "$script_dir/make_head.ts" "$data" --series "$series" \
-      --scrapes "$scrapes" --interval "$((interval * 1000))" --seed "$seed" >"$summary" &
+      --scrapes "$scrapes" --interval "$((interval * 1000))" --seed "$seed" \
+      ${hc[@]+"${hc[@]}"} >"$summary" &
     builder_pid=$!
     wait "$builder_pid"
     builder_pid=''
@@ -176,7 +182,9 @@ elif [ "$source_kind" = head ]; then
   fi
   cp "$data.json" "$summary"
   at=$(jq -r .end "$summary")
-  describe="make_head.ts: a WAL-only head of $series series, $scrapes scrapes every $interval s \
+  what="a WAL-only head"
+  [ "$head_chunks" = 1 ] && what="a head (WAL and chunks_head/)"
+  describe="make_head.ts: $what of $series series, $scrapes scrapes every $interval s \
 ($(jq .samples "$summary") samples, $(jq .staleMarkers "$summary") stale markers, $(jq .segments \
     "$summary") segments): random walks with 3 decimals, counters, native histograms, churn"
 else

@@ -3,7 +3,10 @@
  * `tests/_head_gen.ts`): the head shape of `head_scale_bench.sh`.
  *
  *   deno run -A bench/make_head.ts DIR --series 200000 [--scrapes 121] [--interval 15000]
- *     [--metrics 100] [--histogram-every 20] [--seed 1] [--start MS]
+ *     [--metrics 100] [--histogram-every 20] [--seed 1] [--start MS] [--head-chunks]
+ *
+ * `--head-chunks` also writes `chunks_head/` as Prometheus' head does (every full chunk of 120
+ * samples), so that the head looks like a real one; without it the WAL alone holds the head.
  *
  * Prints the written head as JSON (samples, stale markers, last scrape time, segments).
  *
@@ -33,5 +36,6 @@ const result = await writeHeadWal(dir, {
   histogramEvery: flag("histogram-every", 20),
   seed: flag("seed", 1),
   start: flag("start", Date.UTC(2026, 10, 20, 8, 0, 0)),
+  headChunks: Deno.args.includes("--head-chunks"),
 });
 console.log(JSON.stringify(result));

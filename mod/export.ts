@@ -209,6 +209,7 @@ const _WAL_TO_BLOCK = 0.3;
 /**
  * The head replay's shard files and sorted runs at their peak, per byte of WAL: the shard files
  * hold the samples uncompressed (about the size of an uncompressed WAL; twice a compressed one's).
+ * The head chunks take twice their size besides (a copy, then the shards).
  */
 const _WAL_TO_HEAD_SPILL = 2;
 
@@ -239,10 +240,14 @@ export function estimateExport(
   }
   let headSpill = 0;
   if (plan.head.included) {
-    const wal = plan.head.files.filter((f) => !f.path.startsWith("chunks_head/"));
-    const walBytes = wal.reduce((sum, f) => sum + f.size, 0);
+    let walBytes = 0;
+    let headChunkBytes = 0;
+    for (const f of plan.head.files) {
+      if (f.path.startsWith("chunks_head/")) headChunkBytes += f.size;
+      else walBytes += f.size;
+    }
     block += _WAL_TO_BLOCK * walBytes;
-    headSpill = _WAL_TO_HEAD_SPILL * walBytes;
+    headSpill = _WAL_TO_HEAD_SPILL * walBytes + 2 * headChunkBytes;
   }
   const blockBytes = Math.ceil(block) + 4096;
   return {
@@ -764,6 +769,7 @@ async function _rewriteArchive(
             wal: _segments(root, [...plan.dataDir.head.checkpoint?.files ?? []])
               .concat(_segments(root, plan.dataDir.head.walSegments)),
             wbl: _segments(root, plan.dataDir.head.wbl),
+            headChunksDir: `${root}/chunks_head`,
             minValidTime: headMinValidTime(plan.dataDir),
             from: window.from,
             to: window.to,

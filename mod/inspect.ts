@@ -21,7 +21,7 @@ import { formatSelector, matchesSelector, type Selector } from "./selector.ts";
 import { FormatError } from "./tsdb/encoding.ts";
 import { type ChunkMeta, IndexReader, type Label } from "./tsdb/index.ts";
 import { parseBlockMeta } from "./tsdb/meta.ts";
-import { decodeRecord, RecordType } from "./tsdb/record.ts";
+import { decodeRecord, forEachSeries, labelsOfParts, RecordType } from "./tsdb/record.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./tsdb/wlog.ts";
 import type { IncidentWindow, TimeWindow } from "./window.ts";
 
@@ -332,6 +332,8 @@ async function _readHeadSeries(
   });
   try {
     for await (const record of reader) {
+      // One series at a time: a scrape's new series are one record (20 MiB for 200,000).
+      if (forEachSeries(record.bytes, _addHeadSeries(counter))) continue;
       const decoded = decodeRecord(record.bytes);
       if (decoded.type === "series") {
         for (const series of decoded.series) counter.addHeadSeries(series.labels);
@@ -345,6 +347,11 @@ async function _readHeadSeries(
       `head: ${where ? `${where}: ` : ""}${what}; series after this point are not counted`,
     );
   }
+}
+
+/** What {@link forEachSeries} calls with each series of a record, to count it. */
+function _addHeadSeries(counter: _SeriesCounter): (ref: number, parts: string[]) => void {
+  return (_ref, parts) => counter.addHeadSeries(labelsOfParts(parts));
 }
 
 /** Counts the series of block indexes, one index open at a time. */

@@ -8,12 +8,23 @@
  * samples and samples of unknown refs. Deterministic for a seed. Records are encoded straight into byte arrays, so a
  * 1,000,000-series head takes a minute, not an hour.
  *
+ * With `headChunks`, also `chunks_head/` as Prometheus' head memory-maps its chunks: a series'
+ * chunk is written there once full (120 float samples, or at a 2h chunk-range boundary; histogram
+ * chunks where the head's appender cuts them), after the WAL records of its samples; the open
+ * chunks stay in the WAL alone. A label set declared again starts new chunks under its new ref.
+ *
  * promtool reads what it writes (the head tests and benchmarks compare against its dump).
  *
  * @module
  */
 
 import { WalSegmentWriter } from "../mod/tsdb/wlog.ts";
+import { decodeXorNumbers, XorAppender } from "../mod/tsdb/chunkenc/xor.ts";
+import {
+  type EncodedChunk,
+  HistogramChunkEncoder,
+} from "../mod/tsdb/chunkenc/histogram_appender.ts";
+import { crc32c } from "../mod/tsdb/crc32c.ts";
 import { seededRandom } from "./_random.ts";
 
 /** Options of {@link writeHeadWal}. */
@@ -36,6 +47,17 @@ export interface HeadGenOptions {
   segmentBytes?: number;
   /** Compression of the segments (default none). */
   compression?: "none" | "snappy";
+  /** Also write the full chunks to `chunks_head/` (default false). */
+  headChunks?: boolean;
+  /** Bytes after which a new head chunk file starts (default 128 MiB, as Prometheus). */
+  headChunkFileBytes?: number;
+  /** Float samples in a full chunk (Prometheus' `--storage.tsdb.samples-per-chunk`, 120). */
+  samplesPerChunk?: number;
+  /**
+   * Also declare a few label sets again 10 scrapes before the end (default false): with head
+   * chunks, the new ref has none yet while the old one has, which the replay must notice.
+   */
+  redeclareLate?: boolean;
 }
 
 /** What {@link writeHeadWal} wrote. */
@@ -48,6 +70,10 @@ export interface HeadGenResult {
   end: number;
   /** Segment files written. */
   segments: number;
+  /** Chunks written to `chunks_head/`. */
+  headChunks: number;
+  /** Samples in the head chunks. */
+  headChunkSamples: number;
 }
 
 /** The bits of Prometheus' stale marker (a NaN payload). */
@@ -82,6 +108,8 @@ export async function writeHeadWal(dir: string, o: HeadGenOptions): Promise<Head
   }
   // A few label sets declared again under a new ref half way, a few tombstones at the end.
   const redeclare = o.scrapes >= 4 ? Math.floor(o.scrapes / 2) : -1;
+  // And with redeclareLate a few shortly before the end, so that the new ref has no full chunk.
+  const redeclareLate = o.redeclareLate && o.scrapes >= 40 ? o.scrapes - 10 : -1;
   let nextRef = 1;
   const labels = (i: number) => [
     ["__name__", `gen_metric_${i % metrics}`],
@@ -89,17 +117,40 @@ export async function writeHeadWal(dir: string, o: HeadGenOptions): Promise<Head
     ["job", "node"],
     ["pod", `pod-${(i * 2654435761 >>> 0).toString(16).padStart(8, "0")}-${i}`],
   ];
-  const out: HeadGenResult = { samples: 0, staleMarkers: 0, end: 0, segments: 0 };
+  const out: HeadGenResult = {
+    samples: 0,
+    staleMarkers: 0,
+    end: 0,
+    segments: 0,
+    headChunks: 0,
+    headChunkSamples: 0,
+  };
+  const chunks = o.headChunks
+    ? await _HeadChunks.create(
+      `${dir}/chunks_head`,
+      o.headChunkFileBytes ?? 128 * 1024 * 1024,
+      o.samplesPerChunk ?? 120,
+    )
+    : null;
   const view = new DataView(new ArrayBuffer(8));
   for (let k = 0; k < o.scrapes; k++) {
     // Prometheus' scrape timestamps jitter by a few ms between scrapes.
     const t = o.start + k * interval + Math.floor(rnd() * 5);
     out.end = t;
     const created: number[] = [];
+    const late = new _SamplesRecord(2);
     for (let i = 0; i < n; i++) {
-      if (first[i] === k || (k === redeclare && i % 500 === 11 && first[i] < k)) {
+      const again = (k === redeclare && i % 500 === 11) || (k === redeclareLate && i % 500 === 13);
+      if (first[i] === k || (again && first[i] < k)) {
+        if (k === redeclareLate && k - 25 > first[i]) {
+          // A sample of the old ref after the new ref's record, from 25 scrapes back: Prometheus
+          // appends it (what counts now is the new ref's head chunks: none), as the WAL alone.
+          late.add(ref[i], o.start + (k - 25) * interval + 7, 0x40280000, i);
+          out.samples++;
+        }
         ref[i] = nextRef++;
         created.push(i);
+        chunks?.forget(i);
       }
     }
     for (let from = 0; from < created.length; from += 10_000) {
@@ -110,6 +161,7 @@ export async function writeHeadWal(dir: string, o: HeadGenOptions): Promise<Head
         })),
       ));
     }
+    if (late.count > 0) await wal.log(late.bytes());
     const floats = new _SamplesRecord(2);
     const hists = new _SamplesRecord(7);
     for (let i = 0; i < n; i++) {
@@ -120,25 +172,31 @@ export async function writeHeadWal(dir: string, o: HeadGenOptions): Promise<Head
       if (stale) {
         out.staleMarkers++;
         floats.add(ref[i], t, STALE_HI, STALE_LO);
+        chunks?.float(i, ref[i], t, STALE_HI, STALE_LO);
         continue;
       }
       if (kind[i] === 2) {
         const h = hist[i];
         const grow = Math.floor(rnd() * 4);
         for (let b = 0; b < h.length; b++) h[b] += Math.floor(rnd() * (grow + 1)) * (b + 1);
-        hists.addHistogram(ref[i], t, h, value[i] += rnd() * 10);
+        value[i] += rnd() * 10;
+        hists.addHistogram(ref[i], t, h, value[i]);
+        chunks?.histogram(i, ref[i], t, h, value[i]);
         continue;
       }
       if (kind[i] === 1) value[i] = Math.round((value[i] + rnd() * 100) * 1000) / 1000;
       else value[i] = Math.round((value[i] + (rnd() - 0.5) * 50) * 1000) / 1000;
       view.setFloat64(0, value[i]);
       floats.add(ref[i], t, view.getUint32(0), view.getUint32(4));
+      chunks?.float(i, ref[i], t, view.getUint32(0), view.getUint32(4));
       // Now and then a sample of a ref no series record names, in the middle of the record
       // (as after a checkpoint dropped its series): both sides skip it.
       if (i % 1000 === 17) floats.add(1e9 + i, t, view.getUint32(0), view.getUint32(4));
     }
     if (floats.count > 0) await wal.log(floats.bytes());
     if (hists.count > 0) await wal.log(hists.bytes());
+    // The chunks cut by this scrape's samples, after the WAL has them (as the head writes them).
+    if (chunks) out.headChunks += await chunks.writeCut();
     // Now and then a scrape's first sample again (a duplicate both sides drop).
     if (k % 7 === 3 && n > 0 && k >= first[0] && k <= last[0]) {
       const again = new _SamplesRecord(2);
@@ -156,7 +214,175 @@ export async function writeHeadWal(dir: string, o: HeadGenOptions): Promise<Head
     await wal.log(_tombstoneRecord(stones.map((i) => ref[i]), at, at + 2 * interval + 10));
   }
   out.segments = await wal.close();
+  if (chunks) {
+    out.headChunkSamples = chunks.samples;
+    chunks.close();
+  }
   return out;
+}
+
+/** The XOR and histogram chunks of every series, m-mapped to `chunks_head/` once cut. */
+class _HeadChunks {
+  #file: _HeadChunkFile;
+  #float = new Map<number, { app: XorAppender; rangeEnd: number; ref: number }>();
+  #hist = new Map<number, { enc: HistogramChunkEncoder; ref: number }>();
+  #cut: { ref: number; chunk: EncodedChunk }[] = [];
+  #samplesPerChunk: number;
+  /** Samples in the chunks written. */
+  samples = 0;
+
+  private constructor(file: _HeadChunkFile, samplesPerChunk: number) {
+    this.#file = file;
+    this.#samplesPerChunk = samplesPerChunk;
+  }
+
+  static async create(
+    dir: string,
+    fileBytes: number,
+    samplesPerChunk: number,
+  ): Promise<_HeadChunks> {
+    await Deno.mkdir(dir, { recursive: true });
+    return new _HeadChunks(new _HeadChunkFile(dir, fileBytes), samplesPerChunk);
+  }
+
+  /** Drops series `i`'s open chunks (its label set is declared again under a new ref). */
+  forget(i: number): void {
+    this.#float.delete(i);
+    this.#hist.delete(i);
+  }
+
+  float(i: number, ref: number, t: number, hi: number, lo: number): void {
+    // A float after histograms (a stale marker) cuts the histogram chunk, as the head does.
+    const h = this.#hist.get(i);
+    const last = h?.enc.flush();
+    if (last) this.#cut.push({ ref: h!.ref, chunk: last });
+    this.#hist.delete(i);
+    let c = this.#float.get(i);
+    if (c && (c.app.numSamples >= this.#samplesPerChunk || t >= c.rangeEnd)) {
+      this.#cut.push({ ref: c.ref, chunk: _xorChunk(c.app) });
+      c = undefined;
+    }
+    if (!c) {
+      const rangeEnd = Math.floor(t / _RANGE) * _RANGE + _RANGE;
+      this.#float.set(i, c = { app: new XorAppender(), rangeEnd, ref });
+    }
+    c.app.appendNumber(t, hi, lo);
+  }
+
+  histogram(i: number, ref: number, t: number, buckets: number[], sum: number): void {
+    const x = this.#float.get(i);
+    if (x) this.#cut.push({ ref: x.ref, chunk: _xorChunk(x.app) });
+    this.#float.delete(i);
+    let c = this.#hist.get(i);
+    if (!c) {
+      this.#hist.set(
+        i,
+        c = { enc: new HistogramChunkEncoder({ chunkRange: BigInt(_RANGE) }), ref },
+      );
+    }
+    const f = new DataView(new ArrayBuffer(8));
+    const bits = (x: number) => (f.setFloat64(0, x), f.getBigUint64(0));
+    const zero = Math.floor(buckets[0] / 2);
+    const cut = c.enc.add({
+      t: BigInt(t),
+      counterResetHint: 0,
+      schema: 0,
+      zeroThreshold: bits(2.938735877055719e-39),
+      zeroCount: BigInt(zero),
+      count: BigInt(zero + buckets.reduce((x, y) => x + y, 0)),
+      sum: bits(Math.round(sum * 1000) / 1000),
+      positiveSpans: [{ offset: 0, length: buckets.length }],
+      negativeSpans: [],
+      positiveBuckets: buckets.map((b, k) => BigInt(b - (k > 0 ? buckets[k - 1] : 0))),
+      negativeBuckets: [],
+      customValues: [],
+    });
+    if (cut) this.#cut.push({ ref: c.ref, chunk: cut });
+  }
+
+  /** Writes the chunks cut since the last call; returns how many. */
+  async writeCut(): Promise<number> {
+    const cut = this.#cut;
+    this.#cut = [];
+    for (const { ref, chunk } of cut) {
+      await this.#file.write(ref, chunk);
+      this.samples += (chunk.data[0] << 8) | chunk.data[1];
+    }
+    return cut.length;
+  }
+
+  close(): void {
+    this.#file.close();
+  }
+}
+
+const _RANGE = 2 * 3600 * 1000;
+
+function _xorChunk(app: XorAppender): EncodedChunk {
+  const data = app.bytes();
+  const d = decodeXorNumbers(data)!;
+  return { encoding: 1, data, mint: BigInt(d.t[0]), maxt: BigInt(d.t[d.t.length - 1]) };
+}
+
+/** The header of a head chunk file: magic 0x0130BC91, version 1, padding. */
+export const HEAD_CHUNK_FILE_HEADER = new Uint8Array([0x01, 0x30, 0xbc, 0x91, 1, 0, 0, 0]);
+
+/**
+ * One entry of a head chunk file as `head_chunks.go` writes it: series ref, mint, maxt (BE64),
+ * encoding, uvarint length, data, CRC32C of all before.
+ */
+export function encodeHeadChunkEntry(
+  ref: number,
+  mint: number,
+  maxt: number,
+  encoding: number,
+  data: Uint8Array,
+): Uint8Array {
+  const b = new _Bytes();
+  b.be64(ref);
+  b.be64(mint);
+  b.be64(maxt);
+  b.byte(encoding);
+  b.uvarint(data.length);
+  b.room(data.length + 4);
+  b.buf.set(data, b.length);
+  b.length += data.length;
+  b.view.setUint32(b.length, crc32c(b.buf.subarray(0, b.length)));
+  b.length += 4;
+  return b.buf.slice(0, b.length);
+}
+
+/** Head chunk files as `head_chunks.go` writes them: header, then CRC'd entries. */
+class _HeadChunkFile {
+  #dir: string;
+  #max: number;
+  #file: Deno.FsFile | null = null;
+  #index = 0;
+  #size = 0;
+
+  constructor(dir: string, max: number) {
+    this.#dir = dir;
+    this.#max = max;
+  }
+
+  async write(ref: number, c: EncodedChunk): Promise<void> {
+    if (!this.#file || this.#size > this.#max) {
+      this.#file?.close();
+      this.#index++;
+      const path = `${this.#dir}/${String(this.#index).padStart(6, "0")}`;
+      this.#file = await Deno.open(path, { write: true, createNew: true });
+      await this.#file.write(HEAD_CHUNK_FILE_HEADER);
+      this.#size = 8;
+    }
+    const bytes = encodeHeadChunkEntry(ref, Number(c.mint), Number(c.maxt), c.encoding, c.data);
+    for (let done = 0; done < bytes.length;) done += await this.#file.write(bytes.subarray(done));
+    this.#size += bytes.length;
+  }
+
+  close(): void {
+    this.#file?.close();
+    this.#file = null;
+  }
 }
 
 class _SegmentedWal {

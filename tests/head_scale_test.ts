@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { runCliJson } from "./_cli.ts";
-import { withTempDir } from "./_files.ts";
+import { copyTree, withTempDir } from "./_files.ts";
 import { writeHeadWal } from "./_head_gen.ts";
 import { findPrometheus } from "./_prometheus.ts";
 import { promtoolDump } from "./_promtool.ts";
@@ -63,9 +63,19 @@ async function exportRestore(
   return { restoredDir: restored.dataDir, head };
 }
 
-// The snappy WAL's shards are replayed by the main thread and two workers.
-for (const [compression, replayWorkers] of [["none", 0], ["snappy", 2]] as const) {
-  Deno.test(`a high-entropy head exports exactly through every shard path (WAL ${compression}, ${replayWorkers} replay workers)`, async () => {
+// The snappy WAL's shards are replayed by the main thread and two workers. With the full chunks
+// memory-mapped to chunks_head/ as well, those are taken as they are (cut at the window's start);
+// label sets declared again shortly before the end make the replay run a second time, without
+// skipping WAL samples at the split.
+for (
+  const [compression, replayWorkers, headChunks, redeclareLate] of [
+    ["none", 0, false, false],
+    ["none", 0, true, false],
+    ["snappy", 2, true, true],
+  ] as const
+) {
+  const mapped = headChunks ? `, chunks_head${redeclareLate ? ", replayed twice" : ""}` : "";
+  Deno.test(`a high-entropy head exports exactly through every shard path (WAL ${compression}${mapped}, ${replayWorkers} replay workers)`, async () => {
     const newest = await findPrometheus("newest");
     await withTempDir("promcase-head-scale-", async (work) => {
       const src = `${work}/data`;
@@ -74,15 +84,33 @@ for (const [compression, replayWorkers] of [["none", 0], ["snappy", 2]] as const
         metrics: 30,
         scrapes: 150,
         start: START,
-        seed: compression === "none" ? 7 : 8,
+        seed: compression === "none" ? 7 + Number(headChunks) : 9,
         segmentBytes: 1 << 20,
         compression,
+        headChunks,
+        headChunkFileBytes: 256 * 1024,
+        // Several chunks a series: the label sets declared again half way have some under both
+        // refs, and the old ref's must go (Prometheus keeps only the new ref's).
+        samplesPerChunk: 40,
+        redeclareLate,
       });
       assert.ok(gen.segments >= 3, `${gen.segments} segments`);
       // Off any scrape: the window cuts chunks at both ends.
       const from = BigInt(START + 5 * 60_000 + 1234);
       const to = BigInt(gen.end - 3 * 60_000 - 567);
       const want = await promtoolDump(newest, src, [`--min-time=${from}`, `--max-time=${to}`]);
+      if (headChunks) {
+        // The head chunks hold what the WAL holds: Prometheus replays the same samples without.
+        assert.ok(gen.headChunks > 7500, `${gen.headChunks} head chunks`);
+        const walOnly = `${work}/wal-only`;
+        await Deno.mkdir(walOnly);
+        await copyTree(`${src}/wal`, `${walOnly}/wal`);
+        const dumped = await promtoolDump(newest, walOnly, [
+          `--min-time=${from}`,
+          `--max-time=${to}`,
+        ]);
+        assert.deepEqual(dumped.sort(), [...want].sort(), "the same samples without chunks_head");
+      }
       // Stale markers of float series (promtool prints a histogram series' differently).
       const histogramSeries = new Set(
         want.filter((l) => l.includes("{count:")).map((l) => l.slice(0, l.indexOf("} ") + 1)),
@@ -103,6 +131,18 @@ for (const [compression, replayWorkers] of [["none", 0], ["snappy", 2]] as const
       // Shards of 1 MiB of WAL (about 500 series), each split into parts of at most 40 series.
       assert.ok(got.head.shards >= 3000 / 40, `${got.head.shards} shards replayed`);
       assert.equal(got.head.series, 3000, "every label set once");
+      if (headChunks) {
+        assert.ok(got.head.headChunks > 5000, `${got.head.headChunks} head chunks taken`);
+        // Exactly the WAL samples the chunks hold are skipped, those of a label set's first ref
+        // too while it had its chunks (and now and then a duplicate).
+        const skipped = got.head.walSamplesInHeadChunks;
+        assert.ok(
+          skipped >= gen.headChunkSamples && skipped <= gen.headChunkSamples + 150 / 7,
+          `${skipped} WAL samples skipped, ${gen.headChunkSamples} in the head chunks`,
+        );
+        assert.equal(got.head.headChunksDamage, null);
+        assert.equal(got.head.headChunkConflicts > 0, redeclareLate);
+      } else assert.equal(got.head.headChunks, 0);
       // promtool dumps a head in the order it created the series, a block in label order.
       const dumped = (await promtoolDump(newest, got.restoredDir)).sort();
       want.sort();

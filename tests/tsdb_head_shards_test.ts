@@ -56,6 +56,9 @@ class Recorder implements HeadEntrySink {
   tombstone(ref: number, mint: bigint, maxt: bigint): void {
     this.entries.push(`tombstone ${ref} ${mint} ${maxt}`);
   }
+  headChunk(ref: number, mint: number, maxt: number, encoding: number, data: Uint8Array): void {
+    this.entries.push(`headChunk ${ref} ${mint} ${maxt} ${encoding} ${data.join(",")}`);
+  }
 }
 
 function randomHistogram(rnd: () => number, float: boolean): Histogram | FloatHistogram {

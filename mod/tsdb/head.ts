@@ -1,22 +1,33 @@
 /**
- * Replays a head (checkpoint + WAL segments, and the out-of-order `wbl/`) into series with
- * chunks, the way Prometheus rebuilds its head at startup (`head_wal.go` loadWAL), so the head's
- * data can be written as block data instead of shipping the WAL.
+ * Replays a head (checkpoint + WAL segments, the out-of-order `wbl/`, and the memory-mapped head
+ * chunks of `chunks_head/`) into series with chunks, the way Prometheus rebuilds its head at startup
+ * (`head.go` loadMmappedChunks, `head_wal.go` loadWAL), so the head's data can be written as block
+ * data instead of shipping the WAL.
  *
  * Replay rules, as Prometheus': series records with the same labels map later refs onto the first
  * one, and drop what was replayed of the series before them; samples of unknown refs are skipped;
  * samples before `minValidTime` (the newest block's end) are dropped, as are samples at or before
  * the series' last appended time (out of order or duplicate); out-of-order samples are taken from
  * the WBL instead. Tombstone records delete; one
- * over the whole time range evicts the series (its labels may come back as a fresh series).
+ * over the whole time range evicts the series (its labels may come back as a fresh series). A
+ * series record gives the series the head chunks of its ref, taken as they are, and the WAL
+ * samples up to their end are skipped (Prometheus cuts a chunk into `chunks_head/` once it is
+ * full, so on a real head only each series' last, open chunk is rebuilt from the WAL).
  *
  * Memory is bounded whatever the number of series, in three steps:
- * 1. The WAL is read once and split into shard files by a hash of each series' labels
- *    (`head_shards.ts`): per series only a byte of the ref-to-shard map stays in memory. Records
- *    are read one at a time into one buffer (the largest record's size), float samples move in
- *    batches of typed arrays (`sample_batch.ts`), histograms are copied as their WAL bytes, and
- *    shard buffers are written at `splitFlushBytes`, also inside a record.
- * 2. Each shard is replayed alone: samples are encoded into the series' open chunk as they come
+ * 1. The head chunks are copied to a file, checked, and the end of each ref's chunks noted (8
+ *    bytes a ref). The WAL is read once and split into shard files by a hash of each series'
+ *    labels (`head_shards.ts`), its samples up to the end of their ref's head chunks left out:
+ *    per series only a byte of the ref-to-shard map stays in memory. Records are read one at a
+ *    time into one buffer (the largest record's size), series and float samples are decoded one
+ *    at a time (a scrape of a million new series is one record), float samples move in batches
+ *    of typed arrays (`sample_batch.ts`), histograms are copied as their WAL bytes, and shard
+ *    buffers are written at `splitFlushBytes`, also inside a record. Then the head chunks go to
+ *    the end of the shard files of their series. (Skipping by the sample's own ref is Prometheus'
+ *    rule unless a label set's later series record names a ref whose chunks end earlier; step 2
+ *    notices that, and the whole replay runs again, skipping nothing at the split.)
+ * 2. Each shard is replayed alone: its head chunks first (to the spill below), then its samples
+ *    are encoded into the series' open chunk as they come
  *    (an {@link XorAppenderSet}), finished chunks go to a {@link ChunkSpill} (memory up to a
  *    budget, then a temporary file), out-of-order samples are kept decoded until the shard's end.
  *    A shard with more than `shardSeries` series is split again first, so a replay holds the
@@ -27,8 +38,8 @@
  *    that many workers (`head_replay_pool.ts`), each holding what one replay holds.
  * 3. {@link HeadReplay.series} merges the runs, with one small read buffer per run.
  * All temporary files live in a directory under `tmpDir` (never the data dir), removed by
- * {@link HeadReplay.close}. Disk: about the WAL's size for the shards, then the chunks' for
- * the runs.
+ * {@link HeadReplay.close}. Disk: about the WAL's size for the shards and twice the head chunks'
+ * (the copy, then the shards), then the chunks' for the runs.
  *
  * @module
  */
@@ -52,9 +63,11 @@ import { keepHiddenClass } from "./_hidden_class.ts";
 import { ChunkSpill } from "./chunk_spill.ts";
 import { compareUtf8, FormatError } from "./encoding.ts";
 import {
+  HeadChunkFile,
   type HeadEntrySink,
   HeadPartitioner,
   readShardFile,
+  RefTimes,
   SampleEntry,
   type SampleEntryKind,
   type ShardFile,
@@ -62,16 +75,24 @@ import {
 import type { FloatHistogram, Histogram } from "./record.ts";
 import {
   decodeRecord,
+  forEachSeries,
   forEachWalHistogramV1,
   isFullRangeTombstone,
   recordTypeName,
 } from "./record.ts";
 import { readSamplesV1, SampleBatch, samplesV1Count } from "./sample_batch.ts";
 import { HeadReplayWorker } from "./head_replay_pool.ts";
-import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
+import {
+  labelsKey,
+  labelsKeyOfParts,
+  mergeSeriesRuns,
+  needsUtf8Order,
+  SeriesRunWriter,
+} from "./series_runs.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
+import { HeadChunkCorruptionError, readHeadChunks } from "./head_chunks.ts";
 
 const _RANGE_MS = Number(CHUNK_RANGE_MS);
 /** Most times a shard is split again (each split uses a new hash seed). */
@@ -125,6 +146,11 @@ export interface HeadReplayOptions extends HeadReplayLimits {
   wal: readonly SegmentRef[];
   /** The WBL's segments (out-of-order samples), in order. */
   wbl?: readonly SegmentRef[];
+  /**
+   * The head's `chunks_head/` dir: its in-order chunks are taken as they are, and only the WAL
+   * samples after them are replayed (Prometheus' own startup). Absent or missing: the WAL alone.
+   */
+  headChunksDir?: string;
   /** Samples before this are dropped (the newest block's maxTime), null for none. */
   minValidTime: bigint | null;
   /** Only samples in `[from, to]` are kept (the other samples still advance the series). */
@@ -177,6 +203,25 @@ export interface HeadReplayStats {
   corruption: { path: string; offset: number; message: string } | null;
   /** Shards replayed (each into one sorted run). */
   shards: number;
+  /**
+   * Memory-mapped head chunks (`chunks_head/`) taken: those that reach into the window (whole; the
+   * block writer cuts them to it).
+   */
+  headChunks: number;
+  /** WAL samples skipped because a head chunk of their series holds them. */
+  walSamplesInHeadChunks: number;
+  /**
+   * Series records that gave a label set a ref whose head chunks end before those of an earlier
+   * ref of it. Later samples of the earlier ref are then replayed against the later ref's chunks
+   * (Prometheus' rule), which the WAL split, going by each sample's own ref, cannot know: the
+   * replay runs again without skipping any sample at the split.
+   */
+  headChunkConflicts: number;
+  /**
+   * Where `chunks_head/` is damaged (or why it was not read): its chunks from there on were left
+   * out, their samples taken from the WAL.
+   */
+  headChunksDamage: { path: string; offset: number; message: string } | null;
 }
 
 interface _Series {
@@ -192,6 +237,10 @@ interface _Series {
   deleted: Interval[] | null;
   /** Evicted by a full-range tombstone: its refs' later entries are dropped as unknown. */
   gone: boolean;
+  /** Spill list of the head chunks of the ref its last series record named, -1 for none. */
+  headChunks: number;
+  /** The latest end of the head chunks of any ref its series records named (-Infinity). */
+  headChunksEnd: number;
 }
 
 /** The head of a data dir, replayed: iterate {@link HeadReplay.series}, then close. */
@@ -219,15 +268,22 @@ export class HeadReplay {
 
   /** Reads the WAL (and WBL) and builds the series. */
   static async replay(options: HeadReplayOptions): Promise<HeadReplay> {
-    const dir = await Deno.makeTempDir({ dir: options.tmpDir, prefix: "head-replay-" });
-    try {
-      const stats = _newStats();
-      const shards = await _splitWal(options, dir, stats);
-      const { runs, utf8Order } = await _replayShards(shards, options, stats, dir);
-      return new HeadReplay(dir, runs, utf8Order, stats, options.runBufferSize);
-    } catch (e) {
+    for (let skipAtSplit = true;; skipAtSplit = false) {
+      const dir = await Deno.makeTempDir({ dir: options.tmpDir, prefix: "head-replay-" });
+      try {
+        const stats = _newStats();
+        const shards = await _splitWal(options, dir, stats, skipAtSplit);
+        const { runs, utf8Order } = await _replayShards(shards, options, stats, dir);
+        if (!(skipAtSplit && stats.headChunkConflicts > 0)) {
+          return new HeadReplay(dir, runs, utf8Order, stats, options.runBufferSize);
+        }
+      } catch (e) {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        throw e;
+      }
+      // The split skipped WAL samples by their own ref's head chunks where Prometheus could have
+      // gone by another ref's: again, leaving all of them to the shards' replay.
       await Deno.remove(dir, { recursive: true }).catch(() => {});
-      throw e;
     }
   }
 
@@ -256,12 +312,20 @@ export class HeadReplay {
   }
 }
 
-/** Step 1: reads the WAL (and WBL) into shard files by the series' labels. */
+/**
+ * Step 1: reads the head chunks into a file, then the WAL (and WBL) into shard files by the
+ * series' labels, then the head chunks into the shards of their series. With `skipAtSplit`, WAL
+ * samples that a head chunk of their ref holds are left out here already.
+ */
 async function _splitWal(
   o: HeadReplayOptions,
   dir: string,
   stats: HeadReplayStats,
+  skipAtSplit: boolean,
 ): Promise<ShardFile[]> {
+  const headChunks = o.headChunksDir === undefined
+    ? null
+    : await _readHeadChunks(o, o.headChunksDir, `${dir}/head-chunks`, stats);
   let walBytes = 0;
   for (const segment of [...o.wal, ...o.wbl ?? []]) {
     walBytes += (await Deno.stat(segment.path)).size;
@@ -275,11 +339,109 @@ async function _splitWal(
     bufferSize: o.shardBufferSize,
   });
   try {
-    await new _WalSplitter(o, part, stats).run();
+    await new _WalSplitter(o, part, stats, skipAtSplit ? headChunks?.ends : undefined).run();
+    if (headChunks) {
+      await readShardFile(headChunks.path, new _HeadChunkRouter(part, headChunks.ends), {
+        bufferSize: o.shardReadSize,
+        signal: o.signal,
+        afterBlock: () => part.flush(),
+      });
+      await Deno.remove(headChunks.path);
+    }
     return await part.finish();
   } catch (e) {
     await part.abort();
     throw e;
+  }
+}
+
+/**
+ * Step 1a: the head chunks Prometheus' startup would take (`head.go` loadMmappedChunks), copied
+ * to a file (a running Prometheus may delete or add head chunk files meanwhile), with the end of
+ * each ref's chunks. Left out: out-of-order chunks (the WBL holds their samples) and those that
+ * end before `minValidTime`; a ref with a chunk that does not start after the one before (where
+ * Prometheus fails) or of an encoding other than XOR and histograms keeps none; at the first
+ * damaged chunk (or a dir Prometheus would not open) the rest. All of that costs only time: the
+ * WAL holds every sample of a head chunk, and only WAL samples up to the chunks taken are skipped.
+ */
+async function _readHeadChunks(
+  o: HeadReplayOptions,
+  dir: string,
+  path: string,
+  stats: HeadReplayStats,
+): Promise<{ path: string; ends: RefTimes } | null> {
+  const minValid = o.minValidTime === null ? -Infinity : Number(o.minValidTime);
+  const flushBytes = o.splitFlushBytes ?? 4 * 1024 * 1024;
+  const ends = new RefTimes();
+  const file = await HeadChunkFile.create(path, o.shardBufferSize);
+  try {
+    try {
+      for await (const c of readHeadChunks(dir)) {
+        o.signal?.throwIfAborted();
+        const ref = Number(c.seriesRef);
+        const mint = Number(c.mint);
+        const maxt = Number(c.maxt);
+        await o.pace?.(c.data.length);
+        if (c.ooo || maxt < minValid || !Number.isSafeInteger(ref)) continue;
+        const end = ends.get(ref);
+        if (Number.isNaN(end)) continue;
+        const usable = c.encoding === Encoding.xor || c.encoding === Encoding.histogram ||
+          c.encoding === Encoding.floatHistogram;
+        if (!usable || mint <= end || maxt < mint) {
+          ends.set(ref, NaN);
+          continue;
+        }
+        ends.set(ref, maxt);
+        file.add(ref, mint, maxt, c.encoding, c.data);
+        if (file.waitingBytes >= flushBytes) file.flush();
+      }
+    } catch (err) {
+      if (err instanceof HeadChunkCorruptionError) {
+        stats.headChunksDamage = { path: err.path, offset: err.offset, message: err.message };
+      } else if (err instanceof FormatError) {
+        stats.headChunksDamage = { path: dir, offset: 0, message: err.message };
+      } else if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    return (await file.close()) ? { path, ends } : null;
+  } catch (e) {
+    await file.abort();
+    throw e;
+  }
+}
+
+/**
+ * Step 1c: hands the head chunks to the shards of their series: those of refs the WAL named, and
+ * whose chunks are used (see {@link _readHeadChunks}).
+ */
+class _HeadChunkRouter implements HeadEntrySink {
+  #part: HeadPartitioner;
+  #ends: RefTimes;
+
+  constructor(part: HeadPartitioner, ends: RefTimes) {
+    this.#part = part;
+    this.#ends = ends;
+  }
+
+  headChunk(ref: number, mint: number, maxt: number, encoding: number, data: Uint8Array): void {
+    if (this.#part.has(ref) && !Number.isNaN(this.#ends.get(ref))) {
+      this.#part.headChunk(ref, mint, maxt, encoding, data);
+    }
+  }
+
+  series(): void {
+    throw new Error("head chunk file: a series entry");
+  }
+
+  samples(): void {
+    throw new Error("head chunk file: a samples entry");
+  }
+
+  histogram(): void {
+    throw new Error("head chunk file: a histogram entry");
+  }
+
+  tombstone(): void {
+    throw new Error("head chunk file: a tombstone entry");
   }
 }
 
@@ -296,12 +458,16 @@ async function _splitShard(
     bufferSize: o.shardBufferSize,
   });
   try {
-    await readShardFile(shard.path, part, {
+    const read = {
       bufferSize: o.shardReadSize,
       batchSize: o.batchSize,
       signal: o.signal,
       afterBlock: () => part.flush(),
-    });
+    };
+    await readShardFile(shard.path, part, { ...read, end: shard.headChunksAt });
+    if (shard.headChunksAt !== undefined) {
+      await readShardFile(shard.path, part, { ...read, start: shard.headChunksAt });
+    }
     return await part.finish();
   } catch (e) {
     await part.abort();
@@ -310,10 +476,18 @@ async function _splitShard(
 }
 
 /** What one shard's replay takes of the options (plain data: it may run in a worker). */
-type _ShardReplayOptions = Pick<
-  HeadReplayOptions,
-  "memoryBudget" | "shardReadSize" | "batchSize" | "openChunks" | "signal"
->;
+type _ShardReplayOptions =
+  & Pick<
+    HeadReplayOptions,
+    "memoryBudget" | "shardReadSize" | "batchSize" | "openChunks" | "signal"
+  >
+  & {
+    /**
+     * The head chunks kept are those that reach into this range (inclusive; default all): the
+     * window, as the split cut the WAL's samples to it. Ms timestamps.
+     */
+    headChunkRange?: { from: number; to: number };
+  };
 
 /** A shard replay for a worker (`head_replay_worker.ts`): plain data both ways. */
 export interface ShardReplayJob {
@@ -366,6 +540,10 @@ function _newStats(): HeadReplayStats {
     torn: null,
     corruption: null,
     shards: 0,
+    headChunks: 0,
+    walSamplesInHeadChunks: 0,
+    headChunkConflicts: 0,
+    headChunksDamage: null,
   };
 }
 
@@ -399,6 +577,7 @@ async function _replayShards(
     shardReadSize: o.shardReadSize,
     batchSize: o.batchSize,
     openChunks: o.openChunks,
+    headChunkRange: { from: Number(o.from), to: Number(o.to) },
   };
   // The next shard to replay, split first while it holds too many series.
   const next = async (): Promise<ShardReplayJob | null> => {
@@ -457,21 +636,27 @@ async function _replayShard(
   const spill = await ChunkSpill.create(`${path}.chunks`, { memoryBudget: o.memoryBudget });
   let run: SeriesRunWriter | null = null;
   try {
-    const replayer = new _ShardReplayer(spill, stats, openChunks);
-    await readShardFile(shard.path, replayer, {
+    const range = o.headChunkRange ?? { from: -Infinity, to: Infinity };
+    const replayer = new _ShardReplayer(spill, stats, openChunks, range.from, range.to);
+    const read = {
       bufferSize: o.shardReadSize,
       batchSize: o.batchSize,
       signal: o.signal,
       afterBlock: async () => {
         if (spill.needsFlush) await spill.flush();
       },
-    });
+    };
+    // The head chunks first: a series record needs them (#useHeadChunks).
+    const at = shard.headChunksAt;
+    if (at !== undefined) await readShardFile(shard.path, replayer, { ...read, start: at });
+    replayer.startEntries();
+    await readShardFile(shard.path, replayer, { ...read, end: at });
     await replayer.finishOpenChunks();
     await spill.finish();
     run = await SeriesRunWriter.create(path);
     for (const s of replayer.distinct()) {
       o.signal?.throwIfAborted();
-      const chunks: TimedChunk[] = spill.read(s.id);
+      const chunks = replayer.chunks(s);
       if (s.ooo) {
         s.ooo.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
         chunks.push(...encodeSamples(s.ooo.filter((x, i, a) => i === 0 || a[i - 1].t !== x.t)));
@@ -509,9 +694,17 @@ class _WalSplitter {
   #batch: SampleBatch;
   #one = new SampleBatch(1);
   #flushBytes: number;
+  /** The end of each ref's head chunks: its WAL samples up to there are skipped. */
+  #headChunkEnds: RefTimes | undefined;
 
-  constructor(o: HeadReplayOptions, part: HeadPartitioner, stats: HeadReplayStats) {
+  constructor(
+    o: HeadReplayOptions,
+    part: HeadPartitioner,
+    stats: HeadReplayStats,
+    headChunkEnds: RefTimes | undefined,
+  ) {
     this.#o = o;
+    this.#headChunkEnds = headChunkEnds;
     this.#batch = new SampleBatch(o.batchSize);
     this.#flushBytes = o.splitFlushBytes ?? 4 * 1024 * 1024;
     this.#part = part;
@@ -559,6 +752,12 @@ class _WalSplitter {
           // as they come, not all at its end.
           if (part.waitingBytes >= this.#flushBytes) part.flush();
         }
+        part.flush();
+        continue;
+      }
+      // Series records too: Prometheus logs all series a scrape creates in one record (20 MiB
+      // for 200,000 series), whose decoded labels would take several times that.
+      if (forEachSeries(rec.bytes, wbl ? _ignoreSeries : this.#series)) {
         part.flush();
         continue;
       }
@@ -635,6 +834,12 @@ class _WalSplitter {
       this.#stats.droppedBeforeMinValid++;
       return null;
     }
+    // Prometheus skips them as it replays a series (its last record's ref's chunks, which the
+    // shard replay checks: see _ShardReplayer.series); for nearly every series that is this ref.
+    if (this.#headChunkEnds && t <= this.#headChunkEnds.get(ref)) {
+      this.#stats.walSamplesInHeadChunks++;
+      return null;
+    }
     return inWindow ? SampleEntry.float : SampleEntry.advance;
   }
 
@@ -657,6 +862,8 @@ class _WalSplitter {
     if (kept > 0) this.#part.samples(batch);
     batch.length = 0;
   }
+
+  #series = (ref: number, parts: string[]) => this.#part.series(ref, labelsKeyOfParts(parts));
 
   // The histograms of a record forEachWalHistogramV1 reads (their bytes in #rawBytes), as
   // #histogram takes decoded ones.
@@ -694,6 +901,9 @@ class _WalSplitter {
   }
 }
 
+/** The WBL's series records are not replayed (`head_wal.go` loadWBL). */
+function _ignoreSeries(): void {}
+
 /** Replays one shard's entries into chunks, with the rules that need the series' state. */
 class _ShardReplayer implements HeadEntrySink {
   /** Whether a labels key holds a UTF-16 surrogate (then keys sort by UTF-8 bytes, slower). */
@@ -703,20 +913,91 @@ class _ShardReplayer implements HeadEntrySink {
   #byRef = new _RefIndex();
   /**
    * Per series id: the last appended timestamp (in-order rule; -Infinity before the first
-   * sample), the open float chunk's first timestamp and its chunk-range end. In a typed array
-   * because a number field of an object is a new heap number at every store (two per sample).
+   * sample), the open float chunk's first timestamp, its chunk-range end, and the end of the
+   * series' head chunks (-Infinity for none). In a typed array because a number field of an
+   * object is a new heap number at every store (two per sample).
    */
-  #times = new Float64Array(3 * 1024);
+  #times = new Float64Array(4 * 1024);
   /** The open float chunks, one slot per series id. */
   #xor: XorAppenderSet;
   #series: _Series[] = [];
   #byLabels = new Map<string, _Series>();
+  /**
+   * Head chunks, read before any other entry: per ref, a spill list (numbered from 0) with the
+   * chunks that reach into the window, and the end of its chunks.
+   */
+  #headChunkLists = new _RefIndex();
+  #headChunkEnd = new Float64Array(64);
+  /** The spill list of series id 0: the series' lists follow those of the head chunks. */
+  #listBase = -1;
+  /** Head chunks that do not reach into `[#from, #to]` are not kept. */
+  #from: number;
+  #to: number;
 
-  /** `openChunks` must be empty; {@link _ShardReplayer.finishOpenChunks} leaves it so. */
-  constructor(spill: ChunkSpill, stats: HeadReplayStats, openChunks: XorAppenderSet) {
+  /**
+   * `openChunks` must be empty; {@link _ShardReplayer.finishOpenChunks} leaves it so. Of the head
+   * chunks, those that reach into `[from, to]` are kept.
+   */
+  constructor(
+    spill: ChunkSpill,
+    stats: HeadReplayStats,
+    openChunks: XorAppenderSet,
+    from: number,
+    to: number,
+  ) {
     this.#spill = spill;
     this.#stats = stats;
     this.#xor = openChunks;
+    this.#from = from;
+    this.#to = to;
+  }
+
+  /**
+   * A head chunk of `ref` (in file order; the WAL split took only usable ones): its end is the
+   * ref's, and it is kept when it reaches into the range.
+   */
+  headChunk(ref: number, mint: number, maxt: number, encoding: number, data: Uint8Array): void {
+    if (this.#listBase >= 0) throw new Error("head shard: a head chunk after other entries");
+    let list = this.#headChunkLists.get(ref);
+    if (list < 0) {
+      list = this.#headChunkLists.size;
+      this.#headChunkLists.set(ref, list);
+      if (list === this.#headChunkEnd.length) {
+        const ends = new Float64Array(2 * list);
+        ends.set(this.#headChunkEnd);
+        this.#headChunkEnd = ends;
+      }
+    }
+    this.#headChunkEnd[list] = maxt;
+    // Whole, as Prometheus serves it: the block writer cuts chunks to the window.
+    if (maxt >= this.#from && mint <= this.#to) this.#spill.add(list, encoding, data, mint, maxt);
+  }
+
+  /**
+   * A series' chunks in time order: its head chunks' parts in the window, then those built from
+   * the WAL (whose samples all come after the head chunks). Counted in the stats.
+   */
+  chunks(s: _Series): TimedChunk[] {
+    const built = this.#spill.read(this.#list(s));
+    if (s.headChunks < 0 || !this.#spill.has(s.headChunks)) return built;
+    const mapped = this.#spill.read(s.headChunks);
+    for (const c of mapped) {
+      this.#stats.headChunks++;
+      const n = (c.data[0] << 8) | c.data[1];
+      if (c.encoding === Encoding.xor) this.#stats.floatSamples += n;
+      else this.#stats.histogramSamples += n;
+    }
+    return built.length === 0 ? mapped : mapped.concat(built);
+  }
+
+  /** Ends the head chunks: the other entries follow. */
+  startEntries(): void {
+    this.#listBase = this.#headChunkLists.size;
+  }
+
+  // The spill list of a series' chunks built from the WAL.
+  #list(s: _Series): number {
+    return this.#listBase + s.id;
   }
 
   /** Moves every open chunk to the spill. */
@@ -737,7 +1018,10 @@ class _ShardReplayer implements HeadEntrySink {
       ? (a: _Series, b: _Series) => compareUtf8(a.key, b.key)
       : (a: _Series, b: _Series) => (a.key < b.key ? -1 : 1);
     return this.#series
-      .filter((s) => this.#spill.has(s.id) || (s.ooo?.length ?? 0) > 0)
+      .filter((s) =>
+        this.#spill.has(this.#list(s)) || (s.headChunks >= 0 && this.#spill.has(s.headChunks)) ||
+        (s.ooo?.length ?? 0) > 0
+      )
       .sort(order);
   }
 
@@ -747,6 +1031,7 @@ class _ShardReplayer implements HeadEntrySink {
       if (this.#byRef.get(ref) < 0) this.#stats.duplicateSeriesRefs++;
       this.#byRef.set(ref, known.id);
       this.#reset(known);
+      if (this.#useHeadChunks(known, ref) < known.headChunksEnd) this.#stats.headChunkConflicts++;
       return;
     }
     if (!this.utf8Order) this.utf8Order = needsUtf8Order(key);
@@ -758,17 +1043,30 @@ class _ShardReplayer implements HeadEntrySink {
       ooo: null,
       deleted: null,
       gone: false,
+      headChunks: -1,
+      headChunksEnd: -Infinity,
     };
     this.#byLabels.set(key, s);
     this.#series.push(s);
     this.#byRef.set(ref, s.id);
-    if (3 * s.id + 3 > this.#times.length) {
+    if (4 * s.id + 4 > this.#times.length) {
       const times = new Float64Array(2 * this.#times.length);
       times.set(this.#times);
       this.#times = times;
     }
-    this.#times[3 * s.id] = -Infinity;
+    this.#useHeadChunks(s, ref);
     this.#stats.series++;
+  }
+
+  // Prometheus (`resetSeriesWithMMappedChunks`): a series record gives the series the head chunks
+  // of its ref, and WAL samples up to their end are skipped. Returns that end.
+  #useHeadChunks(s: _Series, ref: number): number {
+    const list = this.#headChunkLists.get(ref);
+    const end = list >= 0 ? this.#headChunkEnd[list] : -Infinity;
+    s.headChunks = list;
+    if (end > s.headChunksEnd) s.headChunksEnd = end;
+    this.#times[4 * s.id] = this.#times[4 * s.id + 3] = end;
+    return end;
   }
 
   samples(batch: SampleBatch): void {
@@ -789,9 +1087,10 @@ class _ShardReplayer implements HeadEntrySink {
       }
       // The in-order rule of #inOrder, written out: this loop runs for every sample.
       const t = times[i];
-      const at = 3 * s.id;
+      const at = 4 * s.id;
       if (t <= this.#times[at]) {
-        st.droppedOutOfOrder++;
+        if (t <= this.#times[at + 3]) st.walSamplesInHeadChunks++;
+        else st.droppedOutOfOrder++;
         continue;
       }
       this.#times[at] = t;
@@ -854,11 +1153,12 @@ class _ShardReplayer implements HeadEntrySink {
   // drops the series' chunks replayed so far ("already compacted": the labels come back after
   // the series was garbage collected) and starts it afresh, its last timestamp forgotten.
   #reset(s: _Series): void {
-    this.#spill.clear(s.id);
+    this.#spill.clear(this.#list(s));
     this.#xor.reset(s.id);
     s.openKind = null;
     s.hist = null;
-    this.#times[3 * s.id] = -Infinity;
+    s.headChunks = -1;
+    this.#times[4 * s.id] = this.#times[4 * s.id + 3] = -Infinity;
   }
 
   #get(ref: number): _Series {
@@ -870,9 +1170,10 @@ class _ShardReplayer implements HeadEntrySink {
   // Prometheus' in-order rule: not at or before the series' last sample (minValidTime and the
   // window were applied when the WAL was split). A kept sample advances the series.
   #inOrder(s: _Series, t: number): boolean {
-    const at = 3 * s.id;
+    const at = 4 * s.id;
     if (t <= this.#times[at]) {
-      this.#stats.droppedOutOfOrder++;
+      if (t <= this.#times[at + 3]) this.#stats.walSamplesInHeadChunks++;
+      else this.#stats.droppedOutOfOrder++;
       return false;
     }
     this.#times[at] = t;
@@ -886,7 +1187,7 @@ class _ShardReplayer implements HeadEntrySink {
     const xor = this.#xor;
     // As Prometheus' head: 120 samples a chunk, never across a 2h chunk-range boundary.
     const times = this.#times;
-    const at = 3 * s.id;
+    const at = 4 * s.id;
     if (
       s.openKind === "float" && (t >= times[at + 2] || xor.numSamples(s.id) >= SAMPLES_PER_CHUNK)
     ) {
@@ -922,8 +1223,9 @@ class _ShardReplayer implements HeadEntrySink {
     if (kind === "float") {
       const xor = this.#xor;
       if (xor.numSamples(s.id) > 0) {
-        const mint = this.#times[3 * s.id + 1];
-        this.#spill.add(s.id, Encoding.xor, xor.view(s.id), mint, xor.lastTimestamp(s.id));
+        const mint = this.#times[4 * s.id + 1];
+        const list = this.#list(s);
+        this.#spill.add(list, Encoding.xor, xor.view(s.id), mint, xor.lastTimestamp(s.id));
       }
       xor.reset(s.id);
     } else if (kind !== null) {
@@ -936,7 +1238,7 @@ class _ShardReplayer implements HeadEntrySink {
   // The spill's add is synchronous: the per-sample path stays so (fast, and its garbage dies
   // young); chunks that must wait for the file are written once per record.
   #spillChunk(s: _Series, c: EncodedChunk): void {
-    this.#spill.add(s.id, c.encoding, c.data, Number(c.mint), Number(c.maxt));
+    this.#spill.add(this.#list(s), c.encoding, c.data, Number(c.mint), Number(c.maxt));
   }
 }
 
@@ -958,6 +1260,11 @@ class _RefIndex {
     this.#refs = new Float64Array(capacity).fill(-1);
     this.#ids = new Int32Array(capacity);
     this.#shift = 32 - Math.log2(capacity);
+  }
+
+  /** Refs in the table. */
+  get size(): number {
+    return this.#count;
   }
 
   /** The id of `ref`, or -1. */

@@ -7,8 +7,11 @@
  * A shard file is a stream of entries in WAL order: the series (ref and labels key), the float
  * samples (ref and timestamp as zig-zag deltas to the previous entry's, the value's 64 raw bits),
  * timestamps only of samples outside the window (they still advance the series), out-of-order
- * samples, histograms and tombstones. A shard that turns out to hold too many series is split
- * again by {@link readShardFile} into a {@link HeadPartitioner} with a new hash seed.
+ * samples, histograms and tombstones. After them may come a second section: the head's
+ * memory-mapped chunks (`chunks_head/`) of the shard's series, ref, time range, encoding and bytes
+ * each; the replay reads it first ({@link ShardFile.headChunksAt}). A shard that turns out to hold
+ * too many series is split again by {@link readShardFile} into a {@link HeadPartitioner} with a
+ * new hash seed, its two sections one after the other.
  *
  * Memory: one write buffer per shard (`bufferSize`, default 32 KiB, and 4 MiB of spare ones),
  * full buffers until the caller flushes them (the head replay does when they reach
@@ -46,6 +49,7 @@ const _SERIES = 1;
 const _BASE = 5;
 const _HISTOGRAM = 6;
 const _TOMBSTONE = 7;
+const _HEAD_CHUNK = 8;
 // Flags of a histogram entry.
 const _FLOAT_HISTOGRAM = 1;
 const _OUT_OF_ORDER = 2;
@@ -83,6 +87,11 @@ export interface HeadEntrySink {
   ): void;
   /** A tombstone record's interval for one ref. */
   tombstone(ref: number, mint: bigint, maxt: bigint): void;
+  /**
+   * A memory-mapped head chunk of `ref` (`chunks_head/`), its data valid for this call only. They
+   * come after all other entries, in the order of the head chunk files.
+   */
+  headChunk(ref: number, mint: number, maxt: number, encoding: number, data: Uint8Array): void;
 }
 
 /** A written shard file. */
@@ -93,6 +102,8 @@ export interface ShardFile {
   series: number;
   /** How many times its entries were partitioned (1 for a shard of the WAL itself). */
   level: number;
+  /** Byte offset of the section of head chunks, which runs to the end; absent when none. */
+  headChunksAt?: number;
 }
 
 /** Options of {@link HeadPartitioner.create}. */
@@ -192,6 +203,11 @@ export class HeadPartitioner implements HeadEntrySink {
     this.#writers[this.#shard(ref)].tombstone(ref, mint, maxt);
   }
 
+  /** A head chunk of `ref` (a ref a series record named): after every other entry. */
+  headChunk(ref: number, mint: number, maxt: number, encoding: number, data: Uint8Array): void {
+    this.#writers[this.#shard(ref)].headChunk(ref, mint, maxt, encoding, data);
+  }
+
   #shard(ref: number): number {
     const shard = this.#refs.get(ref);
     if (shard < 0) throw new Error(`head shard entry for ref ${ref} before its series`);
@@ -215,8 +231,11 @@ export class HeadPartitioner implements HeadEntrySink {
     const out: ShardFile[] = [];
     for (let i = 0; i < this.#writers.length; i++) {
       const w = this.#writers[i];
+      const headChunksAt = w.headChunksAt;
       if (await w.close()) {
-        out.push({ path: w.path, series: this.#series[i], level: this.#level + 1 });
+        const shard: ShardFile = { path: w.path, series: this.#series[i], level: this.#level + 1 };
+        if (headChunksAt >= 0) shard.headChunksAt = headChunksAt;
+        out.push(shard);
       }
     }
     return out;
@@ -273,6 +292,76 @@ export class RefShards {
   }
 }
 
+/**
+ * Series refs to the end of their head chunks (ms; -Infinity for none, NaN for a ref whose head
+ * chunks are not used): 8 bytes per ref, in pages of 4096 refs allocated when a ref in them is set.
+ */
+export class RefTimes {
+  #pages = new Map<number, Float64Array>();
+  #lastIndex = -1;
+  #lastPage: Float64Array | undefined;
+
+  /** The time of `ref`, -Infinity when none was set. */
+  get(ref: number): number {
+    const index = Math.floor(ref / 4096);
+    let page = this.#lastPage;
+    if (index !== this.#lastIndex) {
+      page = this.#pages.get(index);
+      if (!page) return -Infinity;
+      this.#lastIndex = index;
+      this.#lastPage = page;
+    }
+    return page![ref - index * 4096];
+  }
+
+  /** Sets the time of `ref`. */
+  set(ref: number, t: number): void {
+    const index = Math.floor(ref / 4096);
+    let page = this.#pages.get(index);
+    if (!page) this.#pages.set(index, page = new Float64Array(4096).fill(-Infinity));
+    page[ref - index * 4096] = t;
+  }
+}
+
+/** A file of head chunk entries alone, in the shard files' format ({@link readShardFile}). */
+export class HeadChunkFile {
+  #writer: _ShardWriter;
+
+  private constructor(writer: _ShardWriter) {
+    this.#writer = writer;
+  }
+
+  /** Creates the file `path` (which must not exist), written through a buffer of `bufferSize`. */
+  static async create(path: string, bufferSize = 32 * 1024): Promise<HeadChunkFile> {
+    return new HeadChunkFile(await _ShardWriter.create(path, bufferSize, []));
+  }
+
+  /** Appends a chunk (its data is copied). */
+  add(ref: number, mint: number, maxt: number, encoding: number, data: Uint8Array): void {
+    this.#writer.headChunk(ref, mint, maxt, encoding, data);
+  }
+
+  /** Bytes of full buffers waiting for {@link HeadChunkFile.flush}. */
+  get waitingBytes(): number {
+    return this.#writer.waitingBytes;
+  }
+
+  /** Writes what waits in memory to the file. */
+  flush(): void {
+    this.#writer.flush();
+  }
+
+  /** Closes the file: true when it holds entries, else it is removed. */
+  close(): Promise<boolean> {
+    return this.#writer.close();
+  }
+
+  /** Closes and removes the file. */
+  abort(): Promise<void> {
+    return this.#writer.abort();
+  }
+}
+
 const _utf8 = new TextEncoder();
 const _utf8Decoder = new TextDecoder();
 
@@ -295,6 +384,8 @@ class _ShardWriter {
   #prevT = 0;
   #enc = new Encbuf();
   #head = _headBytes;
+  /** Where the head chunk section starts (-1 while there is none: other entries may follow). */
+  headChunksAt = -1;
 
   private constructor(path: string, file: Deno.FsFile, size: number, spare: ArrayBuffer[]) {
     this.path = path;
@@ -324,6 +415,7 @@ class _ShardWriter {
   }
 
   series(ref: number, key: string): void {
+    this.#notAfterHeadChunks();
     const bytes = _utf8.encode(key);
     this.#room(1 + 5 + 8 + bytes.length);
     this.#buf[this.#at++] = _SERIES;
@@ -335,6 +427,7 @@ class _ShardWriter {
 
   /** Writes entry `i` of the batch (read from its arrays: nothing is boxed per sample). */
   sampleAt(batch: SampleBatch, i: number): void {
+    this.#notAfterHeadChunks();
     this.#room(_MAX_FIXED_ENTRY);
     const kind = batch.kind[i];
     const ref = batch.ref[i];
@@ -384,6 +477,7 @@ class _ShardWriter {
     float: boolean,
     outOfOrder: boolean,
   ): void {
+    this.#notAfterHeadChunks();
     // The entry's head: flags, ref (BE64, as a double's integer), the time as a zig-zag varint.
     const head = this.#head;
     head[0] = (float ? _FLOAT_HISTOGRAM : 0) | (outOfOrder ? _OUT_OF_ORDER : 0);
@@ -400,12 +494,35 @@ class _ShardWriter {
   }
 
   tombstone(ref: number, mint: bigint, maxt: bigint): void {
+    this.#notAfterHeadChunks();
     this.#room(_MAX_FIXED_ENTRY);
     this.#buf[this.#at] = _TOMBSTONE;
     this.#view.setFloat64(this.#at + 1, ref);
     this.#view.setBigInt64(this.#at + 9, mint);
     this.#view.setBigInt64(this.#at + 17, maxt);
     this.#at += 25;
+  }
+
+  headChunk(ref: number, mint: number, maxt: number, encoding: number, data: Uint8Array): void {
+    if (this.headChunksAt < 0) this.headChunksAt = this.#written + this.waitingBytes + this.#at;
+    const length = 25 + data.length;
+    this.#room(1 + 5 + length);
+    const buf = this.#buf;
+    const view = this.#view;
+    buf[this.#at++] = _HEAD_CHUNK;
+    let at = _putUvarint32(buf, this.#at, length);
+    view.setFloat64(at, ref);
+    view.setFloat64(at + 8, mint);
+    view.setFloat64(at + 16, maxt);
+    buf[at + 24] = encoding;
+    buf.set(data, at + 25);
+    at += length;
+    this.#at = at;
+  }
+
+  // The head chunk section ends the file: the replay reads it apart from the entries before it.
+  #notAfterHeadChunks(): void {
+    if (this.headChunksAt >= 0) throw new Error("head shard: an entry after the head chunks");
   }
 
   flush(): void {
@@ -461,6 +578,10 @@ export interface ReadShardOptions {
   signal?: AbortSignal;
   /** Float samples handed to the sink at once (default 4096). */
   batchSize?: number;
+  /** Byte offset to start at (default 0), at an entry's start. */
+  start?: number;
+  /** Byte offset to end at (default the file's end), at an entry's end. */
+  end?: number;
 }
 
 /** Reads a shard file's entries into `sink`, in the order they were written. */
@@ -475,6 +596,10 @@ export async function readShardFile(
     throw new RangeError(`bufferSize must be at least ${_MAX_FIXED_ENTRY}, not ${bufferSize}`);
   }
   using file = await Deno.open(path, { read: true });
+  const first = options.start ?? 0;
+  if (first > 0) await file.seek(first, Deno.SeekMode.Start);
+  // Bytes of the range not read yet.
+  let left = options.end === undefined ? Infinity : options.end - first;
   let buf = new Uint8Array(bufferSize);
   let view = new DataView(buf.buffer);
   let start = 0;
@@ -514,7 +639,7 @@ export async function readShardFile(
         deliver();
         sink.tombstone(view.getFloat64(p + 1), view.getBigInt64(p + 9), view.getBigInt64(p + 17));
         p += 25;
-      } else if (tag === _SERIES || tag === _HISTOGRAM) {
+      } else if (tag === _SERIES || tag === _HISTOGRAM || tag === _HEAD_CHUNK) {
         const d = new Decbuf(buf.subarray(p + 1, end));
         let len: number;
         try {
@@ -542,6 +667,11 @@ export async function readShardFile(
         if (tag === _SERIES) {
           const ref = new DataView(body.buffer, body.byteOffset).getFloat64(0);
           sink.series(ref, _utf8Decoder.decode(body.subarray(8)));
+        } else if (tag === _HEAD_CHUNK) {
+          if (len < 25) throw new FormatError(`${path}: short head chunk entry at byte ${p}`);
+          const v = new DataView(body.buffer, body.byteOffset, 25);
+          const [ref, mint, maxt] = [v.getFloat64(0), v.getFloat64(8), v.getFloat64(16)];
+          sink.headChunk(ref, mint, maxt, body[24], body.subarray(25));
         } else {
           _readHistogramEntry(body, sink);
         }
@@ -561,9 +691,14 @@ export async function readShardFile(
     start = 0;
     // Synchronous: the shard file was just written (page cache), and an await per read left the
     // thread idle for about a tenth of the replay.
-    const n = file.readSync(buf.subarray(end));
+    const n = left > 0
+      ? file.readSync(buf.subarray(end, end + Math.min(buf.length - end, left)))
+      : null;
     if (n === null) eof = true;
-    else end += n;
+    else {
+      end += n;
+      left -= n;
+    }
     // A turn of the event loop now and then: V8 finishes its garbage collection in tasks there.
     if (++reads % 8 === 0) await turnEventLoop();
     await options.afterBlock?.();
