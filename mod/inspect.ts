@@ -21,7 +21,8 @@ import { formatSelector, matchesSelector, type Selector } from "./selector.ts";
 import { FormatError } from "./tsdb/encoding.ts";
 import { type ChunkMeta, IndexReader, type Label } from "./tsdb/index.ts";
 import { parseBlockMeta } from "./tsdb/meta.ts";
-import { decodeRecord, forEachSeries, labelsOfParts, RecordType } from "./tsdb/record.ts";
+import { decodeRecord, forEachSeries, RecordType } from "./tsdb/record.ts";
+import { parseLabelsKey } from "./tsdb/series_runs.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./tsdb/wlog.ts";
 import type { IncidentWindow, TimeWindow } from "./window.ts";
 
@@ -350,8 +351,8 @@ async function _readHeadSeries(
 }
 
 /** What {@link forEachSeries} calls with each series of a record, to count it. */
-function _addHeadSeries(counter: _SeriesCounter): (ref: number, parts: string[]) => void {
-  return (_ref, parts) => counter.addHeadSeries(labelsOfParts(parts));
+function _addHeadSeries(counter: _SeriesCounter): (ref: number, key: string) => void {
+  return (_ref, key) => counter.addHeadSeries(parseLabelsKey(key));
 }
 
 /** Counts the series of block indexes, one index open at a time. */

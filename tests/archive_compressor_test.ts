@@ -6,7 +6,11 @@
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
 import { compressInto, type Compression, decompress } from "../mod/archive/compression.ts";
-import { COMPRESSOR_DEFAULTS, type CompressorOptions } from "../mod/archive/compressor.ts";
+import {
+  COMPRESSOR_DEFAULTS,
+  type CompressorOptions,
+  FrameCompressor,
+} from "../mod/archive/compressor.ts";
 import { ZlibStreamCompressor } from "../mod/archive/zlib_stream.ts";
 import { ZstdFrameWalker } from "../mod/archive/zstd_frames.ts";
 import { ArchiveWriter } from "../mod/archive/writer.ts";
@@ -164,6 +168,32 @@ Deno.test("compressor: the level is applied, and an empty stream is a valid empt
     assert.ok(empty.length > 0);
     assert.deepEqual(await inflate(compression, empty), new Uint8Array(0));
   }
+});
+
+Deno.test("compressor: the calling thread takes the frames while the worker starts, the worker then", async () => {
+  const received: Uint8Array[] = [];
+  const options = { bufferBytes: 4096, frameBytes: 64 * 1024, workers: 1 };
+  const c = new FrameCompressor(
+    (chunk) => {
+      received.push(chunk.slice());
+      return Promise.resolve();
+    },
+    "zstd",
+    options,
+  );
+  const data = noise(40 * 64 * 1024, 3);
+  // Three frames at once: the worker (started by the second) cannot have loaded its modules.
+  await c.write(data.subarray(0, 3 * 64 * 1024));
+  assert.deepEqual(c.frames, { workers: 0, inline: 3 });
+  for (let waited = 0; c.readyWorkers === 0; waited += 10) {
+    assert.ok(waited < 20_000, "the worker never started");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await c.write(data.subarray(3 * 64 * 1024));
+  await c.end();
+  assert.ok(c.frames.workers > 0, JSON.stringify(c.frames));
+  assert.equal(c.frames.workers + c.frames.inline, 40);
+  assert.deepEqual(await inflate("zstd", concat(received)), data);
 });
 
 Deno.test("compressor: a sink that does not finish stops the writes after a bounded amount", async () => {

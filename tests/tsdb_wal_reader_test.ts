@@ -502,6 +502,34 @@ Deno.test("reuseBuffer hands out the same records as copies, each valid until th
   assert.ok(multiFragment > 0, "records of several fragments were read");
 });
 
+Deno.test("reuseBuffer: a snappy block that decodes short leaves zeros, as a fresh buffer does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "promcase-wal-short-snappy-" });
+  try {
+    // Snappy blocks written as plain records, then flagged as snappy (the CRC covers only the
+    // payload): twelve 0xff bytes; then a block that claims 10 bytes but holds a 3-byte literal.
+    const w = await WalSegmentWriter.create(`${dir}/00000000`);
+    await w.log(new Uint8Array([12, (12 - 1) << 2, ...new Array(12).fill(0xff)]));
+    await w.log(new Uint8Array([10, (3 - 1) << 2, 0x61, 0x62, 0x63]));
+    await w.close(true);
+    const bytes = await Deno.readFile(`${dir}/00000000`);
+    for (const f of rawFragments(bytes)) bytes[f.offset] |= 0x08;
+    await Deno.writeFile(`${dir}/00000000`, bytes);
+    const want = [[...new Array(12).fill(0xff)], [0x61, 0x62, 0x63, 0, 0, 0, 0, 0, 0, 0]];
+    for (const reuseBuffer of [false, true]) {
+      const got: number[][] = [];
+      for await (
+        const rec of new WalReader([{ index: 0, path: `${dir}/00000000` }], { reuseBuffer })
+      ) {
+        assert.equal(rec.compression, "snappy");
+        got.push([...rec.bytes]);
+      }
+      assert.deepEqual(got, want, `reuseBuffer ${reuseBuffer}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("recordTypes yields the chosen records only, skipping the others undecoded", async () => {
   // Prometheus' fixtures (none, snappy, zstd), and records of our writer that are incompressible
   // (one literal: its length in the tag, in 1 or in 2 more bytes) or compressible, with every type.

@@ -11,6 +11,7 @@ import {
   float64Bits,
   float64FromBits,
   type FloatHistogram,
+  forEachSeries,
   forEachWalHistogramV1,
   type Histogram,
   isKnownHistogramSchema,
@@ -22,6 +23,7 @@ import { listSegments, WalReader, WalSegmentWriter } from "../mod/tsdb/wlog.ts";
 import { reduceHistogramResolution } from "../mod/tsdb/histogram_schema.ts";
 import { histogramsV1Record, histogramsV2Record } from "./_wal_records.ts";
 import { seededRandom } from "./_random.ts";
+import { labelsKey } from "../mod/tsdb/series_runs.ts";
 
 const FIXTURES = new URL("./testdata/wal/", import.meta.url).pathname;
 
@@ -702,4 +704,54 @@ Deno.test("forEachWalHistogramV1 finds exactly the histograms decodeRecord decod
   // A histogram cut short is declined whole.
   const whole = records[0];
   assert.equal(forEachWalHistogramV1(whole.subarray(0, whole.length - 3), () => {}), false);
+});
+
+Deno.test("forEachSeries gives each series' labels key as decodeRecord's labels give it, or nothing", () => {
+  const rnd = seededRandom(11);
+  const utf8 = new TextEncoder();
+  // Names and values: ASCII, non-ASCII, empty, a multi-byte character cut in half (invalid UTF-8),
+  // long ones (the key buffer grows).
+  const strings: Uint8Array[] = [
+    utf8.encode("__name__"),
+    utf8.encode("up"),
+    utf8.encode(""),
+    utf8.encode("wert-ä-€-😀"),
+    new Uint8Array([0x61, 0xe2, 0x82]),
+    new Uint8Array([0xf0, 0x9f, 0x98, 0x80, 0xc3]),
+    utf8.encode("x".repeat(3000)),
+  ];
+  for (let round = 0; round < 200; round++) {
+    const e = new Encbuf().byte(1);
+    const n = Math.floor(rnd() * 5);
+    for (let s = 0; s < n; s++) {
+      e.be64(BigInt(Math.floor(rnd() * 2 ** 40)));
+      const labels = Math.floor(rnd() * 6);
+      e.uvarint(labels);
+      for (let l = 0; l < 2 * labels; l++) {
+        const b = strings[Math.floor(rnd() * strings.length)];
+        e.uvarint(b.length).bytes(b);
+      }
+    }
+    const record = e.get().slice();
+    const decoded = decodeRecord(record);
+    assert.equal(decoded.type, "series");
+    const want = decoded.type === "series"
+      ? decoded.series.map((s) => `${s.ref} ${JSON.stringify(labelsKey(s.labels))}`)
+      : [];
+    const got: string[] = [];
+    assert.ok(forEachSeries(record, (ref, key) => got.push(`${ref} ${JSON.stringify(key)}`)));
+    assert.deepEqual(got, want);
+    // Cut anywhere inside the last series: nothing at all (decodeRecord fails on it).
+    if (record.length > 1 && n > 0) {
+      const cut = record.subarray(0, record.length - 1 - Math.floor(rnd() * 3));
+      const calls: number[] = [];
+      const whole = forEachSeries(cut, (ref) => calls.push(ref));
+      if (!whole) assert.deepEqual(calls, []);
+      else assert.doesNotThrow(() => decodeRecord(cut));
+    }
+  }
+  // Refs past 2^53 and other record types go to decodeRecord.
+  const big = new Encbuf().byte(1).be64(2n ** 60n).uvarint(0).get().slice();
+  assert.equal(forEachSeries(big, () => assert.fail("called")), false);
+  assert.equal(forEachSeries(new Uint8Array([2]), () => assert.fail("called")), false);
 });

@@ -6,9 +6,10 @@
  * frames reach the sink in order.
  *
  * The calling thread also reads, hashes and tars, so it takes a frame only when every worker has
- * `workerBacklog` frames unfinished (and the first frame: a stream shorter than one frame starts
- * no thread at all), and compresses its frames only when it would otherwise wait: for an input
- * buffer to come back, or for the end.
+ * `workerBacklog` frames unfinished or has not started yet (loading its modules takes up to a
+ * second, which the calling thread would otherwise spend waiting), and the first frame (a stream
+ * shorter than one frame starts no thread at all); it compresses its frames only when it would
+ * otherwise wait: for an input buffer to come back, or for the end.
  *
  * Memory is bounded by buffers that are reused rather than reallocated (spent buffers are memory
  * outside V8's heap, which it frees late), all `bufferBytes` long: input buffers for
@@ -62,6 +63,11 @@ interface _Lane {
   work?(): boolean;
   /** Frames sent to the lane whose last output has not come back, oldest first. */
   frames: number[];
+  /**
+   * Whether the lane takes frames: a worker once it has started (loading its modules takes a
+   * while, during which the calling thread compresses instead of waiting for it).
+   */
+  ready: boolean;
   stop(): void;
 }
 
@@ -97,6 +103,7 @@ export class FrameCompressor implements CompressingSink {
   #stopped = false;
   #failure: { error: unknown } | null = null;
   #wake: (() => void) | null = null;
+  #frameCounts = { workers: 0, inline: 0 };
 
   /** A compressor writing `compression` into `sink`. */
   constructor(sink: Sink, compression: StreamCompression, options: CompressorOptions = {}) {
@@ -121,6 +128,16 @@ export class FrameCompressor implements CompressingSink {
       outputBytes: settings.bufferBytes,
       outputBuffers: settings.queueDepth + frameBuffers,
     };
+  }
+
+  /** Frames given to the workers and to the calling thread so far. */
+  get frames(): { workers: number; inline: number } {
+    return { ...this.#frameCounts };
+  }
+
+  /** Workers that have started (and take frames). */
+  get readyWorkers(): number {
+    return this.#workers.filter((w) => w.ready).length;
   }
 
   /** Copies `chunk` into the buffers (the caller may reuse it once this resolves). */
@@ -188,10 +205,10 @@ export class FrameCompressor implements CompressingSink {
   /** The lane for a new frame: a worker with room, a new worker, or this thread. */
   #chooseLane(): _Lane {
     const { workers, workerBacklog } = this.#options;
-    let lane = this.#workers.find((w) => w.frames.length < workerBacklog);
-    if (lane === undefined && this.#workers.length < workers && this.#frame > 0) {
-      lane = this.#startWorker();
-    }
+    let lane = this.#workers.find((w) => w.ready && w.frames.length < workerBacklog);
+    if (this.#workers.length < workers && this.#frame > 0) this.#startWorker();
+    if (lane) this.#frameCounts.workers++;
+    else this.#frameCounts.inline++;
     lane ??= this.#inline ?? this.#startInline();
     lane.frames.push(this.#frame);
     return lane;
@@ -212,13 +229,14 @@ export class FrameCompressor implements CompressingSink {
     lane.post({ kind: "input", buffer, length, frameEnd }, [buffer]);
   }
 
-  #startWorker(): _Lane {
+  #startWorker(): void {
     const worker = new Worker(new URL("./compressor_worker.ts", import.meta.url).href, {
       type: "module",
     });
     const lane: _Lane = {
       post: (message, transfer) => worker.postMessage(message, transfer),
       frames: [],
+      ready: false,
       stop: () => worker.terminate(),
     };
     worker.onmessage = (event: MessageEvent<FromLane>) => this.#receive(lane, event.data);
@@ -230,7 +248,6 @@ export class FrameCompressor implements CompressingSink {
     worker.onmessageerror = () => this.#fail(new Error("the compression worker sent garbage"));
     worker.postMessage({ kind: "start", options: this.#pumpOptions } satisfies StartWorker);
     this.#workers.push(lane);
-    return lane;
   }
 
   #startInline(): _Lane {
@@ -239,6 +256,7 @@ export class FrameCompressor implements CompressingSink {
       post: (message) => pump.receive(message),
       work: () => pump.run(1),
       frames: [],
+      ready: true,
       stop: () => pump.close(),
     };
     this.#inline = lane;
@@ -262,6 +280,9 @@ export class FrameCompressor implements CompressingSink {
       }
       case "failed":
         this.#fail(new Error(`compression failed: ${message.message}`));
+        break;
+      case "ready":
+        lane.ready = true;
         break;
     }
     this.#signal();

@@ -9,7 +9,7 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
 
-import { FramePump, type FramePumpOptions, type ToLane } from "./frame_pump.ts";
+import { FramePump, type FramePumpOptions, type FromLane, type ToLane } from "./frame_pump.ts";
 
 /** The first message a worker takes: how to compress. */
 export interface StartWorker {
@@ -23,6 +23,7 @@ self.onmessage = (event: MessageEvent<StartWorker | ToLane>) => {
   const message = event.data;
   if (message.kind === "start") {
     pump = new FramePump(message.options, (reply, transfer) => self.postMessage(reply, transfer));
+    self.postMessage({ kind: "ready" } satisfies FromLane);
   } else if (pump !== null) {
     pump.receive(message);
     pump.run();

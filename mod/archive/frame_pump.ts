@@ -39,7 +39,9 @@ export type FromLane =
   /** Compressed bytes: the first `length` of `buffer`; `frameEnd` after the frame's last byte. */
   | { kind: "output"; buffer: ArrayBuffer; length: number; frameEnd: boolean }
   /** Compression failed; nothing more comes. */
-  | { kind: "failed"; message: string };
+  | { kind: "failed"; message: string }
+  /** A worker's lane is set up (its first message). */
+  | { kind: "ready" };
 
 /** Sends a message (transferring `transfer` when it crosses threads). */
 export type PostFromLane = (message: FromLane, transfer: ArrayBuffer[]) => void;

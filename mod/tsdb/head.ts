@@ -60,6 +60,7 @@ import {
   trimChunks,
 } from "./compact.ts";
 import { keepHiddenClass } from "./_hidden_class.ts";
+import { turnEventLoop } from "./_io.ts";
 import { ChunkSpill } from "./chunk_spill.ts";
 import { compareUtf8, FormatError } from "./encoding.ts";
 import {
@@ -82,17 +83,11 @@ import {
 } from "./record.ts";
 import { readSamplesV1, SampleBatch, samplesV1Count } from "./sample_batch.ts";
 import { HeadReplayWorker } from "./head_replay_pool.ts";
-import {
-  labelsKey,
-  labelsKeyOfParts,
-  mergeSeriesRuns,
-  needsUtf8Order,
-  SeriesRunWriter,
-} from "./series_runs.ts";
+import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
-import { HeadChunkCorruptionError, readHeadChunks } from "./head_chunks.ts";
+import { HeadChunkCorruptionError, HeadChunkCursor, listHeadChunkFiles } from "./head_chunks.ts";
 
 const _RANGE_MS = Number(CHUNK_RANGE_MS);
 /** Most times a shard is split again (each split uses a new hash seed). */
@@ -376,24 +371,29 @@ async function _readHeadChunks(
   const file = await HeadChunkFile.create(path, o.shardBufferSize);
   try {
     try {
-      for await (const c of readHeadChunks(dir)) {
-        o.signal?.throwIfAborted();
-        const ref = Number(c.seriesRef);
-        const mint = Number(c.mint);
-        const maxt = Number(c.maxt);
-        await o.pace?.(c.data.length);
-        if (c.ooo || maxt < minValid || !Number.isSafeInteger(ref)) continue;
-        const end = ends.get(ref);
-        if (Number.isNaN(end)) continue;
-        const usable = c.encoding === Encoding.xor || c.encoding === Encoding.histogram ||
-          c.encoding === Encoding.floatHistogram;
-        if (!usable || mint <= end || maxt < mint) {
-          ends.set(ref, NaN);
-          continue;
+      const files = await listHeadChunkFiles(dir);
+      for (let i = 0; i < files.length; i++) {
+        using c = HeadChunkCursor.open(files[i], i === files.length - 1);
+        for (let n = 1; c.next(); n++) {
+          if (n % 4096 === 0) {
+            o.signal?.throwIfAborted();
+            await turnEventLoop();
+          }
+          await o.pace?.(c.data.length);
+          const { seriesRef: ref, mint, maxt } = c;
+          if (c.ooo || maxt < minValid || !Number.isSafeInteger(ref)) continue;
+          const end = ends.get(ref);
+          if (Number.isNaN(end)) continue;
+          const usable = c.encoding === Encoding.xor || c.encoding === Encoding.histogram ||
+            c.encoding === Encoding.floatHistogram;
+          if (!usable || mint <= end || maxt < mint) {
+            ends.set(ref, NaN);
+            continue;
+          }
+          ends.set(ref, maxt);
+          file.add(ref, mint, maxt, c.encoding, c.data);
+          if (file.waitingBytes >= flushBytes) file.flush();
         }
-        ends.set(ref, maxt);
-        file.add(ref, mint, maxt, c.encoding, c.data);
-        if (file.waitingBytes >= flushBytes) file.flush();
       }
     } catch (err) {
       if (err instanceof HeadChunkCorruptionError) {
@@ -863,7 +863,7 @@ class _WalSplitter {
     batch.length = 0;
   }
 
-  #series = (ref: number, parts: string[]) => this.#part.series(ref, labelsKeyOfParts(parts));
+  #series = (ref: number, key: string) => this.#part.series(ref, key);
 
   // The histograms of a record forEachWalHistogramV1 reads (their bytes in #rawBytes), as
   // #histogram takes decoded ones.

@@ -25,7 +25,7 @@ export const HEAD_CHUNK_OOO_MASK = 0x80;
 // seriesRef + mint + maxt + encoding + longest uvarint length + CRC: an entry is never shorter
 // than this would suggest, so a tail shorter than this must be padding.
 const _MAX_META_SIZE = 8 + 8 + 8 + 1 + 10 + 4;
-const _WINDOW = 64 * 1024;
+const _WINDOW = 256 * 1024;
 
 /** A head chunk file. */
 export interface HeadChunkFileRef {
@@ -129,88 +129,188 @@ export async function* readHeadChunks(
 ): AsyncGenerator<HeadChunk> {
   const files = typeof dirOrFiles === "string" ? await listHeadChunkFiles(dirOrFiles) : dirOrFiles;
   for (let i = 0; i < files.length; i++) {
-    yield* _readFile(files[i], i === files.length - 1);
+    using cursor = HeadChunkCursor.open(files[i], i === files.length - 1);
+    while (cursor.next()) {
+      yield {
+        ref: headChunkRef(files[i].index, cursor.offset),
+        file: files[i].index,
+        offset: cursor.offset,
+        seriesRef: cursor.seriesRefBig(),
+        mint: cursor.mintBig(),
+        maxt: cursor.maxtBig(),
+        encoding: cursor.encoding,
+        ooo: cursor.ooo,
+        data: cursor.data.slice(),
+        numSamples: cursor.numSamples,
+      };
+    }
   }
 }
 
-async function* _readFile(ref: HeadChunkFileRef, isLast: boolean): AsyncGenerator<HeadChunk> {
-  const file = await Deno.open(ref.path, { read: true });
-  try {
-    const size = (await file.stat()).size;
-    const win = new _Window(file);
-    const fail = (offset: number, msg: string) =>
-      new HeadChunkCorruptionError(ref.index, ref.path, offset, msg);
+/**
+ * The chunks of one head chunk file, one entry at a time, read with blocking reads through a window
+ * (256 KiB, grown for a larger entry), CRCs checked: for the head replay, which takes hundreds of
+ * thousands of chunks, without an object or a bigint per chunk. The fields describe the entry the
+ * last {@link HeadChunkCursor.next} moved to; `data` is a view valid until the next call.
+ */
+export class HeadChunkCursor implements Disposable {
+  /** Series ref (exact up to 2^53; see {@link HeadChunkCursor.seriesRefBig}). */
+  seriesRef = 0;
+  /** First sample's timestamp, ms (exact up to ±2^53). */
+  mint = 0;
+  /** Last sample's timestamp, ms (inclusive). */
+  maxt = 0;
+  /** Encoding without the out-of-order bit. */
+  encoding = 0;
+  /** Whether the chunk holds out-of-order samples. */
+  ooo = false;
+  /** The chunk bytes (a view). */
+  data: Uint8Array = new Uint8Array(0);
+  /** Byte offset of the entry in the file. */
+  offset = 0;
+  #ref: HeadChunkFileRef;
+  #file: Deno.FsFile | null;
+  #size: number;
+  #win: _Window;
+  #view: DataView | null = null;
+  #at = 0;
+  #done = false;
 
-    const have = await win.ensure(0, HEAD_CHUNKS_HEADER_SIZE);
-    const magic = have >= 4 ? new DataView(win.buf.buffer, win.at(0), 4).getUint32(0) : 0;
-    if (isLast && (have < 4 || magic === 0)) return; // an empty file left by a crash
-    if (have < HEAD_CHUNKS_HEADER_SIZE) throw fail(0, `file too short (${size} bytes)`);
-    if (magic !== HEAD_CHUNKS_MAGIC) throw fail(0, `invalid magic number ${magic.toString(16)}`);
-    const version = win.buf[win.at(4)];
-    if (version !== 1) throw fail(4, `unsupported format version ${version}`);
-
-    let idx = HEAD_CHUNKS_HEADER_SIZE;
-    while (idx < size) {
-      if (size - idx < _MAX_META_SIZE) {
-        // Too short for an entry: must be the zero tail of a preallocated file.
-        const n = await win.ensure(idx, size - idx);
-        const tail = win.buf.subarray(win.at(idx), win.at(idx) + n);
-        if (tail.some((b) => b !== 0)) {
-          throw fail(idx, `${size - idx} trailing bytes are too few for an entry but not zero`);
-        }
-        return;
-      }
-      await win.ensure(idx, _MAX_META_SIZE);
-      const start = idx;
-      const view = new DataView(win.buf.buffer, win.at(idx), _MAX_META_SIZE);
-      const seriesRef = view.getBigUint64(0);
-      const mint = view.getBigInt64(8);
-      const maxt = view.getBigInt64(16);
-      // Series refs start at 1, so an all-zero entry marks the end of the written part.
-      if (seriesRef === 0n && mint === 0n && maxt === 0n) return;
-      const encByte = view.getUint8(24);
-      let len = 0;
-      let lenBytes = 0;
-      for (let shift = 1;; shift *= 128) {
-        if (lenBytes === 10) throw fail(start, "chunk length varint overflows");
-        const b = view.getUint8(25 + lenBytes++);
-        len += (b & 0x7f) * shift;
-        if (b < 0x80) break;
-      }
-      const dataStart = idx + 25 + lenBytes;
-      const crcAt = dataStart + len;
-      if (crcAt + 4 > size) {
-        throw fail(start, `chunk of ${len} bytes runs past the end of the file (${size} bytes)`);
-      }
-      const entryLen = crcAt + 4 - start;
-      await win.ensure(start, entryLen);
-      const s = win.at(start);
-      const entry = win.buf.subarray(s, s + entryLen);
-      const stored = new DataView(entry.buffer, entry.byteOffset + entryLen - 4, 4).getUint32(0);
-      const actual = crc32c(entry.subarray(0, entryLen - 4));
-      if (actual !== stored) {
-        throw fail(
-          start,
-          `checksum mismatch: computed ${actual.toString(16)}, stored ${stored.toString(16)}`,
-        );
-      }
-      const data = entry.slice(dataStart - start, crcAt - start);
-      yield {
-        ref: headChunkRef(ref.index, start),
-        file: ref.index,
-        offset: start,
-        seriesRef,
-        mint,
-        maxt,
-        encoding: encByte & ~HEAD_CHUNK_OOO_MASK,
-        ooo: (encByte & HEAD_CHUNK_OOO_MASK) !== 0,
-        data,
-        numSamples: data.length >= 2 ? (data[0] << 8) | data[1] : 0,
-      };
-      idx = crcAt + 4;
+  private constructor(ref: HeadChunkFileRef, file: Deno.FsFile, isLast: boolean) {
+    this.#ref = ref;
+    this.#file = file;
+    this.#size = file.statSync().size;
+    this.#win = new _Window(file);
+    const have = this.#win.ensure(0, HEAD_CHUNKS_HEADER_SIZE);
+    const buf = this.#win.buf;
+    const magic = have >= 4 ? new DataView(buf.buffer, this.#win.at(0), 4).getUint32(0) : 0;
+    this.#at = HEAD_CHUNKS_HEADER_SIZE;
+    if (isLast && (have < 4 || magic === 0)) {
+      this.#done = true; // an empty file left by a crash
+      return;
     }
-  } finally {
-    file.close();
+    if (have < HEAD_CHUNKS_HEADER_SIZE) throw this.#fail(0, `file too short (${this.#size} bytes)`);
+    if (magic !== HEAD_CHUNKS_MAGIC) {
+      throw this.#fail(0, `invalid magic number ${magic.toString(16)}`);
+    }
+    const version = buf[this.#win.at(4)];
+    if (version !== 1) throw this.#fail(4, `unsupported format version ${version}`);
+  }
+
+  /** Opens a head chunk file; `isLast` allows a missing or zero header (see readHeadChunks). */
+  static open(ref: HeadChunkFileRef, isLast: boolean): HeadChunkCursor {
+    const file = Deno.openSync(ref.path, { read: true });
+    try {
+      return new HeadChunkCursor(ref, file, isLast);
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
+  /** Samples in the chunk (big-endian uint16 at the start of its data). */
+  get numSamples(): number {
+    return this.data.length >= 2 ? (this.data[0] << 8) | this.data[1] : 0;
+  }
+
+  /** The series ref as read. */
+  seriesRefBig(): bigint {
+    return this.#view!.getBigUint64(0);
+  }
+
+  /** The first timestamp as read. */
+  mintBig(): bigint {
+    return this.#view!.getBigInt64(8);
+  }
+
+  /** The last timestamp as read. */
+  maxtBig(): bigint {
+    return this.#view!.getBigInt64(16);
+  }
+
+  /**
+   * Moves to the next entry: false at the end of the written part (an all-zero entry, or a zero
+   * tail too short for an entry). Throws {@link HeadChunkCorruptionError} for a damaged one.
+   */
+  next(): boolean {
+    if (this.#done) return false;
+    const size = this.#size;
+    const win = this.#win;
+    const idx = this.#at;
+    if (idx >= size) return this.#end();
+    if (size - idx < _MAX_META_SIZE) {
+      // Too short for an entry: must be the zero tail of a preallocated file.
+      const n = win.ensure(idx, size - idx);
+      const tail = win.buf.subarray(win.at(idx), win.at(idx) + n);
+      if (tail.some((b) => b !== 0)) {
+        throw this.#fail(idx, `${size - idx} trailing bytes are too few for an entry but not zero`);
+      }
+      return this.#end();
+    }
+    win.ensure(idx, _MAX_META_SIZE);
+    let view = new DataView(win.buf.buffer, win.at(idx), _MAX_META_SIZE);
+    // Series refs start at 1, so an all-zero entry marks the end of the written part.
+    if (
+      view.getBigUint64(0) === 0n && view.getBigUint64(8) === 0n && view.getBigUint64(16) === 0n
+    ) {
+      return this.#end();
+    }
+    let len = 0;
+    let lenBytes = 0;
+    for (let shift = 1;; shift *= 128) {
+      if (lenBytes === 10) throw this.#fail(idx, "chunk length varint overflows");
+      const b = view.getUint8(25 + lenBytes++);
+      len += (b & 0x7f) * shift;
+      if (b < 0x80) break;
+    }
+    const dataStart = idx + 25 + lenBytes;
+    const crcAt = dataStart + len;
+    if (crcAt + 4 > size) {
+      throw this.#fail(idx, `chunk of ${len} bytes runs past the end of the file (${size} bytes)`);
+    }
+    const entryLen = crcAt + 4 - idx;
+    win.ensure(idx, entryLen);
+    const s = win.at(idx);
+    const entry = win.buf.subarray(s, s + entryLen);
+    view = new DataView(entry.buffer, entry.byteOffset, entryLen);
+    const stored = view.getUint32(entryLen - 4);
+    const actual = crc32c(entry.subarray(0, entryLen - 4));
+    if (actual !== stored) {
+      throw this.#fail(
+        idx,
+        `checksum mismatch: computed ${actual.toString(16)}, stored ${stored.toString(16)}`,
+      );
+    }
+    this.#view = view;
+    this.offset = idx;
+    this.seriesRef = view.getUint32(0) * 0x1_0000_0000 + view.getUint32(4);
+    this.mint = view.getInt32(8) * 0x1_0000_0000 + view.getUint32(12);
+    this.maxt = view.getInt32(16) * 0x1_0000_0000 + view.getUint32(20);
+    const encByte = view.getUint8(24);
+    this.encoding = encByte & ~HEAD_CHUNK_OOO_MASK;
+    this.ooo = (encByte & HEAD_CHUNK_OOO_MASK) !== 0;
+    this.data = entry.subarray(dataStart - idx, crcAt - idx);
+    this.#at = crcAt + 4;
+    return true;
+  }
+
+  /** Closes the file. */
+  close(): void {
+    this.#file?.close();
+    this.#file = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #end(): boolean {
+    this.#done = true;
+    return false;
+  }
+
+  #fail(offset: number, message: string): HeadChunkCorruptionError {
+    return new HeadChunkCorruptionError(this.#ref.index, this.#ref.path, offset, message);
   }
 }
 
@@ -234,13 +334,13 @@ class _Window {
   }
 
   /** Makes bytes [off, off+n) available if the file has them; returns how many are. */
-  async ensure(off: number, n: number): Promise<number> {
+  ensure(off: number, n: number): number {
     if (off < this.#start) throw new Error("_Window: offsets must not go backwards");
     if (off + n > this.#start + this.#len && !this.#eof) {
       // Drop what lies before `off`, grow for large entries, then read more.
       const keep = Math.max(0, this.#start + this.#len - off);
       if (keep === 0 && off > this.#start + this.#len) {
-        await this.#file.seek(off, Deno.SeekMode.Start);
+        this.#file.seekSync(off, Deno.SeekMode.Start);
       }
       if (n > this.buf.length) {
         const bigger = new Uint8Array(Math.max(n, this.buf.length * 2));
@@ -251,10 +351,12 @@ class _Window {
       }
       this.#start = off;
       this.#len = keep;
-      while (this.#len < n && !this.#eof) {
-        const got = await this.#file.read(this.buf.subarray(this.#len));
-        if (got === null) this.#eof = true;
+      // Fill the window (not only n bytes): fewer, larger reads.
+      while (this.#len < this.buf.length && !this.#eof) {
+        const got = this.#file.readSync(this.buf.subarray(this.#len));
+        if (got === null || got === 0) this.#eof = true;
         else this.#len += got;
+        if (this.#len >= n && this.#len >= this.buf.length / 2) break;
       }
     }
     return Math.max(0, Math.min(n, this.#start + this.#len - off));

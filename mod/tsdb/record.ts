@@ -382,21 +382,21 @@ function _samplesV1(dec: Decbuf): RefSample[] {
 }
 
 /**
- * Calls `fn` with each series of a WAL series record (type 1, `record.go` Series), its labels as
- * names and values in turn in `parts` (reused: valid for the call), without an object per series or
- * label: a scrape that creates a million series logs them in one record of tens of MiB. Returns
- * false, having called `fn` for nothing, when the record is of another type, is malformed or holds
- * a ref beyond 2^53: those need {@link decodeRecord}.
+ * Calls `fn` with each series of a WAL series record (type 1, `record.go` Series): its ref and its
+ * labels as `labelsKey` (`series_runs.ts`) writes them, each name and value followed by a NUL,
+ * decoded in one piece: a scrape that creates a million series logs them all in one record of tens
+ * of MiB, whose labels as objects would take several times that. Returns false, having called `fn`
+ * for nothing, when the record is of another type, is malformed or holds a ref beyond 2^53: those
+ * need {@link decodeRecord}.
  */
-export function forEachSeries(
-  bytes: Uint8Array,
-  fn: (ref: number, parts: string[]) => void,
-): boolean {
+export function forEachSeries(bytes: Uint8Array, fn: (ref: number, key: string) => void): boolean {
   if (bytes.length < 1 || bytes[0] !== RecordType.Series) return false;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const parts: string[] = [];
-  // A first pass checks every entry, so that fn sees all of them or none.
+  // A first pass checks every entry (so that fn sees all of them or none) and sizes the key.
+  let longest = 0;
   for (let pass = 0; pass < 2; pass++) {
+    if (pass === 1 && longest > _key.length) _key = new Uint8Array(longest);
+    const key = _key;
     let p = 1;
     while (p < bytes.length) {
       if (p + 8 > bytes.length) return false;
@@ -406,27 +406,26 @@ export function forEachSeries(
       const n = _smallUvarint(bytes, p + 8);
       if (n < 0) return false;
       p = _at;
-      parts.length = 0;
+      let k = 0;
       for (let i = 0; i < 2 * n; i++) {
         const len = _smallUvarint(bytes, p);
         if (len < 0 || _at + len > bytes.length) return false;
-        if (pass === 1) parts.push(_utf8.decode(bytes.subarray(_at, _at + len)));
+        if (pass === 1) {
+          key.set(bytes.subarray(_at, _at + len), k);
+          key[k + len] = 0;
+        }
+        k += len + 1;
         p = _at + len;
       }
-      if (pass === 1) fn(ref, parts);
+      if (pass === 0) longest = Math.max(longest, k);
+      else fn(ref, _utf8.decode(key.subarray(0, k)));
     }
   }
   return true;
 }
 
-/** The labels of names and values in turn, as {@link forEachSeries} gives them. */
-export function labelsOfParts(parts: readonly string[]): Label[] {
-  const labels: Label[] = new Array(parts.length / 2);
-  for (let i = 0; i < labels.length; i++) {
-    labels[i] = { name: parts[2 * i], value: parts[2 * i + 1] };
-  }
-  return labels;
-}
+// The bytes of the labels key being built (see forEachSeries): the longest one yet.
+let _key = new Uint8Array(1024);
 
 /** Reads a V2 start-time marker: 0 none, 1 same as the previous sample, 2 explicit delta. */
 function _stMarker(dec: Decbuf, prevST: bigint, firstST: bigint): bigint {

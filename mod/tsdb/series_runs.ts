@@ -25,15 +25,6 @@ export function labelsKey(labels: readonly Label[]): string {
   return labels.map((l) => `${l.name}\u0000${l.value}\u0000`).join("");
 }
 
-/** {@link labelsKey} of labels given as names and values in turn (`parts` is left as it was). */
-export function labelsKeyOfParts(parts: string[]): string {
-  // A last empty part gives the key its trailing separator, in one flat string.
-  parts.push("");
-  const key = parts.join("\u0000");
-  parts.pop();
-  return key;
-}
-
 /** The labels of a {@link labelsKey}. */
 export function parseLabelsKey(key: string): Label[] {
   const parts = key.split("\u0000");

@@ -16,6 +16,7 @@
 
 import { zstdDecompressSync } from "node:zlib";
 import { compress as snappyCompress, uncompress as snappyUncompress } from "snappyjs";
+import { SnappyDecompressor } from "snappyjs/snappy_decompressor.js";
 import { crc32c } from "./crc32c.ts";
 import { FormatError } from "./encoding.ts";
 import { readFullSync, turnEventLoop } from "./_io.ts";
@@ -267,6 +268,8 @@ export class WalReader implements AsyncIterable<WalRecord> {
   readonly stats: WalReaderStats = _zeroStats();
   #allowTornTail: boolean;
   #reuse: boolean;
+  /** With `reuseBuffer`, where snappy records are decoded (the largest one's size). */
+  #decoded = new Uint8Array(0);
   #types: ReadonlySet<number> | undefined;
   #readBytes: number;
   /** Bytes read since the last turn of the event loop. */
@@ -483,7 +486,16 @@ export class WalReader implements AsyncIterable<WalRecord> {
     if (flags === _SNAPPY_FLAG && stored.length > 0) {
       compression = "snappy";
       this.stats.snappyRecords++;
-      bytes = _snappyDecode(stored, (msg, cause) => corrupt(offset, msg, cause));
+      const fail = (msg: string, cause?: unknown) => corrupt(offset, msg, cause);
+      if (this.#reuse) {
+        // Into one buffer for all records: a fresh one per record (a scrape's samples, MiBs) is
+        // memory outside V8's heap that it frees only late.
+        const length = _snappyClaim(stored, fail);
+        if (this.#decoded.length < length) {
+          this.#decoded = new Uint8Array(Math.max(length, 2 * this.#decoded.length));
+        }
+        bytes = _snappyDecodeInto(stored, this.#decoded.subarray(0, length), fail);
+      } else bytes = _snappyDecode(stored, fail);
     } else if (flags === _ZSTD_FLAG && stored.length > 0) {
       compression = "zstd";
       this.stats.zstdRecords++;
@@ -541,16 +553,43 @@ export function snappyLength(block: Uint8Array): number {
   return -1;
 }
 
-function _snappyDecode(
+/** The length a snappy block decodes to, checked to be one it can: else it fails. */
+function _snappyClaim(
   block: Uint8Array,
   fail: (msg: string, cause?: unknown) => CorruptionError,
-): Uint8Array {
+): number {
   // A snappy element of n bytes expands to at most 64/3 n bytes (a 3-byte copy of 64), so a
   // larger claimed length is damage; checking it first avoids allocating for a bogus header.
   const length = snappyLength(block);
   if (length < 0 || length > block.length * 22 + 16) {
     throw fail(`invalid snappy block header (length ${length})`);
   }
+  return length;
+}
+
+/**
+ * {@link _snappyDecode} into `out`, exactly the claimed length long (see {@link _snappyClaim}), as
+ * snappyjs' own `uncompress` decodes into a new zeroed buffer of that length.
+ */
+function _snappyDecodeInto(
+  block: Uint8Array,
+  out: Uint8Array,
+  fail: (msg: string, cause?: unknown) => CorruptionError,
+): Uint8Array {
+  out.fill(0);
+  const decompressor = new SnappyDecompressor(block);
+  decompressor.readUncompressedLength();
+  if (!decompressor.uncompressToBuffer(out)) {
+    throw fail("snappy decoding failed: Invalid Snappy bitstream");
+  }
+  return out;
+}
+
+function _snappyDecode(
+  block: Uint8Array,
+  fail: (msg: string, cause?: unknown) => CorruptionError,
+): Uint8Array {
+  _snappyClaim(block, fail);
   try {
     return snappyUncompress(block);
   } catch (e) {
