@@ -595,9 +595,10 @@ export async function readShardFile(
   if (!(bufferSize >= _MAX_FIXED_ENTRY)) {
     throw new RangeError(`bufferSize must be at least ${_MAX_FIXED_ENTRY}, not ${bufferSize}`);
   }
-  using file = await Deno.open(path, { read: true });
+  // Opened and read with blocking calls: a file just written (page cache), one of hundreds.
+  using file = Deno.openSync(path, { read: true });
   const first = options.start ?? 0;
-  if (first > 0) await file.seek(first, Deno.SeekMode.Start);
+  if (first > 0) file.seekSync(first, Deno.SeekMode.Start);
   // Bytes of the range not read yet.
   let left = options.end === undefined ? Infinity : options.end - first;
   let buf = new Uint8Array(bufferSize);
@@ -640,15 +641,24 @@ export async function readShardFile(
         sink.tombstone(view.getFloat64(p + 1), view.getBigInt64(p + 9), view.getBigInt64(p + 17));
         p += 25;
       } else if (tag === _SERIES || tag === _HISTOGRAM || tag === _HEAD_CHUNK) {
-        const d = new Decbuf(buf.subarray(p + 1, end));
-        let len: number;
-        try {
-          len = d.uvarint();
-        } catch {
+        // The body's length: a uvarint of at most 5 bytes (a uint32), -1 when it runs past end.
+        let len = 0;
+        let q = p + 1;
+        for (let shift = 0;; shift += 7) {
+          if (q >= end) {
+            len = -1;
+            break;
+          }
+          const b = buf[q++];
+          if (shift === 28 && b > 0x0f) throw new FormatError(`${path}: bad length at byte ${p}`);
+          len += (b & 0x7f) * 2 ** shift;
+          if (b < 0x80) break;
+        }
+        if (len < 0) {
           if (eof) throw new FormatError(`${path}: truncated at byte ${p}`);
           break;
         }
-        const bodyAt = p + 1 + d.offset;
+        const bodyAt = q;
         if (bodyAt + len > end) {
           if (eof) throw new FormatError(`${path}: truncated at byte ${p}`);
           // Not whole in the buffer: make room for it below.
@@ -665,12 +675,13 @@ export async function readShardFile(
         const body = buf.subarray(bodyAt, bodyAt + len);
         deliver();
         if (tag === _SERIES) {
-          const ref = new DataView(body.buffer, body.byteOffset).getFloat64(0);
-          sink.series(ref, _utf8Decoder.decode(body.subarray(8)));
+          if (len < 8) throw new FormatError(`${path}: short series entry at byte ${p}`);
+          sink.series(view.getFloat64(bodyAt), _utf8Decoder.decode(body.subarray(8)));
         } else if (tag === _HEAD_CHUNK) {
           if (len < 25) throw new FormatError(`${path}: short head chunk entry at byte ${p}`);
-          const v = new DataView(body.buffer, body.byteOffset, 25);
-          const [ref, mint, maxt] = [v.getFloat64(0), v.getFloat64(8), v.getFloat64(16)];
+          const ref = view.getFloat64(bodyAt);
+          const mint = view.getFloat64(bodyAt + 8);
+          const maxt = view.getFloat64(bodyAt + 16);
           sink.headChunk(ref, mint, maxt, body[24], body.subarray(25));
         } else {
           _readHistogramEntry(body, sink);
