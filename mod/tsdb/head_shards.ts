@@ -672,19 +672,22 @@ export async function readShardFile(
           }
           break;
         }
-        const body = buf.subarray(bodyAt, bodyAt + len);
+        const bodyEnd = bodyAt + len;
         deliver();
         if (tag === _SERIES) {
           if (len < 8) throw new FormatError(`${path}: short series entry at byte ${p}`);
-          sink.series(view.getFloat64(bodyAt), _utf8Decoder.decode(body.subarray(8)));
+          sink.series(
+            view.getFloat64(bodyAt),
+            _utf8Decoder.decode(buf.subarray(bodyAt + 8, bodyEnd)),
+          );
         } else if (tag === _HEAD_CHUNK) {
           if (len < 25) throw new FormatError(`${path}: short head chunk entry at byte ${p}`);
           const ref = view.getFloat64(bodyAt);
           const mint = view.getFloat64(bodyAt + 8);
           const maxt = view.getFloat64(bodyAt + 16);
-          sink.headChunk(ref, mint, maxt, body[24], body.subarray(25));
+          sink.headChunk(ref, mint, maxt, buf[bodyAt + 24], buf.subarray(bodyAt + 25, bodyEnd));
         } else {
-          _readHistogramEntry(body, sink);
+          _readHistogramEntry(buf.subarray(bodyAt, bodyEnd), sink);
         }
         p = bodyAt + len;
       } else {

@@ -411,7 +411,8 @@ export function forEachSeries(bytes: Uint8Array, fn: (ref: number, key: string) 
         const len = _smallUvarint(bytes, p);
         if (len < 0 || _at + len > bytes.length) return false;
         if (pass === 1) {
-          key.set(bytes.subarray(_at, _at + len), k);
+          // Byte by byte: labels are short, and a subarray per label (millions) is garbage.
+          for (let j = 0; j < len; j++) key[k + j] = bytes[_at + j];
           key[k + len] = 0;
         }
         k += len + 1;
