@@ -15,6 +15,7 @@ import { isOneLineError, runCli } from "./_cli.ts";
 import { listDir, pathExists, TEST_DATADIR, withTempDir } from "./_files.ts";
 import { findPrometheus } from "./_prometheus.ts";
 import { promtoolDump } from "./_promtool.ts";
+import { concatBytes } from "../mod/tsdb/encoding.ts";
 
 const withTemp = (fn: (dir: string) => Promise<void>) => withTempDir("promcase-age-", fn);
 
@@ -81,7 +82,7 @@ async function encrypt(
     buffer.fill(0xee);
   }
   await encrypting.end();
-  return concat(out);
+  return concatBytes(out);
 }
 
 /** Decrypts with {@link decryptIfEncrypted}, the source handing over `piece`-byte slices. */
@@ -93,17 +94,7 @@ async function decrypt(
   async function* source() {
     for (let at = 0; at < data.length; at += piece) yield data.slice(at, at + piece);
   }
-  return concat(await Array.fromAsync(decryptIfEncrypted(source(), keys)));
-}
-
-function concat(pieces: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(await Array.fromAsync(decryptIfEncrypted(source(), keys)));
 }
 
 const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
@@ -529,7 +520,7 @@ Deno.test({
       assert.equal(verified.code, 0, verified.stderr);
       // The parts joined are one age file: age decrypts it, re-encrypts it with age -r, and
       // promcase restores that.
-      const joined = concat(await Promise.all(parts.map((n) => Deno.readFile(`${dir}/${n}`))));
+      const joined = concatBytes(await Promise.all(parts.map((n) => Deno.readFile(`${dir}/${n}`))));
       const plain = await run("age", ["-d", "-i", key], joined);
       await Deno.writeFile(`${dir}/plain.tar.gz`, plain);
       await run("age", ["-r", recipient, "-o", `${dir}/theirs.tar.gz.age`, `${dir}/plain.tar.gz`]);

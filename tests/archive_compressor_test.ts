@@ -20,6 +20,7 @@ import { readPieces } from "../mod/fileio.ts";
 import { testManifest } from "./archive_fixtures.ts";
 import { withTempDir } from "./_files.ts";
 import { seededRandom } from "./_random.ts";
+import { concatBytes } from "../mod/tsdb/encoding.ts";
 
 const COMPRESSIONS = ["gzip", "zstd"] as const;
 
@@ -35,16 +36,6 @@ function testBytes(length: number, seed: number): Uint8Array {
     }
   }
   return bytes;
-}
-
-function concat(pieces: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(pieces.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
 }
 
 /** Incompressible bytes, the same on every run. */
@@ -77,7 +68,7 @@ async function inflate(compression: Compression, compressed: Uint8Array): Promis
       yield compressed;
     })())
   ) pieces.push(piece.slice());
-  const ours = concat(pieces);
+  const ours = concatBytes(pieces);
   let theirs: Uint8Array;
   if (compression === "gzip") {
     const gzip = new Deno.Command("gzip", { args: ["-dc"], stdin: "piped", stdout: "piped" })
@@ -90,7 +81,9 @@ async function inflate(compression: Compression, compressed: Uint8Array): Promis
     assert.ok(output.success, "gzip -d failed");
     theirs = output.stdout;
   } else {
-    theirs = concat(zstdFrames(compressed).map((f) => new Uint8Array(zlib.zstdDecompressSync(f))));
+    theirs = concatBytes(
+      zstdFrames(compressed).map((f) => new Uint8Array(zlib.zstdDecompressSync(f))),
+    );
   }
   assert.deepEqual(ours, theirs);
   return ours;
@@ -125,7 +118,7 @@ async function compress(
     at += n;
   }
   await sink.end();
-  return concat(received);
+  return concatBytes(received);
 }
 
 Deno.test("compressor: every byte comes back in frame order through the smallest buffers and queues", async () => {
@@ -193,7 +186,7 @@ Deno.test("compressor: the calling thread takes the frames while the worker star
   await c.end();
   assert.ok(c.frames.workers > 0, JSON.stringify(c.frames));
   assert.equal(c.frames.workers + c.frames.inline, 40);
-  assert.deepEqual(await inflate("zstd", concat(received)), data);
+  assert.deepEqual(await inflate("zstd", concatBytes(received)), data);
 });
 
 Deno.test("compressor: a sink that does not finish stops the writes after a bounded amount", async () => {
@@ -243,7 +236,7 @@ Deno.test("compressor: a sink that does not finish stops the writes after a boun
       await sink.write(data.subarray(accepted, accepted + 1024));
     }
     await sink.end();
-    assert.deepEqual(await inflate(compression, concat(received)), data);
+    assert.deepEqual(await inflate(compression, concatBytes(received)), data);
   }
 });
 
@@ -294,7 +287,7 @@ Deno.test("zlib stream: one-byte inputs into one-byte outputs give the whole str
       if (compressor.compressInto(output, 0) === 1) pieces.push(output.slice());
     }
     compressor.close();
-    assert.deepEqual(await inflate(compression, concat(pieces)), data, compression);
+    assert.deepEqual(await inflate(compression, concatBytes(pieces)), data, compression);
   }
 });
 
@@ -326,7 +319,7 @@ Deno.test("archive writer: files read through a tiny reused buffer and tiny comp
       for await (const entry of readTar(decompress(readPieces(path)))) {
         const pieces: Uint8Array[] = [];
         for await (const piece of entry.body) pieces.push(piece.slice());
-        entries.set(entry.header.path, concat(pieces));
+        entries.set(entry.header.path, concatBytes(pieces));
       }
       for (const file of files) assert.deepEqual(entries.get(file.path), file.bytes, file.path);
     }

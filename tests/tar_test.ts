@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { withTempDir } from "./_files.ts";
 import { readTar, type TarHeader, TarWriter } from "../mod/archive/tar.ts";
 import { PromcaseError } from "../mod/errors.ts";
+import { concatBytes } from "../mod/tsdb/encoding.ts";
 
 // ------------------------------------------------------------------------------------------------
 // Helpers
@@ -50,16 +51,6 @@ async function* chunked(data: Uint8Array, size: number): AsyncGenerator<Uint8Arr
   for (let pos = 0; pos < data.length; pos += size) yield data.subarray(pos, pos + size);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
-
 /** Writes specs with TarWriter into memory, copying each chunk as the sink contract requires. */
 async function writeArchive(specs: Spec[]): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -82,7 +73,7 @@ async function writeArchive(specs: Spec[]): Promise<Uint8Array> {
     }
   }
   await writer.finish();
-  const archive = concat(parts);
+  const archive = concatBytes(parts);
   assert.equal(writer.bytesWritten, archive.length);
   assert.equal(archive.length % 512, 0);
   return archive;
@@ -93,7 +84,7 @@ async function readAll(source: AsyncIterable<Uint8Array>): Promise<ReadEntry[]> 
   for await (const entry of readTar(source)) {
     const parts: Uint8Array[] = [];
     for await (const piece of entry.body) parts.push(piece.slice());
-    const data = concat(parts);
+    const data = concatBytes(parts);
     assert.equal(data.length, entry.header.size, `body length of ${entry.header.path}`);
     entries.push({ header: entry.header, data });
   }
@@ -214,7 +205,7 @@ Deno.test("tar: sizes over 8 GiB - 1 and out-of-range mtimes go to pax", async (
     writer.addFile("huge.bin", size, inPieces(new Uint8Array(1), [1]), { mtime: -86400 }),
     /huge\.bin/,
   );
-  const stream = concat(parts);
+  const stream = concatBytes(parts);
   const reader = readTar(chunked(stream, 100));
   const first = await reader.next();
   assert.ok(!first.done);
@@ -236,7 +227,7 @@ Deno.test("tar: unconsumed and partly consumed bodies are skipped", async () => 
     if (entry.header.path === "data/big.bin") {
       for await (const _piece of entry.body) break; // read one piece only
     } else if (entry.header.path === UTF8_PATH) {
-      const data = concat(await Array.fromAsync(entry.body));
+      const data = concatBytes(await Array.fromAsync(entry.body));
       assert.equal(new TextDecoder().decode(data), "ünïcødé\n");
     } else if (entry.header.path === "data/x513") {
       late = entry.body;
@@ -252,7 +243,7 @@ Deno.test("tar: the source is closed when reading ends early or at the end block
   let closed = 0;
   async function* source(): AsyncGenerator<Uint8Array> {
     try {
-      yield* chunked(concat([archive, new Uint8Array(10240)]), 1000);
+      yield* chunked(concatBytes([archive, new Uint8Array(10240)]), 1000);
     } finally {
       closed++;
     }
@@ -469,7 +460,11 @@ Deno.test("tar: a lone zero block is corrupt", async () => {
     path: "b",
     data: bytes(3),
   }]);
-  const damaged = concat([archive.subarray(0, 1024), new Uint8Array(512), archive.subarray(1024)]);
+  const damaged = concatBytes([
+    archive.subarray(0, 1024),
+    new Uint8Array(512),
+    archive.subarray(1024),
+  ]);
   await rejectsWith(readAll(chunked(damaged, 512)), /lone zero block at offset 1024/);
 });
 

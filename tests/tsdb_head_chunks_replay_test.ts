@@ -15,6 +15,7 @@ import { HeadReplay, type HeadReplayStats } from "../mod/tsdb/head.ts";
 import { type HeadChunk, readHeadChunks } from "../mod/tsdb/head_chunks.ts";
 import { decodeRecord } from "../mod/tsdb/record.ts";
 import { type SegmentRef, WalReader } from "../mod/tsdb/wlog.ts";
+import { concatBytes } from "../mod/tsdb/encoding.ts";
 
 const START = Date.UTC(2026, 10, 20, 9, 0, 0);
 
@@ -50,7 +51,10 @@ async function writeFiles(dir: string, files: HeadChunk[][]): Promise<void> {
   await Deno.mkdir(`${dir}/chunks_head`);
   for (let i = 0; i < files.length; i++) {
     const parts = [HEAD_CHUNK_FILE_HEADER, ...files[i].map((c) => entry(c))];
-    await Deno.writeFile(`${dir}/chunks_head/${String(i + 1).padStart(6, "0")}`, concat(parts));
+    await Deno.writeFile(
+      `${dir}/chunks_head/${String(i + 1).padStart(6, "0")}`,
+      concatBytes(parts),
+    );
   }
 }
 
@@ -62,16 +66,6 @@ function entry(c: HeadChunk, encodingByte = c.encoding | (c.ooo ? 0x80 : 0)): Ui
     encodingByte,
     c.data,
   );
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 interface Replayed {
@@ -240,7 +234,7 @@ Deno.test("a ref with a head chunk of an encoding the replay does not copy keeps
     const files = await readFiles(dir);
     // XOR2 (4): Prometheus 3.11+ could write it; the replay takes that ref's samples from the WAL.
     const odd = files[1][2];
-    const bytes = concat([
+    const bytes = concatBytes([
       HEAD_CHUNK_FILE_HEADER,
       ...files[1].map((c) => entry(c, c === odd ? 4 : undefined)),
     ]);
