@@ -54,6 +54,7 @@ import { Encoding } from "./chunkenc/mod.ts";
 import { XorAppenderSet } from "./chunkenc/xor_set.ts";
 import {
   CHUNK_RANGE_MS,
+  decodeSamples,
   encodeSamples,
   type Sample,
   SAMPLES_PER_CHUNK,
@@ -173,9 +174,12 @@ export interface HeadReplayStats {
   series: number;
   /** Series records whose labels an earlier ref already had (Prometheus' multiRef). */
   duplicateSeriesRefs: number;
-  /** Float samples kept in the window. */
+  /**
+   * Float samples in the window that entered a series: appended from the WAL, or in the head
+   * chunks a series record gave it (a later record for the same labels may drop them again).
+   */
   floatSamples: number;
-  /** Histogram samples kept in the window. */
+  /** Histogram samples in the window that entered a series, as {@link floatSamples}. */
   histogramSamples: number;
   /** Out-of-order samples taken from the WBL. */
   outOfOrderSamples: number;
@@ -924,10 +928,13 @@ class _ShardReplayer implements HeadEntrySink {
   #byLabels = new Map<string, _Series>();
   /**
    * Head chunks, read before any other entry: per ref, a spill list (numbered from 0) with the
-   * chunks that reach into the window, and the end of its chunks.
+   * chunks that reach into the window; per list, the end of its chunks and their float and
+   * histogram samples in the window (counted as the WAL's are: when a series takes them).
    */
   #headChunkLists = new _RefIndex();
   #headChunkEnd = new Float64Array(64);
+  #headChunkFloats = new Float64Array(64);
+  #headChunkHistograms = new Float64Array(64);
   /** The spill list of series id 0: the series' lists follow those of the head chunks. */
   #listBase = -1;
   /** Head chunks that do not reach into `[#from, #to]` are not kept. */
@@ -963,14 +970,23 @@ class _ShardReplayer implements HeadEntrySink {
       list = this.#headChunkLists.size;
       this.#headChunkLists.set(ref, list);
       if (list === this.#headChunkEnd.length) {
-        const ends = new Float64Array(2 * list);
-        ends.set(this.#headChunkEnd);
-        this.#headChunkEnd = ends;
+        this.#headChunkEnd = _grown(this.#headChunkEnd);
+        this.#headChunkFloats = _grown(this.#headChunkFloats);
+        this.#headChunkHistograms = _grown(this.#headChunkHistograms);
       }
     }
     this.#headChunkEnd[list] = maxt;
+    if (maxt < this.#from || mint > this.#to) return;
     // Whole, as Prometheus serves it: the block writer cuts chunks to the window.
-    if (maxt >= this.#from && mint <= this.#to) this.#spill.add(list, encoding, data, mint, maxt);
+    this.#spill.add(list, encoding, data, mint, maxt);
+    // Its samples in the window: all of a chunk inside it, else those its timestamps say.
+    const n = mint >= this.#from && maxt <= this.#to
+      ? (data[0] << 8) | data[1]
+      : decodeSamples({ encoding, data }).filter((x) =>
+        Number(x.t) >= this.#from && Number(x.t) <= this.#to
+      ).length;
+    if (encoding === Encoding.xor) this.#headChunkFloats[list] += n;
+    else this.#headChunkHistograms[list] += n;
   }
 
   /**
@@ -981,12 +997,7 @@ class _ShardReplayer implements HeadEntrySink {
     const built = this.#spill.read(this.#list(s));
     if (s.headChunks < 0 || !this.#spill.has(s.headChunks)) return built;
     const mapped = this.#spill.read(s.headChunks);
-    for (const c of mapped) {
-      this.#stats.headChunks++;
-      const n = (c.data[0] << 8) | c.data[1];
-      if (c.encoding === Encoding.xor) this.#stats.floatSamples += n;
-      else this.#stats.histogramSamples += n;
-    }
+    this.#stats.headChunks += mapped.length;
     return built.length === 0 ? mapped : mapped.concat(built);
   }
 
@@ -1063,6 +1074,10 @@ class _ShardReplayer implements HeadEntrySink {
   #useHeadChunks(s: _Series, ref: number): number {
     const list = this.#headChunkLists.get(ref);
     const end = list >= 0 ? this.#headChunkEnd[list] : -Infinity;
+    if (list >= 0) {
+      this.#stats.floatSamples += this.#headChunkFloats[list];
+      this.#stats.histogramSamples += this.#headChunkHistograms[list];
+    }
     s.headChunks = list;
     if (end > s.headChunksEnd) s.headChunksEnd = end;
     this.#times[4 * s.id] = this.#times[4 * s.id + 3] = end;
@@ -1298,6 +1313,13 @@ class _RefIndex {
     this.#count = 0;
     for (let i = 0; i < refs.length; i++) if (refs[i] !== -1) this.set(refs[i], ids[i]);
   }
+}
+
+/** A copy of `a` twice as long. */
+function _grown(a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
+  const b = new Float64Array(2 * a.length);
+  b.set(a);
+  return b;
 }
 
 /** Fibonacci hashing of a ref's low and high 32 bits: the slot is the product's top bits. */
