@@ -25,6 +25,7 @@ import {
   HistogramChunkEncoder,
 } from "../mod/tsdb/chunkenc/histogram_appender.ts";
 import { crc32c } from "../mod/tsdb/crc32c.ts";
+import { chunkNumSamples } from "../mod/tsdb/chunkenc/mod.ts";
 import { seededRandom } from "./_random.ts";
 
 /** Options of {@link writeHeadWal}. */
@@ -306,7 +307,7 @@ class _HeadChunks {
     this.#cut = [];
     for (const { ref, chunk } of cut) {
       await this.#file.write(ref, chunk);
-      this.samples += (chunk.data[0] << 8) | chunk.data[1];
+      this.samples += chunkNumSamples(chunk.encoding, chunk.data);
     }
     return cut.length;
   }

@@ -50,7 +50,8 @@ import {
   FloatHistogramChunkEncoder,
   HistogramChunkEncoder,
 } from "./chunkenc/histogram_appender.ts";
-import { Encoding } from "./chunkenc/mod.ts";
+import { chunkNumSamples, Encoding } from "./chunkenc/mod.ts";
+import { hasStartTimestamps, isKnownEncoding } from "./chunkenc/convert.ts";
 import { XorAppenderSet } from "./chunkenc/xor_set.ts";
 import {
   CHUNK_RANGE_MS,
@@ -388,8 +389,7 @@ async function _readHeadChunks(
           if (c.ooo || maxt < minValid || !Number.isSafeInteger(ref)) continue;
           const end = ends.get(ref);
           if (Number.isNaN(end)) continue;
-          const usable = c.encoding === Encoding.xor || c.encoding === Encoding.histogram ||
-            c.encoding === Encoding.floatHistogram;
+          const usable = isKnownEncoding(c.encoding) && !hasStartTimestamps(c.encoding);
           if (!usable || mint <= end || maxt < mint) {
             ends.set(ref, NaN);
             continue;
@@ -981,7 +981,7 @@ class _ShardReplayer implements HeadEntrySink {
     this.#spill.add(list, encoding, data, mint, maxt);
     // Its samples in the window: all of a chunk inside it, else those its timestamps say.
     const n = mint >= this.#from && maxt <= this.#to
-      ? (data[0] << 8) | data[1]
+      ? chunkNumSamples(encoding, data)
       : decodeSamples({ encoding, data }).filter((x) =>
         Number(x.t) >= this.#from && Number(x.t) <= this.#to
       ).length;
@@ -1060,11 +1060,7 @@ class _ShardReplayer implements HeadEntrySink {
     this.#byLabels.set(key, s);
     this.#series.push(s);
     this.#byRef.set(ref, s.id);
-    if (4 * s.id + 4 > this.#times.length) {
-      const times = new Float64Array(2 * this.#times.length);
-      times.set(this.#times);
-      this.#times = times;
-    }
+    if (4 * s.id + 4 > this.#times.length) this.#times = _grown(this.#times);
     this.#useHeadChunks(s, ref);
     this.#stats.series++;
   }
