@@ -262,64 +262,76 @@ export function shardOf(key: string, level: number, shards: number): number {
 }
 
 /**
- * Series refs to shard numbers: one byte per ref, in pages of 4096 refs allocated when a ref in
- * them is set. A Map of every ref would cost ~50 bytes a series.
+ * Values per series ref in pages of 4096 refs, allocated when a ref in them is set (Prometheus
+ * hands refs out in order, so the pages are about as many as the series / 4096). `get` keeps the
+ * last page it looked up: nearly every lookup is in it.
  */
-export class RefShards {
-  #pages = new Map<number, Uint8Array>();
+class _RefPages<P extends Uint8Array | Float64Array> {
+  #pages = new Map<number, P>();
   #lastIndex = -1;
-  #lastPage: Uint8Array | undefined;
+  #lastPage: P | undefined;
+  #page: () => P;
+  #missing: number;
 
-  /** The shard of `ref`, or -1. */
+  /** `page` makes a new page, every value `missing`. */
+  constructor(page: () => P, missing: number) {
+    this.#page = page;
+    this.#missing = missing;
+  }
+
   get(ref: number): number {
     const index = Math.floor(ref / 4096);
     let page = this.#lastPage;
     if (index !== this.#lastIndex) {
       page = this.#pages.get(index);
-      if (!page) return -1;
-      this.#lastIndex = index;
-      this.#lastPage = page;
-    }
-    return page![ref - index * 4096] - 1;
-  }
-
-  /** Sets the shard (0 to 254) of `ref`. */
-  set(ref: number, shard: number): void {
-    const index = Math.floor(ref / 4096);
-    let page = this.#pages.get(index);
-    if (!page) this.#pages.set(index, page = new Uint8Array(4096));
-    page[ref - index * 4096] = shard + 1;
-  }
-}
-
-/**
- * Series refs to the end of their head chunks (ms; -Infinity for none, NaN for a ref whose head
- * chunks are not used): 8 bytes per ref, in pages of 4096 refs allocated when a ref in them is set.
- */
-export class RefTimes {
-  #pages = new Map<number, Float64Array>();
-  #lastIndex = -1;
-  #lastPage: Float64Array | undefined;
-
-  /** The time of `ref`, -Infinity when none was set. */
-  get(ref: number): number {
-    const index = Math.floor(ref / 4096);
-    let page = this.#lastPage;
-    if (index !== this.#lastIndex) {
-      page = this.#pages.get(index);
-      if (!page) return -Infinity;
+      if (!page) return this.#missing;
       this.#lastIndex = index;
       this.#lastPage = page;
     }
     return page![ref - index * 4096];
   }
 
-  /** Sets the time of `ref`. */
-  set(ref: number, t: number): void {
+  set(ref: number, value: number): void {
     const index = Math.floor(ref / 4096);
     let page = this.#pages.get(index);
-    if (!page) this.#pages.set(index, page = new Float64Array(4096).fill(-Infinity));
-    page[ref - index * 4096] = t;
+    if (!page) this.#pages.set(index, page = this.#page());
+    page[ref - index * 4096] = value;
+  }
+}
+
+/**
+ * Series refs to shard numbers: one byte per ref (a Map of every ref would cost ~50 bytes a
+ * series).
+ */
+export class RefShards {
+  #pages = new _RefPages(() => new Uint8Array(4096), 0);
+
+  /** The shard of `ref`, or -1. */
+  get(ref: number): number {
+    return this.#pages.get(ref) - 1;
+  }
+
+  /** Sets the shard (0 to 254) of `ref`. */
+  set(ref: number, shard: number): void {
+    this.#pages.set(ref, shard + 1);
+  }
+}
+
+/**
+ * Series refs to the end of their head chunks (ms; -Infinity for none, NaN for a ref whose head
+ * chunks are not used): 8 bytes per ref.
+ */
+export class RefTimes {
+  #pages = new _RefPages(() => new Float64Array(4096).fill(-Infinity), -Infinity);
+
+  /** The time of `ref`, -Infinity when none was set. */
+  get(ref: number): number {
+    return this.#pages.get(ref);
+  }
+
+  /** Sets the time of `ref`. */
+  set(ref: number, t: number): void {
+    this.#pages.set(ref, t);
   }
 }
 
