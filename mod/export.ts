@@ -35,7 +35,7 @@ import {
 } from "./datadir.ts";
 import type { ContextCapture } from "./context.ts";
 import type { LeadIn } from "./leadin.ts";
-import { BlockReader, type WrittenBlock } from "./tsdb/block.ts";
+import { BlockReader, type ChunkSegment, type WrittenBlock } from "./tsdb/block.ts";
 import {
   blockSource,
   minPrometheusVersion,
@@ -291,6 +291,11 @@ export interface ExportOptions {
   tmpDir?: string;
   /** The head replay's internal limits (shard sizes, buffers, budgets); tests turn them down. */
   headLimits?: HeadReplayLimits;
+  /**
+   * Chunk segment size of the rewrite's block (default {@link REWRITE_SEGMENT_BYTES}); tests turn
+   * it down so that segments are archived while later ones are written.
+   */
+  chunkSegmentBytes?: number;
   /** Progress of the rewrite: what it is doing. */
   onStatus?: (text: string) => void;
   /** Caps the rate at which the data dir is read. */
@@ -421,7 +426,7 @@ export async function exportArchive(options: ExportOptions): Promise<ExportResul
     if (mode === "rewrite") {
       const parent = options.tmpDir ?? splitPath(output).dir;
       await requireFreeSpace(parent, estimate.stagingBytes, "the block built before archiving");
-      const done = await _rewriteArchive(plan, output, host, options);
+      const done = await _rewriteArchive(plan, output, host, options, estimate.archiveBytes);
       if (done) return { plan, output, restarts, estimate, ...done };
       if (attempt === _MAX_ATTEMPTS) {
         throw new PromcaseError(
@@ -742,6 +747,7 @@ async function _rewriteArchive(
   output: string,
   host: string,
   options: ExportOptions,
+  archiveBytes: number,
 ): Promise<
   {
     archive: WrittenArchive;
@@ -758,6 +764,7 @@ async function _rewriteArchive(
     const root = plan.dataDir.path;
     const readers: BlockReader[] = [];
     let head: HeadReplay | null = null;
+    let archive: BlockArchive | null = null;
     try {
       try {
         for (const block of plan.blocks) {
@@ -795,6 +802,7 @@ async function _rewriteArchive(
       if (head) sources.push(head.series());
       let written;
       let excludedBefore = 0;
+      archive = await BlockArchive.create(output, options, archiveBytes);
       try {
         const pseudonymized = await pseudonymizeSeries(options.pseudonymizer, sources, staging, {
           keep: options.selection?.keep,
@@ -807,6 +815,10 @@ async function _rewriteArchive(
           to: window.to,
           keep: pseudonymized.keep,
           keepEncodings: options.keepEncodings,
+          block: {
+            segmentSize: options.chunkSegmentBytes ?? REWRITE_SEGMENT_BYTES,
+            onChunkSegment: archive.onChunkSegment,
+          },
           signal,
           onSeries: (n) => {
             if (n % 1000 === 0) options.onStatus?.(`writing the block: ${n} series`);
@@ -865,11 +877,13 @@ async function _rewriteArchive(
         ];
       }
       manifest.warnings = [...manifest.warnings, ..._skippedHeadWarnings(headStats)];
-      const done = await archiveWindowBlock(output, { ...written, block }, manifest, options);
+      const done = await archive.finish({ ...written, block }, manifest, options);
+      archive = null;
       return { ...done, rewrite };
     } finally {
       for (const r of readers) r.close();
       await head?.close();
+      await archive?.abort();
     }
   });
 }
@@ -918,81 +932,140 @@ function _stagingFull(err: unknown, staging: string): PromcaseError {
   );
 }
 
+/** Chunk segment size of the block a rewrite writes (see {@link BlockArchive}). */
+export const REWRITE_SEGMENT_BYTES = 64 * 1024 * 1024;
+
 /**
- * Writes the archive of a block the rewrite wrote (checking free space for it first): the block's
- * files under `data/<ULID>/`, then the context files and the manifest, completed with the mode,
- * the oldest Prometheus that can serve it, the selectors and the block's meta.json. All or
- * nothing: on failure the partial archive is removed.
+ * The archive of the block a rewrite writes, begun before the block so that the two overlap: the
+ * block writer hands over each chunk segment as soon as it is complete
+ * ({@link BlockArchive.onChunkSegment}, its `onChunkSegment` hook), and the segment is archived
+ * while the block's later series and its index are still being written, compressed on the
+ * worker threads only, which the block writing leaves idle (hence the rewrite's segments of
+ * {@link REWRITE_SEGMENT_BYTES}, not Prometheus' 512 MiB: each is archived as soon as it is
+ * complete). {@link BlockArchive.finish} adds the rest of the block (index, tombstones, meta.json),
+ * the context files and the manifest. All or nothing: on failure, or {@link BlockArchive.abort},
+ * the partial archive is removed.
+ *
+ * Memory: segments are archived one at a time, in order, through the archive writer's one read
+ * buffer; a segment waiting its turn holds an open file, no bytes.
  */
-export async function archiveWindowBlock(
-  output: string,
-  written: WindowBlockResult & { block: WrittenBlock },
-  manifest: Omit<Manifest, "files">,
-  options: Pick<
-    ExportOptions,
-    "compression" | "split" | "encrypt" | "context" | "selection" | "pseudonymizer"
-  >,
-): Promise<{ archive: WrittenArchive; manifest: Manifest; disclosure: DisclosureResult }> {
-  const { block } = written;
-  const files = [];
-  for (const rel of await _listFiles(block.dir)) {
-    files.push({ rel, info: await Deno.stat(`${block.dir}/${rel}`) });
+export class BlockArchive {
+  #writer: ArchiveWriter;
+  #addParents: (path: string) => Promise<void>;
+  /** The segments' archiving, one after the other; never rejects (see #failure). */
+  #queue: Promise<void> = Promise.resolve();
+  #failure: { error: unknown } | null = null;
+  /** Paths in the block already archived. */
+  #archived = new Set<string>();
+
+  private constructor(writer: ArchiveWriter) {
+    this.#writer = writer;
+    this.#addParents = _parentAdder(writer);
   }
-  const writer = await ArchiveWriter.create(output, options.compression, {
-    split: options.split,
-    encrypt: options.encrypt,
-    // The block's bytes bound the archive's (compression only shrinks them).
-    estimatedBytes: files.reduce((sum, f) => sum + f.info.size, 0),
-  });
-  try {
-    return await _archiveBlockFiles(writer, files, written, manifest, options);
-  } catch (err) {
-    await writer.abort();
-    throw err;
+
+  /**
+   * Starts the archive at `output` (refusing an existing one, and with `estimatedBytes` too
+   * little free space, before the block is begun).
+   */
+  static async create(
+    output: string,
+    options: Pick<ExportOptions, "compression" | "split" | "encrypt">,
+    estimatedBytes?: number,
+  ): Promise<BlockArchive> {
+    const writer = await ArchiveWriter.create(output, options.compression, {
+      split: options.split,
+      encrypt: options.encrypt,
+      estimatedBytes,
+    });
+    writer.backgroundCompression = true;
+    return new BlockArchive(writer);
+  }
+
+  /**
+   * The block writer's `onChunkSegment`: opens the complete segment at once (the block's dir is
+   * renamed at its commit) and queues it to be archived. Throws the archive's failure, if it
+   * failed, which stops the block.
+   */
+  readonly onChunkSegment = (segment: ChunkSegment): void => {
+    if (this.#failure) throw this.#failure.error;
+    const file = Deno.openSync(segment.path, { read: true });
+    let stat;
+    try {
+      stat = file.statSync();
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+    this.#archived.add(segment.name);
+    const path = `${DATA_PREFIX}${segment.ulid}/${segment.name}`;
+    this.#queue = this.#queue
+      .then(async () => {
+        try {
+          if (this.#failure) return;
+          await this.#addParents(path);
+          await this.#writer.addFileFrom(path, file, stat.size, { mtime: _mtime(stat) });
+        } finally {
+          file.close();
+        }
+      })
+      .catch((error) => {
+        this.#failure ??= { error };
+      });
+  };
+
+  /**
+   * Waits for the segments, then archives the rest of the block `written`, the context files,
+   * the disclosure report and the manifest (completed with the mode, the oldest Prometheus that
+   * can serve the block, the selectors and its meta.json), and finishes the archive.
+   */
+  async finish(
+    written: WindowBlockResult & { block: WrittenBlock },
+    manifest: Omit<Manifest, "files">,
+    options: Pick<ExportOptions, "context" | "selection" | "pseudonymizer">,
+  ): Promise<{ archive: WrittenArchive; manifest: Manifest; disclosure: DisclosureResult }> {
+    await this.#queue;
+    if (this.#failure) throw this.#failure.error;
+    const writer = this.#writer;
+    // Nothing else to do now: the calling thread compresses too.
+    writer.backgroundCompression = false;
+    const { block } = written;
+    for (const rel of await _listFiles(block.dir)) {
+      if (this.#archived.has(rel)) continue;
+      const path = `${DATA_PREFIX}${block.ulid}/${rel}`;
+      await this.#addParents(path);
+      using file = await Deno.open(`${block.dir}/${rel}`, { read: true });
+      const stat = await file.stat();
+      await writer.addFileFrom(path, file, stat.size, { mtime: _mtime(stat) });
+    }
+    manifest.mode = "rewrite";
+    manifest.minPrometheusVersion = minPrometheusVersion(written.encodings, written.customBuckets);
+    if (options.selection) {
+      manifest.selection = { match: options.selection.match, exclude: options.selection.exclude };
+    }
+    manifest.blocks = [{
+      ulid: block.ulid,
+      minTime: Number(block.minTime),
+      maxTime: Number(block.maxTime),
+      level: 1,
+      meta: JSON.parse(await Deno.readTextFile(`${block.dir}/meta.json`)),
+    }];
+    // The block just written holds exactly the shipped series.
+    const pending = await discloseShipped({
+      blocks: [{ ulid: block.ulid, file: `${block.dir}/index` }],
+    });
+    return await _finishArchive(writer, manifest, options, this.#addParents, pending);
+  }
+
+  /** Removes the partial archive (after the block failed, or had no samples). */
+  async abort(): Promise<void> {
+    await this.#writer.abort();
+    await this.#queue;
   }
 }
 
-async function _archiveBlockFiles(
-  writer: ArchiveWriter,
-  files: { rel: string; info: Deno.FileInfo }[],
-  written: WindowBlockResult & { block: WrittenBlock },
-  manifest: Omit<Manifest, "files">,
-  options: Pick<ExportOptions, "context" | "selection" | "pseudonymizer">,
-): Promise<{ archive: WrittenArchive; manifest: Manifest; disclosure: DisclosureResult }> {
-  const { block } = written;
-  const addParents = _parentAdder(writer);
-  for (const { rel, info } of files) {
-    const path = `${DATA_PREFIX}${block.ulid}/${rel}`;
-    await addParents(path);
-    const file = await Deno.open(`${block.dir}/${rel}`, { read: true });
-    try {
-      await writer.addFile(
-        path,
-        info.size,
-        readExactly(file, info.size, rel),
-        Math.floor((info.mtime?.getTime() ?? Date.now()) / 1000),
-      );
-    } finally {
-      file.close();
-    }
-  }
-  manifest.mode = "rewrite";
-  manifest.minPrometheusVersion = minPrometheusVersion(written.encodings, written.customBuckets);
-  if (options.selection) {
-    manifest.selection = { match: options.selection.match, exclude: options.selection.exclude };
-  }
-  manifest.blocks = [{
-    ulid: block.ulid,
-    minTime: Number(block.minTime),
-    maxTime: Number(block.maxTime),
-    level: 1,
-    meta: JSON.parse(await Deno.readTextFile(`${block.dir}/meta.json`)),
-  }];
-  // The block just written holds exactly the shipped series.
-  const pending = await discloseShipped({
-    blocks: [{ ulid: block.ulid, file: `${block.dir}/index` }],
-  });
-  return await _finishArchive(writer, manifest, options, addParents, pending);
+/** A file's modification time in seconds, for its tar entry (now when the OS has none). */
+function _mtime(stat: Deno.FileInfo): number {
+  return Math.floor((stat.mtime?.getTime() ?? Date.now()) / 1000);
 }
 
 /**

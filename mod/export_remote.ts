@@ -13,11 +13,12 @@ import type { ContextCapture } from "./context.ts";
 import type { LeadIn } from "./leadin.ts";
 import { PromcaseError } from "./errors.ts";
 import {
-  archiveWindowBlock,
+  BlockArchive,
   defaultArchiveName,
   type ExportOptions,
   manifestHeader,
   preparePseudonyms,
+  REWRITE_SEGMENT_BYTES,
 } from "./export.ts";
 import { splitPath } from "./fileio.ts";
 import { withTempDirUntilDone } from "./interrupt.ts";
@@ -66,6 +67,8 @@ export interface RemoteExportOptions {
   encrypt?: ExportOptions["encrypt"];
   /** Pseudonymize label values, drop labels: series, context and manifest, as the rewrite does. */
   pseudonymizer?: Pseudonymizer;
+  /** Chunk segment size of the block (default `REWRITE_SEGMENT_BYTES`); tests turn it down. */
+  chunkSegmentBytes?: number;
 }
 
 /** What {@link exportRemote} did. */
@@ -110,45 +113,56 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
         signal,
         onProgress: (p) => options.onStatus?.(_progressText(p)),
       });
-      let written;
+      let archive: BlockArchive | null = await BlockArchive.create(output, options);
       try {
-        const pseudonymized = await pseudonymizeSeries(pz, [source], staging, {
-          keep: options.selection?.keep,
-          signal,
-          onStatus: options.onStatus,
-        });
-        written = await writeWindowBlock(staging, pseudonymized.sources, {
-          from,
-          to: window.to,
-          keep: pseudonymized.keep,
-          signal,
-        });
-      } catch (err) {
-        // A newer Prometheus' encoding: refused as the rewrite refuses it (the staging dir,
-        // with the block begun in it, is removed: nothing is written).
-        if (err instanceof UnknownChunkEncodingError) {
-          throw new PromcaseError(`cannot export: ${err.message}; nothing was written`);
+        let written;
+        try {
+          const pseudonymized = await pseudonymizeSeries(pz, [source], staging, {
+            keep: options.selection?.keep,
+            signal,
+            onStatus: options.onStatus,
+          });
+          written = await writeWindowBlock(staging, pseudonymized.sources, {
+            from,
+            to: window.to,
+            keep: pseudonymized.keep,
+            block: {
+              segmentSize: options.chunkSegmentBytes ?? REWRITE_SEGMENT_BYTES,
+              onChunkSegment: archive.onChunkSegment,
+            },
+            signal,
+          });
+        } catch (err) {
+          // A newer Prometheus' encoding: refused as the rewrite refuses it (the staging dir,
+          // with the block begun in it, is removed: nothing is written).
+          if (err instanceof UnknownChunkEncodingError) {
+            throw new PromcaseError(`cannot export: ${err.message}; nothing was written`);
+          }
+          throw err;
         }
-        throw err;
+        const block = written.block;
+        if (!block) {
+          throw new PromcaseError(
+            `no samples in the window ${formatTime(window.from)} to ${formatTime(window.to)} ` +
+              (leadInMs > 0n ? `(nor in its lead-in of ${formatDuration(leadInMs)}) ` : "") +
+              `at ${safeUrl(options.url)}` + (options.selection ? " for the selected series" : ""),
+          );
+        }
+        const read = source.stats();
+        options.onStatus?.("writing the archive");
+        const summary = {
+          series: block.stats.numSeries,
+          samples: block.stats.numSamples,
+          chunks: { copied: written.chunks.copied, recoded: written.chunks.recoded },
+        };
+        const manifest = _manifest(options, host, read, summary);
+        const done = await archive.finish({ ...written, block }, manifest, options);
+        archive = null;
+        return { ...done, read, block: summary };
+      } finally {
+        // The partial archive, unless it was finished.
+        await archive?.abort();
       }
-      const block = written.block;
-      if (!block) {
-        throw new PromcaseError(
-          `no samples in the window ${formatTime(window.from)} to ${formatTime(window.to)} ` +
-            (leadInMs > 0n ? `(nor in its lead-in of ${formatDuration(leadInMs)}) ` : "") +
-            `at ${safeUrl(options.url)}` + (options.selection ? " for the selected series" : ""),
-        );
-      }
-      const read = source.stats();
-      options.onStatus?.("writing the archive");
-      const summary = {
-        series: block.stats.numSeries,
-        samples: block.stats.numSamples,
-        chunks: { copied: written.chunks.copied, recoded: written.chunks.recoded },
-      };
-      const manifest = _manifest(options, host, read, summary);
-      const done = await archiveWindowBlock(output, { ...written, block }, manifest, options);
-      return { ...done, read, block: summary };
     },
   );
 }

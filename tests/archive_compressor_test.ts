@@ -189,6 +189,49 @@ Deno.test("compressor: the calling thread takes the frames while the worker star
   assert.deepEqual(await inflate("zstd", concatBytes(received)), data);
 });
 
+Deno.test("compressor: in the background only the worker takes frames, then the calling thread helps", async () => {
+  for (const compression of COMPRESSIONS) {
+    const received: Uint8Array[] = [];
+    const c = new FrameCompressor(
+      (chunk) => {
+        received.push(chunk.slice());
+        return Promise.resolve();
+      },
+      compression,
+      { bufferBytes: 1024, queueDepth: 2, frameBytes: 8 * 1024, workers: 1, workerBacklog: 1 },
+    );
+    const data = noise(60 * 8 * 1024, 5);
+    const half = 30 * 8 * 1024;
+    c.background = true;
+    // Written at once: the worker has a frame of backlog and loads its modules meanwhile, so
+    // every frame but the worker's waits.
+    await c.write(data.subarray(0, half));
+    assert.deepEqual(c.frames, { workers: 30, inline: 0 }, compression);
+    c.background = false;
+    await c.write(data.subarray(half));
+    await c.end();
+    assert.ok(c.frames.inline > 0, `${compression}: ${JSON.stringify(c.frames)}`);
+    assert.equal(c.frames.workers + c.frames.inline, 60);
+    assert.deepEqual(await inflate(compression, concatBytes(received)), data, compression);
+  }
+  // Without a worker the calling thread compresses all the same.
+  const data = testBytes(50_000, 6);
+  const received: Uint8Array[] = [];
+  const c = new FrameCompressor(
+    (chunk) => {
+      received.push(chunk.slice());
+      return Promise.resolve();
+    },
+    "zstd",
+    { frameBytes: 4096, workers: 0 },
+  );
+  c.background = true;
+  await c.write(data);
+  await c.end();
+  assert.deepEqual(c.frames, { workers: 0, inline: 13 });
+  assert.deepEqual(await inflate("zstd", concatBytes(received)), data);
+});
+
 Deno.test("compressor: a sink that does not finish stops the writes after a bounded amount", async () => {
   for (const compression of COMPRESSIONS) {
     const options = {

@@ -48,6 +48,7 @@ async function exportRestore(
   from: bigint,
   to: bigint,
   limits: HeadReplayLimits | undefined,
+  chunkSegmentBytes?: number,
 ): Promise<Exported> {
   const output = `${work}/a-${crypto.randomUUID()}.tar.zst`;
   const result = await exportArchive({
@@ -56,6 +57,7 @@ async function exportRestore(
     output,
     compression: "zstd",
     headLimits: limits,
+    chunkSegmentBytes,
   });
   const head = result.rewrite!.head!;
   const into = `${work}/r-${crypto.randomUUID()}`;
@@ -127,7 +129,12 @@ for (
       );
       assert.ok(stale > 10, `${stale} stale markers in the window`);
 
-      const got = await exportRestore(work, src, from, to, { ...TINY, replayWorkers });
+      // Chunk segments of 64 KiB: dozens are archived while the block is still being written.
+      const got = await exportRestore(work, src, from, to, { ...TINY, replayWorkers }, 65536);
+      const names = [...Deno.readDirSync(got.restoredDir)].map((e) => e.name);
+      const block = names.find((name) => /^[0-9A-Z]{26}$/.test(name));
+      const segments = [...Deno.readDirSync(`${got.restoredDir}/${block}/chunks`)].length;
+      assert.ok(segments >= 20, `${segments} chunk segments`);
       // Shards of 1 MiB of WAL (about 500 series), each split into parts of at most 40 series.
       assert.ok(got.head.shards >= 3000 / 40, `${got.head.shards} shards replayed`);
       assert.equal(got.head.series, 3000, "every label set once");

@@ -98,7 +98,12 @@ Deno.test("ChunkWriter cuts segments and the reader maps refs to name-sorted fil
       const t = Array.from({ length: 10 + i }, (_, k) => BigInt(k * 1000 + i));
       return encodeXor(t, t.map((x) => x * 3n));
     });
-    const writer = await ChunkWriter.create(`${tmp}/chunks`, { segmentSize: 1024 });
+    // Each segment is handed over once it is complete: what it holds then is what it ends with.
+    const handed: { name: string; bytes: Uint8Array }[] = [];
+    const writer = await ChunkWriter.create(`${tmp}/chunks`, {
+      segmentSize: 1024,
+      onSegment: (name) => handed.push({ name, bytes: Deno.readFileSync(`${tmp}/chunks/${name}`) }),
+    });
     const refs: bigint[] = [];
     for (const c of chunks) refs.push(await writer.write(Encoding.xor, c));
     // A chunk larger than a whole segment still gets written, alone in a new segment.
@@ -114,6 +119,10 @@ Deno.test("ChunkWriter cuts segments and the reader maps refs to name-sorted fil
     assert.equal(names.length, writer.segments);
     assert.ok(names.length >= 4, `${names.length} segments`);
     assert.deepEqual(names, names.map((_, i) => String(i + 1).padStart(6, "0")));
+    assert.deepEqual(handed.map((h) => h.name), names);
+    for (const h of handed) {
+      assert.deepEqual(h.bytes, await Deno.readFile(`${tmp}/chunks/${h.name}`), h.name);
+    }
     for (const [i, name] of names.entries()) {
       const size = (await Deno.stat(`${tmp}/chunks/${name}`)).size;
       if (i < names.length - 1) assert.ok(size <= 1024, `${name} is ${size} bytes`);

@@ -37,6 +37,11 @@ export interface CompressingSink {
   end(): Promise<void>;
   /** Stops compressing after a failure. */
   destroy(): void;
+  /**
+   * Where compression can move off the calling thread: whether it runs only there while the
+   * calling thread is busy with other work (see {@link FrameCompressor.background}).
+   */
+  setBackground?(on: boolean): void;
 }
 
 /**
@@ -54,6 +59,7 @@ export function compressInto(
     write: (chunk) => compressor.write(chunk),
     end: () => compressor.end(),
     destroy: () => compressor.destroy(),
+    setBackground: (on) => (compressor.background = on),
   };
 }
 

@@ -9,7 +9,9 @@
  * `workerBacklog` frames unfinished or has not started yet (loading its modules takes up to a
  * second, which the calling thread would otherwise spend waiting), and the first frame (a stream
  * shorter than one frame starts no thread at all); it compresses its frames only when it would
- * otherwise wait: for an input buffer to come back, or for the end.
+ * otherwise wait: for an input buffer to come back, or for the end. In the
+ * {@link FrameCompressor.background} mode, for a caller that writes what it archives meanwhile,
+ * it takes none: frames wait for a worker, and the caller's writes for them.
  *
  * Memory is bounded by buffers that are reused rather than reallocated (spent buffers are memory
  * outside V8's heap, which it frees late), all `bufferBytes` long: input buffers for
@@ -104,6 +106,7 @@ export class FrameCompressor implements CompressingSink {
   #failure: { error: unknown } | null = null;
   #wake: (() => void) | null = null;
   #frameCounts = { workers: 0, inline: 0 };
+  #background = false;
 
   /** A compressor writing `compression` into `sink`. */
   constructor(sink: Sink, compression: StreamCompression, options: CompressorOptions = {}) {
@@ -140,6 +143,20 @@ export class FrameCompressor implements CompressingSink {
     return this.#workers.filter((w) => w.ready).length;
   }
 
+  /**
+   * Whether only the workers compress (default false). Set while the calling thread has other
+   * work to do (writing the data being archived): frames then wait for a worker instead of taking
+   * the calling thread's time. Without workers the calling thread compresses all the same.
+   */
+  get background(): boolean {
+    return this.#background;
+  }
+
+  set background(on: boolean) {
+    this.#background = on;
+    this.#signal();
+  }
+
   /** Copies `chunk` into the buffers (the caller may reuse it once this resolves). */
   async write(chunk: Uint8Array): Promise<void> {
     if (this.#ended) throw new Error("FrameCompressor: write after end");
@@ -148,7 +165,7 @@ export class FrameCompressor implements CompressingSink {
     while (at < chunk.length) {
       this.#throwIfFailed();
       this.#filling ??= await this.#takeBuffer();
-      this.#frameLane ??= this.#chooseLane();
+      this.#frameLane ??= await this.#chooseLane();
       const n = Math.min(
         chunk.length - at,
         this.#filling.length - this.#filled,
@@ -171,12 +188,12 @@ export class FrameCompressor implements CompressingSink {
     // The frame under way ends here; a stream with no bytes at all is one empty frame.
     if (this.#frameFill > 0 || this.#frame === 0) {
       this.#filling ??= await this.#takeBuffer();
-      this.#frameLane ??= this.#chooseLane();
+      this.#frameLane ??= await this.#chooseLane();
       this.#send(true);
     }
     while (this.#nextWrite < this.#frame) {
       this.#throwIfFailed();
-      if (!this.#inline?.work?.()) await this.#changed();
+      if (!this.#workInline()) await this.#changed();
     }
     this.#throwIfFailed();
     this.#stop();
@@ -198,20 +215,47 @@ export class FrameCompressor implements CompressingSink {
         this.#allocated++;
         return new Uint8Array(bufferBytes);
       }
-      if (!this.#inline?.work?.()) await this.#changed();
+      if (!this.#workInline()) await this.#changed();
     }
   }
 
-  /** The lane for a new frame: a worker with room, a new worker, or this thread. */
-  #chooseLane(): _Lane {
+  /**
+   * The lane for a new frame: a worker with room, a new worker, or this thread; in the background,
+   * the first worker with room, waited for.
+   */
+  async #chooseLane(): Promise<_Lane> {
     const { workers, workerBacklog } = this.#options;
-    let lane = this.#workers.find((w) => w.ready && w.frames.length < workerBacklog);
-    if (this.#workers.length < workers && this.#frame > 0) this.#startWorker();
-    if (lane) this.#frameCounts.workers++;
-    else this.#frameCounts.inline++;
-    lane ??= this.#inline ?? this.#startInline();
-    lane.frames.push(this.#frame);
-    return lane;
+    while (true) {
+      this.#throwIfFailed();
+      const lane = this.#workers.find((w) => w.ready && w.frames.length < workerBacklog);
+      // The first frame waits for no worker (a stream shorter than one frame starts none), unless
+      // the calling thread is busy elsewhere.
+      const wanted = this.#frame > 0 || this.#inBackground();
+      if (this.#workers.length < workers && wanted) this.#startWorker();
+      if (lane || !this.#inBackground()) {
+        if (lane) this.#frameCounts.workers++;
+        else this.#frameCounts.inline++;
+        const chosen = lane ?? this.#inline ?? this.#startInline();
+        chosen.frames.push(this.#frame);
+        return chosen;
+      }
+      await this.#changed();
+    }
+  }
+
+  /** Whether frames wait for the workers (see {@link FrameCompressor.background}). */
+  #inBackground(): boolean {
+    return this.#background && this.#options.workers > 0;
+  }
+
+  /**
+   * Compresses a piece of a frame of this thread's, if it has one and may: in the background
+   * only frames it had taken before.
+   */
+  #workInline(): boolean {
+    const inline = this.#inline;
+    if (inline === null || (this.#inBackground() && inline.frames.length === 0)) return false;
+    return inline.work!();
   }
 
   /** Hands the buffer being filled to the frame's lane (it is unusable here afterwards). */

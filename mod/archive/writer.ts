@@ -144,6 +144,15 @@ export class ArchiveWriter {
     }
   }
 
+  /**
+   * While true, the archive is compressed on worker threads only (where the compression has
+   * any), so that the calling thread is free for other work meanwhile: for writing the files
+   * being archived. Default false: the calling thread helps when the workers are busy.
+   */
+  set backgroundCompression(on: boolean) {
+    this.#compressor.setBackground?.(on);
+  }
+
   /** Bytes of compressed output written so far. */
   get bytesWritten(): number {
     return this.#output.size;

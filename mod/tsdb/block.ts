@@ -166,6 +166,11 @@ export interface BlockWriterOptions {
   /** Maximum chunk segment size (default 512 MiB). */
   segmentSize?: number;
   /**
+   * Called with each chunk segment once it is complete (see {@link ChunkSegment}), while the
+   * block's later series, or its index, are still being written.
+   */
+  onChunkSegment?: (segment: ChunkSegment) => void;
+  /**
    * Estimated bytes of distinct label strings held before they are spilled as a sorted run
    * (default 8 MiB; see `_symbol_spill.ts`).
    */
@@ -181,6 +186,19 @@ export interface BlockWriterOptions {
     IndexWriterOptions,
     "tmpDir" | "postingsMemoryBudget" | "mergeFanIn" | "spillBufferSize"
   >;
+}
+
+/** A complete chunk segment file of a block being written. */
+export interface ChunkSegment {
+  /** The block's ULID. */
+  ulid: string;
+  /** Its path in the block, `chunks/000001`. */
+  name: string;
+  /**
+   * Where it is now: inside the block's `.tmp-for-creation` dir, which the commit renames (open it
+   * before then to read it after).
+   */
+  path: string;
 }
 
 /** Statistics of a written block (meta.json `stats`). */
@@ -278,8 +296,12 @@ export class BlockWriter {
     const tmp = `${parentDir}/${ulid}.tmp-for-creation`;
     await Deno.mkdir(tmp, { recursive: false });
     try {
+      const onChunkSegment = options.onChunkSegment;
       const chunks = await ChunkWriter.create(`${tmp}/chunks`, {
         segmentSize: options.segmentSize,
+        onSegment: onChunkSegment &&
+          ((name) =>
+            onChunkSegment({ ulid, name: `chunks/${name}`, path: `${tmp}/chunks/${name}` })),
       });
       let pending: BufferedFileWriter;
       try {

@@ -278,6 +278,12 @@ export interface ChunkWriterOptions {
   segmentSize?: number;
   /** Write buffer size (default 1 MiB). */
   bufferSize?: number;
+  /**
+   * Called with each segment file's name (`000001`) once it is complete: flushed, synced and
+   * closed, when the next one is begun and at {@link ChunkWriter.close}. A reader may take it from
+   * there while later segments are still being written.
+   */
+  onSegment?: (name: string) => void;
 }
 
 /**
@@ -296,11 +302,13 @@ export class ChunkWriter {
   #crcView = new DataView(this.#crc.buffer);
   #encoding = new Uint8Array(1);
   #closed = false;
+  #onSegment: ((name: string) => void) | undefined;
 
-  private constructor(dir: string, segmentSize: number, bufferSize: number) {
+  private constructor(dir: string, segmentSize: number, options: ChunkWriterOptions) {
     this.#dir = dir;
     this.#segmentSize = segmentSize;
-    this.#bufferSize = bufferSize;
+    this.#bufferSize = options.bufferSize ?? 1024 * 1024;
+    this.#onSegment = options.onSegment;
   }
 
   /** Creates `dir` (which must not hold segment files yet) and returns a writer for it. */
@@ -313,7 +321,7 @@ export class ChunkWriter {
     if (segmentSize < SEGMENT_HEADER_SIZE + 16 || segmentSize > 0xffffffff) {
       throw new RangeError(`chunk segment size ${segmentSize} out of range`);
     }
-    return new ChunkWriter(dir, segmentSize, options.bufferSize ?? 1024 * 1024);
+    return new ChunkWriter(dir, segmentSize, options);
   }
 
   /** Number of segment files written so far. */
@@ -322,9 +330,8 @@ export class ChunkWriter {
   }
 
   async #cut(): Promise<BufferedFileWriter> {
-    await this.#file?.close();
-    this.#file = undefined;
-    const name = String(this.#seq + 1).padStart(6, "0");
+    await this.#closeSegment();
+    const name = _segmentName(this.#seq + 1);
     const file = await BufferedFileWriter.create(`${this.#dir}/${name}`, this.#bufferSize);
     this.#seq++;
     this.#file = file;
@@ -400,8 +407,16 @@ export class ChunkWriter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#file?.close();
+    await this.#closeSegment();
+  }
+
+  /** Completes the open segment, if any, and tells `onSegment`. */
+  async #closeSegment(): Promise<void> {
+    const file = this.#file;
+    if (file === undefined) return;
     this.#file = undefined;
+    await file.close();
+    this.#onSegment?.(_segmentName(this.#seq));
   }
 
   /** Closes the open file without flushing (after an error). */
@@ -410,4 +425,9 @@ export class ChunkWriter {
     this.#file?.abort();
     this.#file = undefined;
   }
+}
+
+/** The file name of the `seq`th segment (1-based), as Go names it: `000001`. */
+function _segmentName(seq: number): string {
+  return String(seq).padStart(6, "0");
 }

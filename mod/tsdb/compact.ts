@@ -35,6 +35,7 @@ import { decodeFloatHistogramST, decodeHistogramST } from "./chunkenc/histogram.
 import { decodeXor2 } from "./chunkenc/xor2.ts";
 import { decodeXorNumbers, XorAppender } from "./chunkenc/xor.ts";
 import { FormatError } from "./encoding.ts";
+import { turnEventLoop } from "./_io.ts";
 import {
   type BlockReader,
   BlockWriter,
@@ -452,6 +453,9 @@ export interface WindowBlockResult {
   customBuckets: boolean;
 }
 
+/** Series {@link writeWindowBlock} writes between turns of the event loop (about a millisecond). */
+const _YIELD_EVERY_SERIES = 64;
+
 /**
  * Writes one block in `parentDir` holding exactly the samples of `[from, to]` from all sources:
  * minTime is `from`, maxTime `to + 1` (block maxTime is exclusive).
@@ -507,6 +511,9 @@ export async function writeWindowBlock(
       await writer.addSeries(s.labels, chunks);
       written++;
       options.onSeries?.(written);
+      // Sources may read without ever yielding: let other tasks run now and then (a reader of the
+      // finished chunk segments, signals, V8's collection tasks).
+      if (written % _YIELD_EVERY_SERIES === 0) await turnEventLoop();
     }
     if (written === 0) {
       await writer.abort();
