@@ -22,7 +22,8 @@
 #                (a few dozen native histogram series; see bench/highcard_datadir.ts).
 #   --source generator: bench/make_realistic_datadir.ts --values random-walk --units N --days D
 #                (blocks and a 2h17m head written by promcase's writers, WORK_DIR/gen-data); the
-#                window: --before before the newest sample.
+#                window: --before before the newest sample. --head-chunks: with the head's full
+#                chunks in chunks_head/ as well, as a running Prometheus has them (gen-data-hc).
 #   --source head: bench/make_head.ts writes a WAL-only head of --series series (100 metric
 #                names, every 20th a native histogram, churn, stale markers, duplicate refs,
 #                tombstones) scraped --scrapes (121) times every --interval s, as Prometheus'
@@ -189,8 +190,10 @@ elif [ "$source_kind" = head ]; then
     "$summary") segments): random walks with 3 decimals, counters, native histograms, churn"
 else
   data=$work/gen-data
+  hc=()
+  [ "$head_chunks" = 1 ] && data=$data-hc hc=(--head-chunks)
   deno run --allow-read --allow-write "$script_dir/make_realistic_datadir.ts" "$data" \
-    --units "$units" --days "$days" --values random-walk >"$summary" &
+    --units "$units" --days "$days" --values random-walk ${hc[@]+"${hc[@]}"} >"$summary" &
   builder_pid=$!
   wait "$builder_pid"
   builder_pid=''

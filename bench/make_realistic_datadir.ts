@@ -30,7 +30,10 @@
  *   20 min of samples), segment N+1 (samples up to the head truncation an hour into the head, when
  *   the newest block was cut) and N+2... (128 MiB at most, the last one live, i.e. not padded),
  *   snappy-compressed; one Series record per target scrape that creates series, one Samples
- *   record per scrape. An empty `chunks_head/`.
+ *   record per scrape. An empty `chunks_head/`; with `--head-chunks`, the chunks the head has
+ *   memory-mapped there, as a running Prometheus has them: each series' chunk once full (120
+ *   samples, or at a 2h boundary), written after the WAL record of its last sample; the open chunks
+ *   are in the WAL alone. (Memory then grows with the head: its open chunks.)
  *
  * The size is reached by the number of hosts and pods ("units": one host and about two pods); the
  * real size is printed. Memory stays bounded by one block's index (labels and chunk metas), never
@@ -43,7 +46,7 @@
  *
  * Usage: deno run -A bench/make_realistic_datadir.ts DIR [--size 2GiB] [--days 7]
  *          [--end 2026-11-25T14:17:00Z] [--seed N] [--units N] [--max-block-hours 54]
- *          [--values realistic|random-walk]
+ *          [--values realistic|random-walk] [--head-chunks]
  *
  * @module
  */
@@ -56,6 +59,7 @@ import { compareUtf8 } from "../mod/tsdb/encoding.ts";
 import { compareLabels, type Label } from "../mod/tsdb/index.ts";
 import { RecordType } from "../mod/tsdb/record.ts";
 import { WalSegmentWriter } from "../mod/tsdb/wlog.ts";
+import { HeadChunkMapper, STALE_HI, STALE_LO } from "../tests/_head_gen.ts";
 
 const MIB = 1024 * 1024;
 const MINUTE = 60_000;
@@ -425,6 +429,8 @@ interface _Layout {
   maxBlockHours?: number;
   /** `random-walk` for `--values random-walk`; absent for the default value models. */
   values?: "random-walk";
+  /** True with `--head-chunks`; absent without (so older markers still match). */
+  headChunks?: true;
 }
 
 /** Collects a target's series; labels are sorted here. */
@@ -1309,6 +1315,7 @@ async function _writeHead(
   dataEnd: number,
   cpSeg: number,
   counts: _Counts,
+  chunks: HeadChunkMapper | null,
 ): Promise<{ checkpoint: string[]; segments: string[] }> {
   const cpDir = `${walDir}/checkpoint.${String(cpSeg).padStart(8, "0")}`;
   await Deno.mkdir(cpDir, { recursive: true });
@@ -1337,6 +1344,7 @@ async function _writeHead(
   const kFrom = Math.floor((headMin - clock.base) / SCRAPE_MS) - 1;
   const kTo = Math.ceil((dataEnd - clock.base) / SCRAPE_MS) + 1;
   const fresh: _Series[] = [];
+  const bits = new DataView(new ArrayBuffer(8));
   for (let k = kFrom; k <= kTo; k++) {
     for (const t of byTarget) {
       const [kMin, kMax] = kLive.get(t)!;
@@ -1366,7 +1374,13 @@ async function _writeHead(
         }
         buf.varint(s.ref - first);
         buf.varint(0);
-        buf.f64(stale ? NaN : s.next(k, time), stale);
+        const value = stale ? NaN : s.next(k, time);
+        buf.f64(value, stale);
+        if (chunks) {
+          bits.setFloat64(0, value);
+          if (stale) chunks.float(s.ref, s.ref, time, STALE_HI, STALE_LO);
+          else chunks.float(s.ref, s.ref, time, bits.getUint32(0), bits.getUint32(4));
+        }
         counts.samples++;
         if (stale) counts.stale++;
       }
@@ -1374,6 +1388,8 @@ async function _writeHead(
       const samples = buf.get().slice();
       if (fresh.length > 0) await out.log(_seriesRecord(buf, fresh));
       await out.log(samples);
+      // The chunks this scrape's samples cut, after the WAL has them (as the head writes them).
+      await chunks?.writeCut();
     }
   }
   if (out === cp) await cp.close(true);
@@ -1447,6 +1463,9 @@ async function _build(dir: string, layout: _Layout): Promise<_Summary> {
 
   await Deno.mkdir(`${dir}/wal`, { recursive: true });
   await Deno.mkdir(`${dir}/chunks_head`, { recursive: true });
+  const chunks = layout.headChunks
+    ? await HeadChunkMapper.create(`${dir}/chunks_head`, 128 * MIB, 120)
+    : null;
   const counts: _Counts = { samples: 0, stale: 0 };
   for (const [i, plan] of plans.entries()) {
     await _writeBlock(dir, plan, sorted, clock, endMs, counts);
@@ -1470,7 +1489,9 @@ async function _build(dir: string, layout: _Layout): Promise<_Summary> {
     endMs,
     cpSeg,
     counts,
+    chunks,
   );
+  chunks?.close();
   let newest = 0;
   for (const t of targets) {
     for (let k = Math.floor((endMs - clock.base) / SCRAPE_MS) + 1; k > 0; k--) {
@@ -1515,7 +1536,7 @@ function _parseTime(text: string): number {
 
 const USAGE = "usage: make_realistic_datadir.ts DIR [--size 2GiB] [--days 7] " +
   "[--end 2026-11-25T14:17:00Z] [--seed N] [--units N] [--max-block-hours 54] " +
-  "[--values realistic|random-walk]";
+  "[--values realistic|random-walk] [--head-chunks]";
 
 async function main(args: string[]): Promise<number> {
   let dir: string | undefined;
@@ -1530,6 +1551,8 @@ async function main(args: string[]): Promise<number> {
         return 2;
       }
       opts[m[1]] = v;
+    } else if (a === "--head-chunks") {
+      opts["head-chunks"] = "true";
     } else if (!a.startsWith("-") && dir === undefined) {
       dir = a.replace(/\/+$/, "");
     } else {
@@ -1555,6 +1578,7 @@ async function main(args: string[]): Promise<number> {
   };
   const maxBlockHours = Number(opts["max-block-hours"] ?? 54);
   if (maxBlockHours !== 54) layout.maxBlockHours = maxBlockHours;
+  if (opts["head-chunks"]) layout.headChunks = true;
   if (opts.values === "random-walk") layout.values = "random-walk";
   else if (opts.values !== undefined && opts.values !== "realistic") {
     console.error(USAGE);

@@ -127,7 +127,7 @@ export async function writeHeadWal(dir: string, o: HeadGenOptions): Promise<Head
     headChunkSamples: 0,
   };
   const chunks = o.headChunks
-    ? await _HeadChunks.create(
+    ? await HeadChunkMapper.create(
       `${dir}/chunks_head`,
       o.headChunkFileBytes ?? 128 * 1024 * 1024,
       o.samplesPerChunk ?? 120,
@@ -222,8 +222,12 @@ export async function writeHeadWal(dir: string, o: HeadGenOptions): Promise<Head
   return out;
 }
 
-/** The XOR and histogram chunks of every series, m-mapped to `chunks_head/` once cut. */
-class _HeadChunks {
+/**
+ * The XOR and histogram chunks of every series, m-mapped to `chunks_head/` once cut (full at
+ * `samplesPerChunk` samples or at a 2h chunk-range boundary), as Prometheus' head does. Series are
+ * numbered by the caller; the open chunks stay in memory (and in the WAL alone).
+ */
+export class HeadChunkMapper {
   #file: _HeadChunkFile;
   #float = new Map<number, { app: XorAppender; rangeEnd: number; ref: number }>();
   #hist = new Map<number, { enc: HistogramChunkEncoder; ref: number }>();
@@ -237,13 +241,14 @@ class _HeadChunks {
     this.#samplesPerChunk = samplesPerChunk;
   }
 
+  /** Head chunk files of at most `fileBytes` (Prometheus': 128 MiB) in `dir`, created. */
   static async create(
     dir: string,
     fileBytes: number,
     samplesPerChunk: number,
-  ): Promise<_HeadChunks> {
+  ): Promise<HeadChunkMapper> {
     await Deno.mkdir(dir, { recursive: true });
-    return new _HeadChunks(new _HeadChunkFile(dir, fileBytes), samplesPerChunk);
+    return new HeadChunkMapper(new _HeadChunkFile(dir, fileBytes), samplesPerChunk);
   }
 
   /** Drops series `i`'s open chunks (its label set is declared again under a new ref). */
@@ -252,6 +257,7 @@ class _HeadChunks {
     this.#hist.delete(i);
   }
 
+  /** Appends series `i`'s float sample (its bits as two 32-bit halves) under WAL ref `ref`. */
   float(i: number, ref: number, t: number, hi: number, lo: number): void {
     // A float after histograms (a stale marker) cuts the histogram chunk, as the head does.
     const h = this.#hist.get(i);
@@ -270,6 +276,7 @@ class _HeadChunks {
     c.app.appendNumber(t, hi, lo);
   }
 
+  /** Appends series `i`'s native histogram sample (cumulative bucket counts, sum). */
   histogram(i: number, ref: number, t: number, buckets: number[], sum: number): void {
     const x = this.#float.get(i);
     if (x) this.#cut.push({ ref: x.ref, chunk: _xorChunk(x.app) });
@@ -312,6 +319,7 @@ class _HeadChunks {
     return cut.length;
   }
 
+  /** Closes the last head chunk file (the open chunks are not written). */
   close(): void {
     this.#file.close();
   }
