@@ -113,9 +113,12 @@ export class BufferedFileWriter {
     return this.#pos;
   }
 
+  // Blocking writes: an async write's trip through the thread pool left this thread idle (a
+  // write goes to the page cache, which takes about as long as the trip).
+  // deno-lint-ignore require-await
   async #writeAll(bytes: Uint8Array): Promise<void> {
     let done = 0;
-    while (done < bytes.length) done += await this.#file.write(bytes.subarray(done));
+    while (done < bytes.length) done += this.#file.writeSync(bytes.subarray(done));
   }
 
   /** Writes the buffered bytes to the file. */
