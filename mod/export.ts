@@ -195,7 +195,7 @@ export interface ExportEstimate {
   /** The archive. */
   archiveBytes: number;
   /**
-   * Disk for the block built beside it before archiving and the head replay's temporary files
+   * Disk for the block built beside it while it is archived and the head replay's temporary files
    * (rewrite only; 0 for raw).
    */
   stagingBytes: number;
@@ -425,7 +425,7 @@ export async function exportArchive(options: ExportOptions): Promise<ExportResul
     await options.beforeOpen?.(plan);
     if (mode === "rewrite") {
       const parent = options.tmpDir ?? splitPath(output).dir;
-      await requireFreeSpace(parent, estimate.stagingBytes, "the block built before archiving");
+      await requireFreeSpace(parent, estimate.stagingBytes, "the block built beside the archive");
       const done = await _rewriteArchive(plan, output, host, options, estimate.archiveBytes);
       if (done) return { plan, output, restarts, estimate, ...done };
       if (attempt === _MAX_ATTEMPTS) {
@@ -934,6 +934,11 @@ function _stagingFull(err: unknown, staging: string): PromcaseError {
 
 /** Chunk segment size of the block a rewrite writes (see {@link BlockArchive}). */
 export const REWRITE_SEGMENT_BYTES = 64 * 1024 * 1024;
+/**
+ * Complete chunk segments a {@link BlockArchive} lets wait for their turn (each an open file)
+ * before the block writer waits for the oldest.
+ */
+export const SEGMENTS_QUEUED = 4;
 
 /**
  * The archive of the block a rewrite writes, begun before the block so that the two overlap: the
@@ -947,7 +952,8 @@ export const REWRITE_SEGMENT_BYTES = 64 * 1024 * 1024;
  * the partial archive is removed.
  *
  * Memory: segments are archived one at a time, in order, through the archive writer's one read
- * buffer; a segment waiting its turn holds an open file, no bytes.
+ * buffer; a segment waiting its turn holds an open file, no bytes, and at most
+ * {@link SEGMENTS_QUEUED} wait.
  */
 export class BlockArchive {
   #writer: ArchiveWriter;
@@ -957,6 +963,8 @@ export class BlockArchive {
   #failure: { error: unknown } | null = null;
   /** Paths in the block already archived. */
   #archived = new Set<string>();
+  /** The queue as each segment joined it: settles when that segment is archived. */
+  #queued: Promise<void>[] = [];
 
   private constructor(writer: ArchiveWriter) {
     this.#writer = writer;
@@ -983,11 +991,12 @@ export class BlockArchive {
 
   /**
    * The block writer's `onChunkSegment`: opens the complete segment at once (the block's dir is
-   * renamed at its commit) and queues it to be archived. Throws the archive's failure, if it
-   * failed, which stops the block.
+   * renamed at its commit) and queues it to be archived; with more than
+   * {@link SEGMENTS_QUEUED} queued, waits for the oldest (the block writer waits meanwhile).
+   * Throws the archive's failure, if it failed, which stops the block.
    */
-  readonly onChunkSegment = (segment: ChunkSegment): void => {
-    if (this.#failure) throw this.#failure.error;
+  readonly onChunkSegment = async (segment: ChunkSegment): Promise<void> => {
+    this.#throwIfFailed();
     const file = Deno.openSync(segment.path, { read: true });
     let stat;
     try {
@@ -1011,7 +1020,14 @@ export class BlockArchive {
       .catch((error) => {
         this.#failure ??= { error };
       });
+    this.#queued.push(this.#queue);
+    if (this.#queued.length > SEGMENTS_QUEUED) await this.#queued.shift();
+    this.#throwIfFailed();
   };
+
+  #throwIfFailed(): void {
+    if (this.#failure) throw this.#failure.error;
+  }
 
   /**
    * Waits for the segments, then archives the rest of the block `written`, the context files,
@@ -1024,7 +1040,7 @@ export class BlockArchive {
     options: Pick<ExportOptions, "context" | "selection" | "pseudonymizer">,
   ): Promise<{ archive: WrittenArchive; manifest: Manifest; disclosure: DisclosureResult }> {
     await this.#queue;
-    if (this.#failure) throw this.#failure.error;
+    this.#throwIfFailed();
     const writer = this.#writer;
     // Nothing else to do now: the calling thread compresses too.
     writer.backgroundCompression = false;

@@ -99,10 +99,17 @@ Deno.test("ChunkWriter cuts segments and the reader maps refs to name-sorted fil
       return encodeXor(t, t.map((x) => x * 3n));
     });
     // Each segment is handed over once it is complete: what it holds then is what it ends with.
+    // The writer waits for what the hook returns: never two hand-overs under way at once.
     const handed: { name: string; bytes: Uint8Array }[] = [];
+    let underWay = 0;
     const writer = await ChunkWriter.create(`${tmp}/chunks`, {
       segmentSize: 1024,
-      onSegment: (name) => handed.push({ name, bytes: Deno.readFileSync(`${tmp}/chunks/${name}`) }),
+      onSegment: async (name) => {
+        assert.equal(underWay++, 0, `${name} handed over before the one before was taken`);
+        handed.push({ name, bytes: Deno.readFileSync(`${tmp}/chunks/${name}`) });
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        underWay--;
+      },
     });
     const refs: bigint[] = [];
     for (const c of chunks) refs.push(await writer.write(Encoding.xor, c));

@@ -167,9 +167,10 @@ export interface BlockWriterOptions {
   segmentSize?: number;
   /**
    * Called with each chunk segment once it is complete (see {@link ChunkSegment}), while the
-   * block's later series, or its index, are still being written.
+   * block's later series, or its index, are still being written; the writer waits for what it
+   * returns.
    */
-  onChunkSegment?: (segment: ChunkSegment) => void;
+  onChunkSegment?: (segment: ChunkSegment) => void | Promise<void>;
   /**
    * Estimated bytes of distinct label strings held before they are spilled as a sorted run
    * (default 8 MiB; see `_symbol_spill.ts`).

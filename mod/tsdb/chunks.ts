@@ -281,9 +281,9 @@ export interface ChunkWriterOptions {
   /**
    * Called with each segment file's name (`000001`) once it is complete: flushed, synced and
    * closed, when the next one is begun and at {@link ChunkWriter.close}. A reader may take it from
-   * there while later segments are still being written.
+   * there while later segments are still being written; the writer waits for what it returns.
    */
-  onSegment?: (name: string) => void;
+  onSegment?: (name: string) => void | Promise<void>;
 }
 
 /**
@@ -302,7 +302,7 @@ export class ChunkWriter {
   #crcView = new DataView(this.#crc.buffer);
   #encoding = new Uint8Array(1);
   #closed = false;
-  #onSegment: ((name: string) => void) | undefined;
+  #onSegment: ChunkWriterOptions["onSegment"];
 
   private constructor(dir: string, segmentSize: number, options: ChunkWriterOptions) {
     this.#dir = dir;
@@ -416,7 +416,7 @@ export class ChunkWriter {
     if (file === undefined) return;
     this.#file = undefined;
     await file.close();
-    this.#onSegment?.(_segmentName(this.#seq));
+    await this.#onSegment?.(_segmentName(this.#seq));
   }
 
   /** Closes the open file without flushing (after an error). */
