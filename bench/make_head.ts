@@ -4,9 +4,13 @@
  *
  *   deno run -A bench/make_head.ts DIR --series 200000 [--scrapes 121] [--interval 15000]
  *     [--metrics 100] [--histogram-every 20] [--seed 1] [--start MS] [--head-chunks]
+ *     [--series-per-record 10000] [--snappy]
  *
  * `--head-chunks` also writes `chunks_head/` as Prometheus' head does (every full chunk of 120
  * samples), so that the head looks like a real one; without it the WAL alone holds the head.
+ * `--series-per-record N`: series records of at most N series (Prometheus logs all the series a
+ * scrape creates in one record: `--series-per-record` equal to `--series` writes it so).
+ * `--snappy`: snappy-compressed WAL records, as Prometheus writes them by default.
  *
  * Prints the written head as JSON (samples, stale markers, last scrape time, segments).
  *
@@ -37,5 +41,7 @@ const result = await writeHeadWal(dir, {
   seed: flag("seed", 1),
   start: flag("start", Date.UTC(2026, 10, 20, 8, 0, 0)),
   headChunks: Deno.args.includes("--head-chunks"),
+  seriesPerRecord: flag("series-per-record", 10_000),
+  compression: Deno.args.includes("--snappy") ? "snappy" : undefined,
 });
 console.log(JSON.stringify(result));

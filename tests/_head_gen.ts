@@ -59,6 +59,11 @@ export interface HeadGenOptions {
    * chunks, the new ref has none yet while the old one has, which the replay must notice.
    */
   redeclareLate?: boolean;
+  /**
+   * Series a series record holds at most (default 10,000). Prometheus logs all the series one
+   * scrape creates in one record: give the series count for that (20 MiB at 200,000).
+   */
+  seriesPerRecord?: number;
 }
 
 /** What {@link writeHeadWal} wrote. */
@@ -154,9 +159,10 @@ export async function writeHeadWal(dir: string, o: HeadGenOptions): Promise<Head
         chunks?.forget(i);
       }
     }
-    for (let from = 0; from < created.length; from += 10_000) {
+    const perRecord = o.seriesPerRecord ?? 10_000;
+    for (let from = 0; from < created.length; from += perRecord) {
       await wal.log(_seriesRecord(
-        created.slice(from, from + 10_000).map((i) => ({
+        created.slice(from, from + perRecord).map((i) => ({
           ref: ref[i],
           labels: labels(i),
         })),
