@@ -326,15 +326,18 @@ async function _readHeadSeries(
   warnings: string[],
   name: (path: string) => string,
 ): Promise<void> {
-  // Only series records name series; the others (samples, mostly) are skipped undecoded.
+  // Only series records name series; the others (samples, mostly) are skipped undecoded. One
+  // series at a time: a scrape's new series are one record (20 MiB for 200,000), parsed as its
+  // pages come when it has more than one.
+  const addSeries = _addHeadSeries(counter);
   const reader = new WalReader(segments, {
     reuseBuffer: true,
     recordTypes: new Set([RecordType.Series]),
+    seriesRecords: addSeries,
   });
   try {
     for await (const record of reader) {
-      // One series at a time: a scrape's new series are one record (20 MiB for 200,000).
-      if (forEachSeries(record.bytes, _addHeadSeries(counter))) continue;
+      if (forEachSeries(record.bytes, addSeries)) continue;
       const decoded = decodeRecord(record.bytes);
       if (decoded.type === "series") {
         for (const series of decoded.series) counter.addHeadSeries(series.labels);

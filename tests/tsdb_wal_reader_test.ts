@@ -152,6 +152,7 @@ Deno.test("datadir WAL: every sample has a checkpoint series, head range and up 
   assert.deepEqual(reader.stats, {
     segments: 4,
     records: 277,
+    streamedRecords: 0,
     fragments: 277,
     snappyRecords: 277,
     zstdRecords: 0,

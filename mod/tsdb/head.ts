@@ -20,7 +20,8 @@
  *    labels (`head_shards.ts`), its samples up to the end of their ref's head chunks left out:
  *    per series only a byte of the ref-to-shard map stays in memory. Records are read one at a
  *    time into one buffer (the largest record's size), series and float samples are decoded one
- *    at a time (a scrape of a million new series is one record), float samples move in batches
+ *    at a time (a scrape of a million new series is one record, of ~100 MiB, whose pages are parsed
+ *    as they come: `WalReader`'s `seriesRecords`), float samples move in batches
  *    of typed arrays (`sample_batch.ts`), histograms are copied as their WAL bytes, and shard
  *    buffers are written at `splitFlushBytes`, also inside a record. Then the head chunks go to
  *    the end of the shard files of their series. (Skipping by the sample's own ref is Prometheus'
@@ -724,8 +725,12 @@ class _WalSplitter {
   }
 
   async #read(segments: readonly SegmentRef[], wbl: boolean): Promise<void> {
-    // Each record is done with before the next is read (the partitioner copies what it keeps).
-    const reader = new WalReader(segments, { reuseBuffer: true });
+    // Each record is done with before the next is read (the partitioner copies what it keeps);
+    // series records of more than a page come as their pages do, one series at a time.
+    const reader = new WalReader(segments, {
+      reuseBuffer: true,
+      seriesRecords: wbl ? _ignoreSeries : this.#series,
+    });
     try {
       await this.#readRecords(reader, wbl);
     } catch (err) {
@@ -736,6 +741,7 @@ class _WalSplitter {
       this.#stats.corruption ??= { path: err.path, offset: err.offset, message: err.message };
     }
     const st = this.#stats;
+    st.records += reader.stats.streamedRecords;
     if (reader.torn && !st.torn) st.torn = { path: reader.torn.path, offset: reader.torn.offset };
   }
 
@@ -867,7 +873,14 @@ class _WalSplitter {
     batch.length = 0;
   }
 
-  #series = (ref: number, key: string) => this.#part.series(ref, key);
+  #seriesSplit = 0;
+  #series = (ref: number, key: string) => {
+    this.#part.series(ref, key);
+    // A scrape's series record can hold a million: its entries go to the files as they come.
+    if ((++this.#seriesSplit & 1023) === 0 && this.#part.waitingBytes >= this.#flushBytes) {
+      this.#part.flush();
+    }
+  };
 
   // The histograms of a record forEachWalHistogramV1 reads (their bytes in #rawBytes), as
   // #histogram takes decoded ones.

@@ -391,38 +391,117 @@ function _samplesV1(dec: Decbuf): RefSample[] {
  */
 export function forEachSeries(bytes: Uint8Array, fn: (ref: number, key: string) => void): boolean {
   if (bytes.length < 1 || bytes[0] !== RecordType.Series) return false;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // A first pass checks every entry (so that fn sees all of them or none) and sizes the key.
   let longest = 0;
-  for (let pass = 0; pass < 2; pass++) {
-    if (pass === 1 && longest > _key.length) _key = new Uint8Array(longest);
-    const key = _key;
-    let p = 1;
-    while (p < bytes.length) {
-      if (p + 8 > bytes.length) return false;
-      const refHi = view.getUint32(p);
-      if (refHi >= 0x200000) return false;
-      const ref = refHi * 0x1_0000_0000 + view.getUint32(p + 4);
-      const n = _smallUvarint(bytes, p + 8);
-      if (n < 0) return false;
-      p = _at;
-      let k = 0;
-      for (let i = 0; i < 2 * n; i++) {
-        const len = _smallUvarint(bytes, p);
-        if (len < 0 || _at + len > bytes.length) return false;
-        if (pass === 1) {
-          // Byte by byte: labels are short, and a subarray per label (millions) is garbage.
-          for (let j = 0; j < len; j++) key[k + j] = bytes[_at + j];
-          key[k + len] = 0;
-        }
-        k += len + 1;
-        p = _at + len;
-      }
-      if (pass === 0) longest = Math.max(longest, k);
-      else fn(ref, _utf8.decode(key.subarray(0, k)));
-    }
+  for (let p = 1; p < bytes.length;) {
+    p = _seriesEntry(bytes, p, bytes.length, null);
+    if (p < 0) return false;
+    longest = Math.max(longest, _keyLength);
+  }
+  if (longest > _key.length) _key = new Uint8Array(longest);
+  for (let p = 1; p < bytes.length;) {
+    p = _seriesEntry(bytes, p, bytes.length, _key);
+    fn(_ref, _utf8.decode(_key.subarray(0, _keyLength)));
   }
   return true;
+}
+
+/**
+ * The series of a WAL series record pushed in pieces, its type byte first (see
+ * {@link forEachSeries}, which takes a whole record): `fn` is called with each series as soon as
+ * its entry is complete, so a damaged entry fails the record after the series before it were
+ * taken. Memory: the piece being parsed and the entry cut at its end.
+ */
+export class SeriesRecordParser {
+  #fn: (ref: number, key: string) => void;
+  #buf = new Uint8Array(64 * 1024);
+  #len = 0;
+  #typeRead = false;
+
+  /** A parser that calls `fn` with each series. */
+  constructor(fn: (ref: number, key: string) => void) {
+    this.#fn = fn;
+  }
+
+  /** Parses the record's next bytes. Throws a {@link FormatError} for a malformed entry. */
+  push(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    if (!this.#typeRead) {
+      if (bytes[0] !== RecordType.Series) throw new FormatError("not a series record");
+      this.#typeRead = true;
+      bytes = bytes.subarray(1);
+    }
+    if (this.#len + bytes.length > this.#buf.length) {
+      const bigger = new Uint8Array(Math.max(2 * this.#buf.length, this.#len + bytes.length));
+      bigger.set(this.#buf.subarray(0, this.#len));
+      this.#buf = bigger;
+    }
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
+    const buf = this.#buf;
+    let p = 0;
+    while (p < this.#len) {
+      const end = _seriesEntry(buf, p, this.#len, null);
+      if (end === -1) break; // cut: the rest comes with the next bytes
+      if (end < 0) throw new FormatError(`malformed series entry at byte ${p}`);
+      if (_keyLength > _key.length) _key = new Uint8Array(2 * _keyLength);
+      _seriesEntry(buf, p, this.#len, _key);
+      this.#fn(_ref, _utf8.decode(_key.subarray(0, _keyLength)));
+      p = end;
+    }
+    buf.copyWithin(0, p, this.#len);
+    this.#len -= p;
+  }
+
+  /** Ends the record: throws a {@link FormatError} when it ended inside an entry. */
+  end(): void {
+    if (!this.#typeRead) throw new FormatError("empty series record");
+    if (this.#len > 0) throw new FormatError("series record ends inside an entry");
+  }
+}
+
+// What _seriesEntry read: the ref, and the length of the labels key.
+let _ref = 0;
+let _keyLength = 0;
+
+/**
+ * Reads the series entry at `p` of `bytes[..end]` (ref, label count, names and values): its end,
+ * -1 when it is cut by `end`, -2 when it is malformed (or its ref is beyond 2^53). Sets `_ref` and
+ * `_keyLength`, and with `key`, writes the labels key there (each name and value followed by a
+ * NUL; `key` must be long enough).
+ */
+function _seriesEntry(bytes: Uint8Array, p: number, end: number, key: Uint8Array | null): number {
+  if (p + 8 > end) return -1;
+  const refHi = (bytes[p] << 24 | bytes[p + 1] << 16 | bytes[p + 2] << 8 | bytes[p + 3]) >>> 0;
+  if (refHi >= 0x200000) return -2;
+  _ref = refHi * 0x1_0000_0000 +
+    ((bytes[p + 4] << 24 | bytes[p + 5] << 16 | bytes[p + 6] << 8 | bytes[p + 7]) >>> 0);
+  p += 8;
+  const n = _varintAt(bytes, p, end);
+  if (n < 0) return n;
+  p = _at;
+  let k = 0;
+  for (let i = 0; i < 2 * n; i++) {
+    const len = _varintAt(bytes, p, end);
+    if (len < 0) return len;
+    if (_at + len > end) return -1;
+    if (key !== null) {
+      // Byte by byte: labels are short, and a subarray per label (millions) is garbage.
+      for (let j = 0; j < len; j++) key[k + j] = bytes[_at + j];
+      key[k + len] = 0;
+    }
+    k += len + 1;
+    p = _at + len;
+  }
+  _keyLength = k;
+  return p;
+}
+
+/** {@link _smallUvarint} within `bytes[..end]`: -1 when cut by `end`, -2 when too long. */
+function _varintAt(bytes: Uint8Array, p: number, end: number): number {
+  const u = _smallUvarint(bytes, p, end);
+  if (u >= 0) return u;
+  return end - p < 7 ? -1 : -2;
 }
 
 // The bytes of the labels key being built (see forEachSeries): the longest one yet.
@@ -627,10 +706,10 @@ function _skipVarint(bytes: Uint8Array, p: number): number {
 let _at = 0;
 
 // A uvarint of at most 7 bytes (exact as a double) at `p`, its end in _at; -1 otherwise.
-function _smallUvarint(bytes: Uint8Array, p: number): number {
+function _smallUvarint(bytes: Uint8Array, p: number, end = bytes.length): number {
   let u = 0;
   let scale = 1;
-  for (let i = 0; i < 7 && p < bytes.length; i++) {
+  for (let i = 0; i < 7 && p < end; i++) {
     const b = bytes[p++];
     u += (b & 0x7f) * scale;
     if (b < 0x80) {

@@ -17,6 +17,8 @@
 import { zstdDecompressSync } from "node:zlib";
 import { compress as snappyCompress, uncompress as snappyUncompress } from "snappyjs";
 import { SnappyDecompressor } from "snappyjs/snappy_decompressor.js";
+import { RecordType, SeriesRecordParser } from "./record.ts";
+import { SnappyStreamDecoder, SnappyStreamError } from "./snappy_stream.ts";
 import { crc32c } from "./crc32c.ts";
 import { FormatError } from "./encoding.ts";
 import { readFullSync, turnEventLoop } from "./_io.ts";
@@ -196,6 +198,16 @@ export interface WalReaderOptions {
   /** Bytes read from a segment at a time, a multiple of the page size (default 1 MiB). */
   readBytes?: number;
   /**
+   * Series records of more than one fragment are parsed as their fragments come, and their series
+   * handed to this one at a time (ref, and labels as `labelsKey` writes them; see `record.ts`
+   * {@link SeriesRecordParser}) instead of being yielded: a scrape of a million new series is one
+   * record of ~100 MiB, never held whole then. Snappy is decoded as a stream too
+   * (`snappy_stream.ts`); zstd records are yielded whole. A damaged entry, or damaged snappy, is a
+   * {@link CorruptionError} at the record, after the series before it were handed over (so is a
+   * torn tail inside such a record: it ends the reading as a torn tail).
+   */
+  seriesRecords?: (ref: number, key: string) => void;
+  /**
    * Only records of these types (their first byte) are yielded (default: all). The others are
    * skipped undecoded: their fragments are checked for structure but not for their CRC, and not
    * decompressed. For a pass that wants the series records of a WAL that is mostly samples; a
@@ -219,8 +231,10 @@ export interface TornRecord {
 export interface WalReaderStats {
   /** Segments opened. */
   segments: number;
-  /** Records yielded. */
+  /** Records read: yielded, or streamed to `seriesRecords`. */
   records: number;
+  /** Of those, series records streamed to `seriesRecords`. */
+  streamedRecords: number;
   /** Fragments read (type 0 padding not counted). */
   fragments: number;
   /** Records that were snappy-compressed. */
@@ -235,6 +249,7 @@ function _zeroStats(): WalReaderStats {
   return {
     segments: 0,
     records: 0,
+    streamedRecords: 0,
     fragments: 0,
     snappyRecords: 0,
     zstdRecords: 0,
@@ -271,6 +286,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
   /** With `reuseBuffer`, where snappy records are decoded (the largest one's size). */
   #decoded = new Uint8Array(0);
   #types: ReadonlySet<number> | undefined;
+  #seriesRecords: ((ref: number, key: string) => void) | undefined;
   #readBytes: number;
   /** Bytes read since the last turn of the event loop. */
   #reads = 0;
@@ -288,6 +304,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
     this.#allowTornTail = options.allowTornTail ?? true;
     this.#reuse = options.reuseBuffer ?? false;
     this.#types = options.recordTypes;
+    this.#seriesRecords = options.seriesRecords;
     this.#readBytes = options.readBytes ?? 32 * WAL_PAGE_SIZE;
     if (
       !Number.isSafeInteger(this.#readBytes) || this.#readBytes < WAL_PAGE_SIZE ||
@@ -340,6 +357,8 @@ export class WalReader implements AsyncIterable<WalRecord> {
     let recordFlags = 0;
     // Whether the record being read is skipped (see WalReaderOptions.recordTypes).
     let skipping = false;
+    // The series record being streamed (see WalReaderOptions.seriesRecords), if one is.
+    let streaming: _SeriesStream | null = null;
     const corrupt = (offset: number, msg: string, cause?: unknown) =>
       new CorruptionError(seg.index, seg.path, offset, msg, cause ? { cause } : undefined);
     // Ends the segment while a record is open: a torn tail, or a corruption.
@@ -408,8 +427,14 @@ export class WalReader implements AsyncIterable<WalRecord> {
         const payload = page.subarray(p + WAL_FRAGMENT_HEADER_SIZE, end);
         const flags = head & (_SNAPPY_FLAG | _ZSTD_FLAG);
         if ((type === _FULL || type === _FIRST) && recordStart < 0) {
-          const first = this.#types === undefined ? -1 : _firstByte(payload, flags);
-          skipping = first >= 0 && !this.#types!.has(first);
+          const first = this.#types === undefined && this.#seriesRecords === undefined
+            ? -1
+            : _firstByte(payload, flags);
+          skipping = first >= 0 && this.#types !== undefined && !this.#types.has(first);
+          streaming = !skipping && type === _FIRST && first === RecordType.Series &&
+              this.#seriesRecords !== undefined
+            ? new _SeriesStream(flags, this.#seriesRecords)
+            : null;
         }
         const actual = skipping ? crc : crc32c(payload);
         if (actual !== crc) {
@@ -442,6 +467,24 @@ export class WalReader implements AsyncIterable<WalRecord> {
           if (type === _FULL || type === _LAST) {
             recordStart = -1;
             this.stats.skippedRecords++;
+          }
+          continue;
+        }
+        if (streaming !== null) {
+          try {
+            streaming.push(payload);
+            if (type === _LAST) streaming.end();
+          } catch (e) {
+            if (!(e instanceof FormatError || e instanceof SnappyStreamError)) throw e;
+            throw corrupt(recordStart, `malformed series record: ${e.message}`, e);
+          }
+          p = end;
+          if (type === _LAST) {
+            recordStart = -1;
+            streaming = null;
+            this.stats.records++;
+            this.stats.streamedRecords++;
+            if (flags === _SNAPPY_FLAG) this.stats.snappyRecords++;
           }
           continue;
         }
@@ -699,4 +742,27 @@ export class WalSegmentWriter {
 async function _writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let n = 0;
   while (n < bytes.length) n += await file.write(bytes.subarray(n));
+}
+
+/** A series record's fragments, parsed as they come (see WalReaderOptions.seriesRecords). */
+class _SeriesStream {
+  #parser: SeriesRecordParser;
+  #snappy: SnappyStreamDecoder | null;
+
+  constructor(flags: number, fn: (ref: number, key: string) => void) {
+    this.#parser = new SeriesRecordParser(fn);
+    this.#snappy = flags === _SNAPPY_FLAG
+      ? new SnappyStreamDecoder((bytes) => this.#parser.push(bytes))
+      : null;
+  }
+
+  push(payload: Uint8Array): void {
+    if (this.#snappy) this.#snappy.push(payload);
+    else this.#parser.push(payload);
+  }
+
+  end(): void {
+    this.#snappy?.end();
+    this.#parser.end();
+  }
 }
