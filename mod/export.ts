@@ -958,12 +958,13 @@ export const SEGMENTS_QUEUED = 4;
 export class BlockArchive {
   #writer: ArchiveWriter;
   #addParents: (path: string) => Promise<void>;
-  /** The segments' archiving, one after the other; never rejects (see #failure). */
-  #queue: Promise<void> = Promise.resolve();
   #failure: { error: unknown } | null = null;
   /** Paths in the block already archived. */
   #archived = new Set<string>();
-  /** The queue as each segment joined it: settles when that segment is archived. */
+  /**
+   * The segments' archiving, one after the other, as each segment joined it (settles when that
+   * segment is archived, never rejects: see #failure); the last is the whole queue's end.
+   */
   #queued: Promise<void>[] = [];
 
   private constructor(writer: ArchiveWriter) {
@@ -1007,7 +1008,7 @@ export class BlockArchive {
     }
     this.#archived.add(segment.name);
     const path = `${DATA_PREFIX}${segment.ulid}/${segment.name}`;
-    this.#queue = this.#queue
+    const queued = (this.#queued.at(-1) ?? Promise.resolve())
       .then(async () => {
         try {
           if (this.#failure) return;
@@ -1020,7 +1021,7 @@ export class BlockArchive {
       .catch((error) => {
         this.#failure ??= { error };
       });
-    this.#queued.push(this.#queue);
+    this.#queued.push(queued);
     if (this.#queued.length > SEGMENTS_QUEUED) await this.#queued.shift();
     this.#throwIfFailed();
   };
@@ -1039,7 +1040,7 @@ export class BlockArchive {
     manifest: Omit<Manifest, "files">,
     options: Pick<ExportOptions, "context" | "selection" | "pseudonymizer">,
   ): Promise<{ archive: WrittenArchive; manifest: Manifest; disclosure: DisclosureResult }> {
-    await this.#queue;
+    await this.#queued.at(-1);
     this.#throwIfFailed();
     const writer = this.#writer;
     // Nothing else to do now: the calling thread compresses too.
@@ -1075,7 +1076,7 @@ export class BlockArchive {
   /** Removes the partial archive (after the block failed, or had no samples). */
   async abort(): Promise<void> {
     await this.#writer.abort();
-    await this.#queue;
+    await this.#queued.at(-1);
   }
 }
 

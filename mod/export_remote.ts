@@ -67,8 +67,6 @@ export interface RemoteExportOptions {
   encrypt?: ExportOptions["encrypt"];
   /** Pseudonymize label values, drop labels: series, context and manifest, as the rewrite does. */
   pseudonymizer?: Pseudonymizer;
-  /** Chunk segment size of the block (default `REWRITE_SEGMENT_BYTES`); tests turn it down. */
-  chunkSegmentBytes?: number;
 }
 
 /** What {@link exportRemote} did. */
@@ -127,7 +125,7 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
             to: window.to,
             keep: pseudonymized.keep,
             block: {
-              segmentSize: options.chunkSegmentBytes ?? REWRITE_SEGMENT_BYTES,
+              segmentSize: REWRITE_SEGMENT_BYTES,
               onChunkSegment: archive.onChunkSegment,
             },
             signal,

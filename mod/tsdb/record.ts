@@ -439,13 +439,14 @@ export class SeriesRecordParser {
     this.#buf.set(bytes, this.#len);
     this.#len += bytes.length;
     const buf = this.#buf;
+    // An entry's key is shorter than the entry: one as long as the bytes here takes any of them,
+    // so each is read once.
+    if (_key.length < this.#len) _key = new Uint8Array(this.#len);
     let p = 0;
     while (p < this.#len) {
-      const end = _seriesEntry(buf, p, this.#len, null);
+      const end = _seriesEntry(buf, p, this.#len, _key);
       if (end === -1) break; // cut: the rest comes with the next bytes
       if (end < 0) throw new FormatError(`malformed series entry at byte ${p}`);
-      if (_keyLength > _key.length) _key = new Uint8Array(2 * _keyLength);
-      _seriesEntry(buf, p, this.#len, _key);
       this.#fn(_ref, _utf8.decode(_key.subarray(0, _keyLength)));
       p = end;
     }

@@ -14,6 +14,15 @@
  * @module
  */
 
+/**
+ * Whether a snappy block of `compressedBytes` can decode to `claimed` bytes: an element of n bytes
+ * expands to at most 64/3 n bytes (a 3-byte copy of 64), so a larger claim is damage (checked
+ * first, it also keeps a bogus header from sizing anything).
+ */
+export function snappyClaimFits(claimed: number, compressedBytes: number): boolean {
+  return claimed >= 0 && claimed <= compressedBytes * 22 + 16;
+}
+
 /** Thrown for a block that cannot be decoded. */
 export class SnappyStreamError extends Error {
   /** Creates the error. */
@@ -37,7 +46,6 @@ export class SnappyStreamDecoder {
   /** The claimed length, once its varint is read (-1 before). */
   #claimed = -1;
   #lengthBytes = 0;
-  #lengthShift = 0;
   #lengthValue = 0;
   /** An element's bytes cut by the end of an input (at most 5). */
   #carry = new Uint8Array(8);
@@ -54,20 +62,14 @@ export class SnappyStreamDecoder {
     this.#out = new Uint8Array(2 * windowBytes);
   }
 
-  /** The length the block claims (-1 until its first bytes are read). */
-  get claimed(): number {
-    return this.#claimed;
-  }
-
   /** Decodes `input`, the next bytes of the block. */
   push(input: Uint8Array): void {
     this.#consumed += input.length;
     let p = 0;
     while (this.#claimed < 0 && p < input.length) {
       const c = input[p++];
-      if (this.#lengthBytes++ >= 5) throw new SnappyStreamError("invalid length header");
-      this.#lengthValue += (c & 0x7f) * 2 ** this.#lengthShift;
-      this.#lengthShift += 7;
+      if (this.#lengthBytes >= 5) throw new SnappyStreamError("invalid length header");
+      this.#lengthValue += (c & 0x7f) * 2 ** (7 * this.#lengthBytes++);
       if (c < 0x80) this.#claimed = this.#lengthValue;
     }
     while (p < input.length) {
@@ -86,18 +88,17 @@ export class SnappyStreamDecoder {
         this.#carried += input.length - p;
         return;
       }
-      let header: Uint8Array;
       if (this.#carried > 0) {
         const need = size - this.#carried;
         this.#carry.set(input.subarray(p, p + need), this.#carried);
         p += need;
         this.#carried = 0;
-        header = this.#carry;
+        this.#element(this.#carry, 0, size);
       } else {
-        header = input.subarray(p, p + size);
+        // In place: an element is a few bytes, and a block of 100 MiB has millions of them.
+        this.#element(input, p, size);
         p += size;
       }
-      this.#element(header, size);
     }
   }
 
@@ -107,8 +108,7 @@ export class SnappyStreamDecoder {
     if (this.#carried > 0 || this.#literal > 0) {
       throw new SnappyStreamError("block ends inside an element");
     }
-    // As `wlog.ts` checks a whole block's header: an element of n bytes gives at most 64/3 n.
-    if (this.#claimed > this.#consumed * 22 + 16) {
+    if (!snappyClaimFits(this.#claimed, this.#consumed)) {
       throw new SnappyStreamError(`invalid length header (length ${this.#claimed})`);
     }
     if (this.#produced < this.#claimed) {
@@ -121,15 +121,15 @@ export class SnappyStreamDecoder {
     this.#flush();
   }
 
-  /** Decodes one element from its header (a literal's bytes follow in the input). */
-  #element(h: Uint8Array, size: number): void {
-    const tag = h[0];
+  /** Decodes one element from its header at `h[at..]` (a literal's bytes follow in the input). */
+  #element(h: Uint8Array, at: number, size: number): void {
+    const tag = h[at];
     const kind = tag & 3;
     if (kind === 0) {
       let len = (tag >>> 2) + 1;
       if (len > 60) {
         len = 0;
-        for (let i = size - 1; i >= 1; i--) len = len * 256 + h[i];
+        for (let i = size - 1; i >= 1; i--) len = len * 256 + h[at + i];
         len += 1;
       }
       this.#literal = len;
@@ -139,13 +139,13 @@ export class SnappyStreamDecoder {
     let offset: number;
     if (kind === 1) {
       len = ((tag >>> 2) & 7) + 4;
-      offset = h[1] + ((tag >>> 5) << 8);
+      offset = h[at + 1] + ((tag >>> 5) << 8);
     } else if (kind === 2) {
       len = (tag >>> 2) + 1;
-      offset = h[1] + (h[2] << 8);
+      offset = h[at + 1] + (h[at + 2] << 8);
     } else {
       len = (tag >>> 2) + 1;
-      offset = (h[1] + (h[2] << 8) + (h[3] << 16)) + h[4] * 2 ** 24;
+      offset = (h[at + 1] + (h[at + 2] << 8) + (h[at + 3] << 16)) + h[at + 4] * 2 ** 24;
     }
     if (offset === 0 || offset > this.#produced) {
       throw new SnappyStreamError(`copy offset ${offset} before the start of the block`);

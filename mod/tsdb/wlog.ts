@@ -18,7 +18,7 @@ import { zstdDecompressSync } from "node:zlib";
 import { compress as snappyCompress, uncompress as snappyUncompress } from "snappyjs";
 import { SnappyDecompressor } from "snappyjs/snappy_decompressor.js";
 import { RecordType, SeriesRecordParser } from "./record.ts";
-import { SnappyStreamDecoder, SnappyStreamError } from "./snappy_stream.ts";
+import { snappyClaimFits, SnappyStreamDecoder, SnappyStreamError } from "./snappy_stream.ts";
 import { crc32c } from "./crc32c.ts";
 import { FormatError } from "./encoding.ts";
 import { readFullSync, turnEventLoop } from "./_io.ts";
@@ -601,10 +601,8 @@ function _snappyClaim(
   block: Uint8Array,
   fail: (msg: string, cause?: unknown) => CorruptionError,
 ): number {
-  // A snappy element of n bytes expands to at most 64/3 n bytes (a 3-byte copy of 64), so a
-  // larger claimed length is damage; checking it first avoids allocating for a bogus header.
   const length = snappyLength(block);
-  if (length < 0 || length > block.length * 22 + 16) {
+  if (!snappyClaimFits(length, block.length)) {
     throw fail(`invalid snappy block header (length ${length})`);
   }
   return length;
