@@ -263,40 +263,46 @@ export function shardOf(key: string, level: number, shards: number): number {
 
 /**
  * Values per series ref in pages of 4096 refs, allocated when a ref in them is set (Prometheus
- * hands refs out in order, so the pages are about as many as the series / 4096). `get` keeps the
- * last page it looked up: nearly every lookup is in it.
+ * hands refs out in order, so the pages are about as many as the series / 4096). `page` keeps the
+ * last page it looked up: nearly every lookup is in it. The owners index the page themselves: a
+ * shared element load would see both Uint8 and Float64 pages, and a polymorphic load costs more
+ * than the rest of a WAL sample's split (seconds over a 2 GiB WAL).
  */
 class _RefPages<P extends Uint8Array | Float64Array> {
   #pages = new Map<number, P>();
   #lastIndex = -1;
   #lastPage: P | undefined;
   #page: () => P;
-  #missing: number;
 
-  /** `page` makes a new page, every value `missing`. */
-  constructor(page: () => P, missing: number) {
+  /** `page` makes a new page. */
+  constructor(page: () => P) {
     this.#page = page;
-    this.#missing = missing;
   }
 
-  get(ref: number): number {
+  /** The page that holds `ref` at `_slot(ref)`, undefined when no ref in it was set. */
+  find(ref: number): P | undefined {
     const index = Math.floor(ref / 4096);
-    let page = this.#lastPage;
-    if (index !== this.#lastIndex) {
-      page = this.#pages.get(index);
-      if (!page) return this.#missing;
+    if (index === this.#lastIndex) return this.#lastPage;
+    const page = this.#pages.get(index);
+    if (page) {
       this.#lastIndex = index;
       this.#lastPage = page;
     }
-    return page![ref - index * 4096];
+    return page;
   }
 
-  set(ref: number, value: number): void {
+  /** The page that holds `ref`, made when missing. */
+  make(ref: number): P {
     const index = Math.floor(ref / 4096);
     let page = this.#pages.get(index);
     if (!page) this.#pages.set(index, page = this.#page());
-    page[ref - index * 4096] = value;
+    return page;
   }
+}
+
+/** Where `ref` sits in its page (refs are safe integers, beyond `%`'s fast int32 path). */
+function _slot(ref: number): number {
+  return ref - Math.floor(ref / 4096) * 4096;
 }
 
 /**
@@ -304,16 +310,17 @@ class _RefPages<P extends Uint8Array | Float64Array> {
  * series).
  */
 export class RefShards {
-  #pages = new _RefPages(() => new Uint8Array(4096), 0);
+  #pages = new _RefPages(() => new Uint8Array(4096));
 
   /** The shard of `ref`, or -1. */
   get(ref: number): number {
-    return this.#pages.get(ref) - 1;
+    const page = this.#pages.find(ref);
+    return page === undefined ? -1 : page[_slot(ref)] - 1;
   }
 
   /** Sets the shard (0 to 254) of `ref`. */
   set(ref: number, shard: number): void {
-    this.#pages.set(ref, shard + 1);
+    this.#pages.make(ref)[_slot(ref)] = shard + 1;
   }
 }
 
@@ -322,16 +329,17 @@ export class RefShards {
  * chunks are not used): 8 bytes per ref.
  */
 export class RefTimes {
-  #pages = new _RefPages(() => new Float64Array(4096).fill(-Infinity), -Infinity);
+  #pages = new _RefPages(() => new Float64Array(4096).fill(-Infinity));
 
   /** The time of `ref`, -Infinity when none was set. */
   get(ref: number): number {
-    return this.#pages.get(ref);
+    const page = this.#pages.find(ref);
+    return page === undefined ? -Infinity : page[_slot(ref)];
   }
 
   /** Sets the time of `ref`. */
   set(ref: number, t: number): void {
-    this.#pages.set(ref, t);
+    this.#pages.make(ref)[_slot(ref)] = t;
   }
 }
 

@@ -15,8 +15,8 @@
  */
 
 import { zstdDecompressSync } from "node:zlib";
-import { compress as snappyCompress, uncompress as snappyUncompress } from "snappyjs";
-import { SnappyDecompressor } from "snappyjs/snappy_decompressor.js";
+import { compress as snappyCompress } from "snappyjs";
+import { snappyDecodeInto } from "./snappy.ts";
 import { RecordType, SeriesRecordParser } from "./record.ts";
 import { snappyClaimFits, SnappyStreamDecoder, SnappyStreamError } from "./snappy_stream.ts";
 import { crc32c } from "./crc32c.ts";
@@ -609,8 +609,8 @@ function _snappyClaim(
 }
 
 /**
- * {@link _snappyDecode} into `out`, exactly the claimed length long (see {@link _snappyClaim}), as
- * snappyjs' own `uncompress` decodes into a new zeroed buffer of that length.
+ * Decodes a snappy block into `out`, exactly the claimed length long (see {@link _snappyClaim}),
+ * as a new zeroed buffer of that length (snappyjs' `uncompress`).
  */
 function _snappyDecodeInto(
   block: Uint8Array,
@@ -618,11 +618,7 @@ function _snappyDecodeInto(
   fail: (msg: string, cause?: unknown) => CorruptionError,
 ): Uint8Array {
   out.fill(0);
-  const decompressor = new SnappyDecompressor(block);
-  decompressor.readUncompressedLength();
-  if (!decompressor.uncompressToBuffer(out)) {
-    throw fail("snappy decoding failed: Invalid Snappy bitstream");
-  }
+  if (!snappyDecodeInto(block, out)) throw fail("snappy decoding failed: Invalid Snappy bitstream");
   return out;
 }
 
@@ -630,12 +626,7 @@ function _snappyDecode(
   block: Uint8Array,
   fail: (msg: string, cause?: unknown) => CorruptionError,
 ): Uint8Array {
-  _snappyClaim(block, fail);
-  try {
-    return snappyUncompress(block);
-  } catch (e) {
-    throw fail(`snappy decoding failed: ${e instanceof Error ? e.message : e}`, e);
-  }
+  return _snappyDecodeInto(block, new Uint8Array(_snappyClaim(block, fail)), fail);
 }
 
 /** Options of {@link WalSegmentWriter}. */
