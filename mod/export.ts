@@ -818,6 +818,8 @@ async function _rewriteArchive(
           block: {
             segmentSize: options.chunkSegmentBytes ?? REWRITE_SEGMENT_BYTES,
             onChunkSegment: archive.onChunkSegment,
+            // Archived as it is written, then removed: the archive is what is synced.
+            temporary: true,
           },
           signal,
           onSeries: (n) => {

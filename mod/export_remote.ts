@@ -127,6 +127,7 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
             block: {
               segmentSize: REWRITE_SEGMENT_BYTES,
               onChunkSegment: archive.onChunkSegment,
+              temporary: true,
             },
             signal,
           });

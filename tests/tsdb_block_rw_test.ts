@@ -193,6 +193,59 @@ Deno.test("BlockWriter rewrites every real block; promtool 2.42 and 3.5 analyze 
   }
 });
 
+Deno.test("a temporary block is the same block, written without a single fsync", async () => {
+  const f = (await fixtures())[0];
+  const tmp = await Deno.makeTempDir({ prefix: "promcase-tsdb-temporary-" });
+  const proto = Deno.FsFile.prototype;
+  const { sync, syncSync } = proto;
+  let syncs = 0;
+  proto.sync = function () {
+    syncs++;
+    return sync.call(this);
+  };
+  proto.syncSync = function () {
+    syncs++;
+    return syncSync.call(this);
+  };
+  try {
+    const files: Record<string, Uint8Array>[] = [];
+    const counted: number[] = [];
+    for (const temporary of [false, true]) {
+      using orig = await BlockReader.open(f.dir);
+      const parent = `${tmp}/${temporary}`;
+      await Deno.mkdir(parent);
+      syncs = 0;
+      // Small segments: several are cut, each closed as a temporary file or synced.
+      const w = await BlockWriter.create(parent, {
+        ulid: orig.meta.ulid,
+        minTime: orig.meta.minTime,
+        maxTime: orig.meta.maxTime,
+        segmentSize: 4096,
+        temporary,
+      });
+      for await (const s of orig.series()) await w.addSeries(s.labels, s.chunks);
+      const written = await w.commit();
+      counted.push(syncs);
+      const out: Record<string, Uint8Array> = {};
+      for (const rel of ["index", "meta.json", "tombstones"]) {
+        out[rel] = await Deno.readFile(`${written.dir}/${rel}`);
+      }
+      for await (const e of Deno.readDir(`${written.dir}/chunks`)) {
+        out[`chunks/${e.name}`] = await Deno.readFile(`${written.dir}/chunks/${e.name}`);
+      }
+      files.push(out);
+    }
+    assert.ok(Object.keys(files[0]).length >= 5, Object.keys(files[0]).join(" "));
+    assert.deepEqual(files[1], files[0]);
+    assert.ok(counted[0] > 5, `a durable block: ${counted[0]} fsyncs`);
+    assert.equal(counted[1], 0, "a temporary block");
+  } finally {
+    proto.sync = sync;
+    proto.syncSync = syncSync;
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("a trimmed, tombstone-free rewrite dumps like the original's window", async () => {
   const bins = await releases();
   const f = (await fixtures()).find((x) => x.name.startsWith("tombstoned/"))!;

@@ -4,8 +4,8 @@
  * {@link BlockReader} iterates a block's series with their chunks, streaming the index and reading
  * chunks through a bounded window. {@link BlockWriter} builds a block in
  * `<ULID>.tmp-for-creation`, writes the chunks as series arrive (series must come in label
- * order), then the index, tombstones and meta.json (tab-indented, as Go writes it), fsyncs and
- * renames the directory into place, as Prometheus does.
+ * order), then the index, tombstones and meta.json (tab-indented, as Go writes it), fsyncs
+ * (unless `temporary`) and renames the directory into place, as Prometheus does.
  *
  * @module
  */
@@ -166,6 +166,12 @@ export interface BlockWriterOptions {
   /** Maximum chunk segment size (default 512 MiB). */
   segmentSize?: number;
   /**
+   * A block only read before it is removed (a rewrite's, which is archived): none of its files
+   * or dirs is fsynced. Each fsync of a large file is a wait for the disk, and on ext4 one of a
+   * small file can flush other files' dirty data with it.
+   */
+  temporary?: boolean;
+  /**
    * Called with each chunk segment once it is complete (see {@link ChunkSegment}), while the
    * block's later series, or its index, are still being written; the writer waits for what it
    * returns.
@@ -300,6 +306,7 @@ export class BlockWriter {
       const onChunkSegment = options.onChunkSegment;
       const chunks = await ChunkWriter.create(`${tmp}/chunks`, {
         segmentSize: options.segmentSize,
+        temporary: options.temporary,
         onSegment: onChunkSegment &&
           ((name) =>
             onChunkSegment({ ulid, name: `chunks/${name}`, path: `${tmp}/chunks/${name}` })),
@@ -414,6 +421,7 @@ export class BlockWriter {
         postingsMemoryBudget: o.postingsMemoryBudget,
         mergeFanIn: o.mergeFanIn,
         spillBufferSize: o.spillBufferSize,
+        temporary: o.temporary,
       },
     );
     try {
@@ -441,7 +449,7 @@ export class BlockWriter {
     await Deno.remove(`${this.tmpDir}/${_PENDING}`);
     await Deno.remove(spill, { recursive: true });
     const stones = o.tombstones ?? new Map();
-    await writeTombstones(this.tmpDir, stones);
+    await writeTombstones(this.tmpDir, stones, o.temporary);
 
     const stats: WrittenBlockStats = {
       numSamples: this.#stats.samples,
@@ -461,12 +469,13 @@ export class BlockWriter {
       parents: o.parents ?? [],
       hints: o.hints ?? [],
     });
-    await _writeFileSynced(`${this.tmpDir}/meta.json.tmp`, new TextEncoder().encode(meta));
+    const synced = !o.temporary;
+    await _writeFile(`${this.tmpDir}/meta.json.tmp`, new TextEncoder().encode(meta), synced);
     await Deno.rename(`${this.tmpDir}/meta.json.tmp`, `${this.tmpDir}/meta.json`);
-    await _syncDir(this.tmpDir);
+    if (synced) await _syncDir(this.tmpDir);
     const dir = `${this.#parent}/${this.ulid}`;
     await Deno.rename(this.tmpDir, dir);
-    await _syncDir(this.#parent);
+    if (synced) await _syncDir(this.#parent);
     return { ulid: this.ulid, dir, minTime, maxTime, stats };
   }
 
@@ -569,12 +578,12 @@ export function formatMetaJson(m: MetaJsonFields): string {
   return JSON.stringify(obj, null, "\t").replace(/"\\u0000(-?\d+)\\u0000"/g, "$1");
 }
 
-async function _writeFileSynced(path: string, bytes: Uint8Array): Promise<void> {
+async function _writeFile(path: string, bytes: Uint8Array, synced: boolean): Promise<void> {
   const f = await Deno.open(path, { write: true, create: true, truncate: true });
   try {
     let done = 0;
     while (done < bytes.length) done += await f.write(bytes.subarray(done));
-    await f.sync();
+    if (synced) await f.sync();
   } finally {
     f.close();
   }

@@ -279,11 +279,14 @@ export interface ChunkWriterOptions {
   /** Write buffer size (default 1 MiB). */
   bufferSize?: number;
   /**
-   * Called with each segment file's name (`000001`) once it is complete: flushed, synced and
-   * closed, when the next one is begun and at {@link ChunkWriter.close}. A reader may take it from
-   * there while later segments are still being written; the writer waits for what it returns.
+   * Called with each segment file's name (`000001`) once it is complete: flushed, synced (unless
+   * `temporary`) and closed, when the next one is begun and at {@link ChunkWriter.close}. A reader
+   * may take it from there while later segments are still being written; the writer waits for
+   * what it returns.
    */
   onSegment?: (name: string) => void | Promise<void>;
+  /** Segments only read before they are removed: closed without an fsync (see `_io.ts`). */
+  temporary?: boolean;
 }
 
 /**
@@ -303,12 +306,14 @@ export class ChunkWriter {
   #encoding = new Uint8Array(1);
   #closed = false;
   #onSegment: ChunkWriterOptions["onSegment"];
+  #temporary: boolean;
 
   private constructor(dir: string, segmentSize: number, options: ChunkWriterOptions) {
     this.#dir = dir;
     this.#segmentSize = segmentSize;
     this.#bufferSize = options.bufferSize ?? 1024 * 1024;
     this.#onSegment = options.onSegment;
+    this.#temporary = options.temporary ?? false;
   }
 
   /** Creates `dir` (which must not hold segment files yet) and returns a writer for it. */
@@ -332,7 +337,9 @@ export class ChunkWriter {
   async #cut(): Promise<BufferedFileWriter> {
     await this.#closeSegment();
     const name = _segmentName(this.#seq + 1);
-    const file = await BufferedFileWriter.create(`${this.#dir}/${name}`, this.#bufferSize);
+    const file = await BufferedFileWriter.create(`${this.#dir}/${name}`, this.#bufferSize, {
+      temporary: this.#temporary,
+    });
     this.#seq++;
     this.#file = file;
     const h = new Uint8Array(SEGMENT_HEADER_SIZE);
@@ -403,7 +410,7 @@ export class ChunkWriter {
     return i;
   }
 
-  /** Flushes, fsyncs and closes the last segment. */
+  /** Flushes, fsyncs (unless `temporary`) and closes the last segment. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -814,6 +814,8 @@ export interface IndexWriterOptions extends IndexSymbolOptions {
   spillBufferSize?: number;
   /** Postings offset table entries whose strings are looked up together (default 16384). */
   postingsTableBatch?: number;
+  /** An index only read before it is removed: closed without an fsync (see `_io.ts`). */
+  temporary?: boolean;
 }
 
 /**
@@ -904,7 +906,7 @@ export class IndexWriter {
     symbols: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     options: IndexWriterOptions = {},
   ): Promise<IndexWriter> {
-    const f = await BufferedFileWriter.create(path);
+    const f = await BufferedFileWriter.create(path, undefined, { temporary: options.temporary });
     const w = new IndexWriter(f, path, options);
     try {
       await w.#writeSymbols(symbols);

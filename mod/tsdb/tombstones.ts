@@ -106,8 +106,15 @@ export function countTombstones(stones: Tombstones): number {
   return n;
 }
 
-/** Writes `<dir>/tombstones` through a temporary file, fsynced, then renamed into place. */
-export async function writeTombstones(dir: string, stones: Tombstones = new Map()): Promise<void> {
+/**
+ * Writes `<dir>/tombstones` through a temporary file, fsynced (unless the block is `temporary`,
+ * only read before it is removed), then renamed into place.
+ */
+export async function writeTombstones(
+  dir: string,
+  stones: Tombstones = new Map(),
+  temporary = false,
+): Promise<void> {
   const path = `${dir}/${TOMBSTONES_FILENAME}`;
   const tmp = `${path}.tmp`;
   const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
@@ -115,7 +122,7 @@ export async function writeTombstones(dir: string, stones: Tombstones = new Map(
     const bytes = encodeTombstones(stones);
     let done = 0;
     while (done < bytes.length) done += await f.write(bytes.subarray(done));
-    await f.sync();
+    if (!temporary) await f.sync();
   } finally {
     f.close();
   }
