@@ -91,6 +91,13 @@ import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
 import { HeadChunkCorruptionError, HeadChunkCursor, listHeadChunkFiles } from "./head_chunks.ts";
+import {
+  HEAD_CHUNK_REF,
+  headChunkRefSamples,
+  HeadChunkStore,
+  HeadChunkStoreReader,
+  isHeadChunkRef,
+} from "./head_chunk_store.ts";
 
 const _RANGE_MS = Number(CHUNK_RANGE_MS);
 /** Most times a shard is split again (each split uses a new hash seed). */
@@ -252,6 +259,7 @@ export class HeadReplay {
   #runs: string[];
   #utf8Order: boolean;
   #runBufferSize: number | undefined;
+  #headChunkData: string | undefined;
 
   private constructor(
     dir: string,
@@ -259,12 +267,14 @@ export class HeadReplay {
     utf8Order: boolean,
     stats: HeadReplayStats,
     runBufferSize: number | undefined,
+    headChunkData: string | undefined,
   ) {
     this.#dir = dir;
     this.#runs = runs;
     this.#utf8Order = utf8Order;
     this.stats = stats;
     this.#runBufferSize = runBufferSize;
+    this.#headChunkData = headChunkData;
   }
 
   /** Reads the WAL (and WBL) and builds the series. */
@@ -273,10 +283,10 @@ export class HeadReplay {
       const dir = await Deno.makeTempDir({ dir: options.tmpDir, prefix: "head-replay-" });
       try {
         const stats = _newStats();
-        const shards = await _splitWal(options, dir, stats, skipAtSplit);
-        const { runs, utf8Order } = await _replayShards(shards, options, stats, dir);
+        const { shards, headChunkData } = await _splitWal(options, dir, stats, skipAtSplit);
+        const { runs, utf8Order } = await _replayShards(shards, options, stats, dir, headChunkData);
         if (!(skipAtSplit && stats.headChunkConflicts > 0)) {
-          return new HeadReplay(dir, runs, utf8Order, stats, options.runBufferSize);
+          return new HeadReplay(dir, runs, utf8Order, stats, options.runBufferSize, headChunkData);
         }
       } catch (e) {
         await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -296,12 +306,22 @@ export class HeadReplay {
   async *series(): AsyncGenerator<SeriesChunks> {
     const runs = this.#runs;
     this.#runs = [];
+    // The head chunks' bytes, which the runs refer to (see head_chunk_store.ts).
+    const store = this.#headChunkData === undefined
+      ? null
+      : HeadChunkStoreReader.open(this.#headChunkData);
     try {
-      yield* mergeSeriesRuns(runs, {
-        utf8Order: this.#utf8Order,
-        bufferSize: this.#runBufferSize,
-      });
+      for await (
+        const s of mergeSeriesRuns(runs, {
+          utf8Order: this.#utf8Order,
+          bufferSize: this.#runBufferSize,
+        })
+      ) {
+        if (store) store.resolve(s.chunks);
+        yield s;
+      }
     } finally {
+      store?.close();
       await this.close();
     }
   }
@@ -323,10 +343,14 @@ async function _splitWal(
   dir: string,
   stats: HeadReplayStats,
   skipAtSplit: boolean,
-): Promise<ShardFile[]> {
-  const headChunks = o.headChunksDir === undefined
-    ? null
-    : await _readHeadChunks(o, o.headChunksDir, `${dir}/head-chunks`, stats);
+): Promise<{ shards: ShardFile[]; headChunkData?: string }> {
+  const headChunks = o.headChunksDir === undefined ? null : await _readHeadChunks(
+    o,
+    o.headChunksDir,
+    `${dir}/head-chunks`,
+    `${dir}/head-chunk-data`,
+    stats,
+  );
   let walBytes = 0;
   for (const segment of [...o.wal, ...o.wbl ?? []]) {
     walBytes += (await Deno.stat(segment.path)).size;
@@ -349,7 +373,7 @@ async function _splitWal(
       });
       await Deno.remove(headChunks.path);
     }
-    return await part.finish();
+    return { shards: await part.finish(), headChunkData: headChunks?.data };
   } catch (e) {
     await part.abort();
     throw e;
@@ -358,23 +382,36 @@ async function _splitWal(
 
 /**
  * Step 1a: the head chunks Prometheus' startup would take (`head.go` loadMmappedChunks), copied
- * to a file (a running Prometheus may delete or add head chunk files meanwhile), with the end of
- * each ref's chunks. Left out: out-of-order chunks (the WBL holds their samples) and those that
- * end before `minValidTime`; a ref with a chunk that does not start after the one before (where
- * Prometheus fails) or of an encoding other than XOR and histograms keeps none; at the first
- * damaged chunk (or a dir Prometheus would not open) the rest. All of that costs only time: the
- * WAL holds every sample of a head chunk, and only WAL samples up to the chunks taken are skipped.
+ * (a running Prometheus may delete or add head chunk files meanwhile), with the end of each ref's
+ * chunks. The bytes of those that reach into the window go to a {@link HeadChunkStore} at
+ * `dataPath`, and an entry for each chunk, with a reference to its bytes and its samples in the
+ * window, to a file at `path`. Left out: out-of-order chunks (the WBL holds their samples) and
+ * those that end before `minValidTime`; a ref with a chunk that does not start after the one
+ * before (where Prometheus fails) or of an encoding other than XOR and histograms keeps none; at
+ * the first damaged chunk (or a dir Prometheus would not open) the rest. All of that costs only
+ * time: the WAL holds every sample of a head chunk, and only WAL samples up to the chunks taken
+ * are skipped.
  */
 async function _readHeadChunks(
   o: HeadReplayOptions,
   dir: string,
   path: string,
+  dataPath: string,
   stats: HeadReplayStats,
-): Promise<{ path: string; ends: RefTimes } | null> {
+): Promise<{ path: string; data: string; ends: RefTimes } | null> {
   const minValid = o.minValidTime === null ? -Infinity : Number(o.minValidTime);
+  const from = Number(o.from);
+  const to = Number(o.to);
   const flushBytes = o.splitFlushBytes ?? 4 * 1024 * 1024;
   const ends = new RefTimes();
   const file = await HeadChunkFile.create(path, o.shardBufferSize);
+  let store: HeadChunkStore;
+  try {
+    store = await HeadChunkStore.create(dataPath);
+  } catch (e) {
+    await file.abort();
+    throw e;
+  }
   try {
     try {
       const files = await listHeadChunkFiles(dir);
@@ -396,7 +433,11 @@ async function _readHeadChunks(
             continue;
           }
           ends.set(ref, maxt);
-          file.add(ref, mint, maxt, c.encoding, c.data);
+          // The shard replay keeps the chunks that reach into the window (_ShardReplayer).
+          const inWindow = maxt >= from && mint <= to;
+          const samples = inWindow ? _samplesIn(c.encoding, c.data, mint, maxt, from, to) : 0;
+          const refBytes = await store.add(inWindow ? c.data : null, samples);
+          file.add(ref, mint, maxt, c.encoding | HEAD_CHUNK_REF, refBytes);
           if (file.waitingBytes >= flushBytes) file.flush();
         }
       }
@@ -407,11 +448,32 @@ async function _readHeadChunks(
         stats.headChunksDamage = { path: dir, offset: 0, message: err.message };
       } else if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
-    return (await file.close()) ? { path, ends } : null;
+    await store.close();
+    if (await file.close()) return { path, data: dataPath, ends };
+    await Deno.remove(dataPath);
+    return null;
   } catch (e) {
+    store.abort();
     await file.abort();
     throw e;
   }
+}
+
+/** Samples of a chunk in `[from, to]`: all of one inside it, else those its timestamps say. */
+function _samplesIn(
+  encoding: number,
+  data: Uint8Array,
+  mint: number,
+  maxt: number,
+  from: number,
+  to: number,
+): number {
+  if (mint >= from && maxt <= to) return chunkNumSamples(encoding, data);
+  let n = 0;
+  for (const x of decodeSamples({ encoding, data })) {
+    if (Number(x.t) >= from && Number(x.t) <= to) n++;
+  }
+  return n;
 }
 
 /**
@@ -492,6 +554,8 @@ type _ShardReplayOptions =
      * window, as the split cut the WAL's samples to it. Ms timestamps.
      */
     headChunkRange?: { from: number; to: number };
+    /** The {@link HeadChunkStore} the head chunk entries refer to. */
+    headChunkData?: string;
   };
 
 /** A shard replay for a worker (`head_replay_worker.ts`): plain data both ways. */
@@ -570,6 +634,7 @@ async function _replayShards(
   o: HeadReplayOptions,
   stats: HeadReplayStats,
   dir: string,
+  headChunkData: string | undefined,
 ): Promise<{ runs: string[]; utf8Order: boolean }> {
   const pending = shards.reverse();
   const runs: string[] = [];
@@ -583,6 +648,7 @@ async function _replayShards(
     batchSize: o.batchSize,
     openChunks: o.openChunks,
     headChunkRange: { from: Number(o.from), to: Number(o.to) },
+    headChunkData,
   };
   // The next shard to replay, split first while it holds too many series.
   const next = async (): Promise<ShardReplayJob | null> => {
@@ -640,6 +706,8 @@ async function _replayShard(
 ): Promise<{ path: string; utf8Order: boolean }> {
   const spill = await ChunkSpill.create(`${path}.chunks`, { memoryBudget: o.memoryBudget });
   let run: SeriesRunWriter | null = null;
+  // For the few series decoded here (out-of-order samples, deletions), opened for the first.
+  let store: HeadChunkStoreReader | null = null;
   try {
     const range = o.headChunkRange ?? { from: -Infinity, to: Infinity };
     const replayer = new _ShardReplayer(spill, stats, openChunks, range.from, range.to);
@@ -661,7 +729,10 @@ async function _replayShard(
     run = await SeriesRunWriter.create(path);
     for (const s of replayer.distinct()) {
       o.signal?.throwIfAborted();
-      const chunks = replayer.chunks(s);
+      let chunks = replayer.chunks(s);
+      if ((s.ooo || s.deleted) && o.headChunkData !== undefined) {
+        chunks = (store ??= HeadChunkStoreReader.open(o.headChunkData)).resolve(chunks);
+      }
       if (s.ooo) {
         s.ooo.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
         chunks.push(...encodeSamples(s.ooo.filter((x, i, a) => i === 0 || a[i - 1].t !== x.t)));
@@ -677,6 +748,7 @@ async function _replayShard(
     await run?.abort();
     throw e;
   } finally {
+    store?.close();
     await spill.close();
   }
 }
@@ -990,15 +1062,14 @@ class _ShardReplayer implements HeadEntrySink {
     }
     this.#headChunkEnd[list] = maxt;
     if (maxt < this.#from || mint > this.#to) return;
-    // Whole, as Prometheus serves it: the block writer cuts chunks to the window.
+    if (!isHeadChunkRef(encoding)) {
+      throw new Error("head shard: a head chunk's bytes, not a reference");
+    }
+    // Whole, as Prometheus serves it (the block writer cuts chunks to the window): the reference
+    // goes on, with the count of its samples in the window.
     this.#spill.add(list, encoding, data, mint, maxt);
-    // Its samples in the window: all of a chunk inside it, else those its timestamps say.
-    const n = mint >= this.#from && maxt <= this.#to
-      ? chunkNumSamples(encoding, data)
-      : decodeSamples({ encoding, data }).filter((x) =>
-        Number(x.t) >= this.#from && Number(x.t) <= this.#to
-      ).length;
-    if (encoding === Encoding.xor) this.#headChunkFloats[list] += n;
+    const n = headChunkRefSamples(data);
+    if ((encoding & ~HEAD_CHUNK_REF) === Encoding.xor) this.#headChunkFloats[list] += n;
     else this.#headChunkHistograms[list] += n;
   }
 
