@@ -15,15 +15,17 @@
  * full, so on a real head only each series' last, open chunk is rebuilt from the WAL).
  *
  * Memory is bounded whatever the number of series, in three steps:
- * 1. The head chunks are copied to a file, checked, and the end of each ref's chunks noted (8
- *    bytes a ref). The WAL is read once and split into shard files by a hash of each series'
- *    labels (`head_shards.ts`), its samples up to the end of their ref's head chunks left out:
- *    per series only a byte of the ref-to-shard map stays in memory. Records are read one at a
- *    time into one buffer (the largest record's size), series and float samples are decoded one
- *    at a time (a scrape of a million new series is one record, of ~100 MiB, whose pages are parsed
- *    as they come: `WalReader`'s `seriesRecords`), float samples move in batches
- *    of typed arrays (`sample_batch.ts`), histograms are copied as their WAL bytes, and shard
- *    buffers are written at `splitFlushBytes`, also inside a record. Then the head chunks go to
+ * 1. The head chunks are copied to a file (`head_chunk_store.ts`: the later files refer to their
+ *    bytes there), checked, and the end of each ref's chunks noted (8 bytes a ref). The WAL is
+ *    read once and split into shard files by a hash of each series' labels (`head_shards.ts`),
+ *    its samples up to the end of their ref's head chunks left out: per series only a byte of
+ *    the ref-to-shard map stays in memory. A worker reads the pages, checks them and decompresses
+ *    the records (`wal_read_ahead.ts`, `walRingBytes`) while this thread splits them. Records
+ *    come one at a time into one buffer (the largest record's size), series and float samples
+ *    are decoded one at a time (a scrape of a million new series is one record, of ~100 MiB,
+ *    whose pages are parsed as they come: `WalReader`'s `seriesRecords`), float samples move in
+ *    batches of typed arrays (`sample_batch.ts`), histograms are copied as their WAL bytes, and
+ *    shard buffers are written at `splitFlushBytes`, also inside a record. Then the head chunks go to
  *    the end of the shard files of their series. (Skipping by the sample's own ref is Prometheus'
  *    rule unless a label set's later series record names a ref whose chunks end earlier; step 2
  *    notices that, and the whole replay runs again, skipping nothing at the split.)
@@ -90,6 +92,7 @@ import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./s
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
+import { WalReadAhead } from "./wal_read_ahead.ts";
 import { HeadChunkCorruptionError, HeadChunkCursor, listHeadChunkFiles } from "./head_chunks.ts";
 import {
   HEAD_CHUNK_REF,
@@ -139,6 +142,11 @@ export interface HeadReplayLimits {
    * head's rewrite on a second core: a choice for hosts with memory to spare.
    */
   replayWorkers?: number;
+  /**
+   * Bytes of the ring through which a worker hands over the WAL's records as it reads and decodes
+   * them (default 4 MiB, see `wal_read_ahead.ts`); 0 reads the WAL on the calling thread.
+   */
+  walRingBytes?: number;
   /** Float samples moved at once from one step of the replay to the next (default 4096). */
   batchSize?: number;
   /** Open chunks' memory of a shard replay: first buffer and region sizes (tests turn it down). */
@@ -799,10 +807,11 @@ class _WalSplitter {
   async #read(segments: readonly SegmentRef[], wbl: boolean): Promise<void> {
     // Each record is done with before the next is read (the partitioner copies what it keeps);
     // series records of more than a page come as their pages do, one series at a time.
-    const reader = new WalReader(segments, {
-      reuseBuffer: true,
-      seriesRecords: wbl ? _ignoreSeries : this.#series,
-    });
+    const seriesRecords = wbl ? _ignoreSeries : this.#series;
+    const ring = this.#o.walRingBytes ?? 4 * 1024 * 1024;
+    const reader = ring > 0
+      ? new WalReadAhead(segments, { seriesRecords, ringBytes: ring })
+      : new WalReader(segments, { reuseBuffer: true, seriesRecords });
     try {
       await this.#readRecords(reader, wbl);
     } catch (err) {
@@ -817,7 +826,7 @@ class _WalSplitter {
     if (reader.torn && !st.torn) st.torn = { path: reader.torn.path, offset: reader.torn.offset };
   }
 
-  async #readRecords(reader: WalReader, wbl: boolean): Promise<void> {
+  async #readRecords(reader: WalReader | WalReadAhead, wbl: boolean): Promise<void> {
     const part = this.#part;
     const st = this.#stats;
     const batch = this.#batch;

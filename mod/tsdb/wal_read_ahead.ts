@@ -1,0 +1,167 @@
+/**
+ * A {@link WalReader} that runs on a worker (`wal_read_worker.ts`) while its records are replayed
+ * here: reading the pages, checking the CRCs and decompressing take about half of a WAL split,
+ * which then runs on the second core alongside the other half. The records come through a ring of
+ * shared memory (`_wal_ring.ts`), in order, each in this reader's own buffer, valid until the next
+ * one is asked for (as with `reuseBuffer`); the series of a streamed series record come the same
+ * way, to `seriesRecords`. A damaged WAL fails as the reader fails, after the records before the
+ * damage, with the same {@link CorruptionError} (a `FormatError` or an I/O error keeps its class
+ * too); a torn tail ends it the same way.
+ *
+ * Memory: the ring (`ringBytes`, default 4 MiB), the worker (its runtime, 10-20 MiB, and its
+ * reader: a read buffer and the largest record, twice), and here the largest record.
+ *
+ * @module
+ */
+
+import { newRing, type RingBuffers, RingItem, RingReader } from "./_wal_ring.ts";
+import { FormatError } from "./encoding.ts";
+import {
+  CorruptionError,
+  type SegmentRef,
+  type TornRecord,
+  type WalCompression,
+  type WalReaderStats,
+  type WalRecord,
+} from "./wlog.ts";
+
+/** Options of {@link WalReadAhead}. */
+export interface WalReadAheadOptions {
+  /** As {@link WalReaderOptions.allowTornTail} (default true). */
+  allowTornTail?: boolean;
+  /** As {@link WalReaderOptions.readBytes}. */
+  readBytes?: number;
+  /** As {@link WalReaderOptions.seriesRecords}. */
+  seriesRecords?: (ref: number, key: string) => void;
+  /**
+   * Bytes of the ring the records come through (default 4 MiB): the most the worker reads ahead.
+   * A record larger than half of it comes in pieces.
+   */
+  ringBytes?: number;
+}
+
+/** The job a {@link WalReadAhead} sends its worker. */
+export interface WalReadJob {
+  segments: SegmentRef[];
+  allowTornTail: boolean;
+  readBytes?: number;
+  streamSeries: boolean;
+  ring: RingBuffers;
+}
+
+/** A message from the worker. */
+export type FromWalReadWorker =
+  | { kind: "end"; stats: WalReaderStats; torn: TornRecord | undefined }
+  | {
+    kind: "failed";
+    name: string;
+    message: string;
+    corruption?: { segment: number; path: string; offset: number };
+  };
+
+const _COMPRESSION: WalCompression[] = ["none", "snappy", "zstd"];
+
+/** Reads WAL records on a worker; see the module doc. One iteration per reader. */
+export class WalReadAhead implements AsyncIterable<WalRecord> {
+  /** The segments, in reading order. */
+  readonly segments: readonly SegmentRef[];
+  /** Set when the last segment ended inside a record (after iteration). */
+  torn: TornRecord | undefined;
+  /** The reader's counters (after iteration). */
+  readonly stats: WalReaderStats = {
+    segments: 0,
+    records: 0,
+    streamedRecords: 0,
+    fragments: 0,
+    snappyRecords: 0,
+    zstdRecords: 0,
+    skippedRecords: 0,
+  };
+  #options: WalReadAheadOptions;
+
+  /** Reads `segments` in the given order. */
+  constructor(segments: readonly SegmentRef[], options: WalReadAheadOptions = {}) {
+    this.segments = segments;
+    this.#options = options;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WalRecord> {
+    const o = this.#options;
+    const ring = newRing(o.ringBytes ?? 4 * 1024 * 1024);
+    const messages: FromWalReadWorker[] = [];
+    let arrived: (() => void) | null = null;
+    let broken: Error | null = null;
+    const worker = new Worker(new URL("./wal_read_worker.ts", import.meta.url).href, {
+      type: "module",
+    });
+    worker.onmessage = (event: MessageEvent<FromWalReadWorker>) => {
+      messages.push(event.data);
+      arrived?.();
+    };
+    worker.onerror = (event) => {
+      // Handled here: unhandled, a worker's error would end the whole process.
+      event.preventDefault();
+      broken = new Error(`the WAL reading worker failed: ${event.message}`);
+      arrived?.();
+    };
+    const message = async (): Promise<FromWalReadWorker> => {
+      while (messages.length === 0) {
+        if (broken) throw broken;
+        await new Promise<void>((resolve) => arrived = resolve);
+        arrived = null;
+      }
+      return messages.shift()!;
+    };
+    try {
+      const job: WalReadJob = {
+        segments: [...this.segments],
+        allowTornTail: o.allowTornTail ?? true,
+        readBytes: o.readBytes,
+        streamSeries: o.seriesRecords !== undefined,
+        ring,
+      };
+      worker.postMessage(job);
+      const reader = new RingReader(ring);
+      for (let e = await reader.next(); e; e = await reader.next()) {
+        if (e.kind === RingItem.series) {
+          o.seriesRecords!(e.ref, _utf8.decode(e.bytes));
+          continue;
+        }
+        const seg = this.segments[e.segment];
+        yield {
+          segment: seg.index,
+          path: seg.path,
+          offset: e.offset,
+          compression: _COMPRESSION[e.compression],
+          bytes: e.bytes,
+        };
+      }
+      // After the ring's last item (a record it cuts is dropped): the end, or the failure.
+      const end = await message();
+      if (end.kind === "failed") throw _rebuild(end);
+      Object.assign(this.stats, end.stats);
+      this.torn = end.torn;
+    } finally {
+      worker.terminate();
+    }
+  }
+}
+
+const _utf8 = new TextDecoder();
+
+// The worker's failure as it was thrown there: a CorruptionError keeps its place in the WAL, an
+// I/O error its class (a missing segment is told apart by it).
+function _rebuild(m: Extract<FromWalReadWorker, { kind: "failed" }>): Error {
+  if (m.corruption) {
+    const c = m.corruption;
+    const e = new CorruptionError(c.segment, c.path, c.offset, "");
+    e.message = m.message;
+    return e;
+  }
+  if (m.name === "FormatError") return new FormatError(m.message);
+  const errors = Deno.errors as unknown as Record<string, new (m: string) => Error>;
+  const known = Object.hasOwn(errors, m.name) ? errors[m.name] : undefined;
+  const e = known ? new known(m.message) : new Error(m.message);
+  if (!known) e.name = m.name;
+  return e;
+}

@@ -1,0 +1,54 @@
+/**
+ * The worker of {@link WalReadAhead} (`wal_read_ahead.ts`): reads WAL segments with a
+ * {@link WalReader} (CRCs, fragments, decompression, series records streamed) and writes the
+ * records and streamed series to the shared ring (`_wal_ring.ts`), blocking while it is full. The
+ * end (the reader's counters and torn tail) or the failure goes by message after the ring's last
+ * item.
+ *
+ * Memory: the reader's (its read buffer and the largest record, twice).
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { RingWriter } from "./_wal_ring.ts";
+import { type SegmentRef, type WalCompression, WalReader } from "./wlog.ts";
+import type { FromWalReadWorker, WalReadJob } from "./wal_read_ahead.ts";
+
+const _COMPRESSION: Record<WalCompression, number> = { none: 0, snappy: 1, zstd: 2 };
+
+self.onmessage = (event: MessageEvent<WalReadJob>) => {
+  _run(event.data);
+};
+
+async function _run(job: WalReadJob): Promise<void> {
+  const ring = new RingWriter(job.ring);
+  const post = (m: FromWalReadWorker) => self.postMessage(m);
+  try {
+    const position = new Map(job.segments.map((s: SegmentRef, i: number) => [s.path, i]));
+    const reader = new WalReader(job.segments, {
+      reuseBuffer: true,
+      allowTornTail: job.allowTornTail,
+      readBytes: job.readBytes,
+      seriesRecords: job.streamSeries ? (ref, key) => ring.series(ref, key) : undefined,
+    });
+    for await (const rec of reader) {
+      ring.record(position.get(rec.path)!, rec.offset, _COMPRESSION[rec.compression], rec.bytes);
+    }
+    post({ kind: "end", stats: { ...reader.stats }, torn: reader.torn });
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const at = err as Error & { segment?: number; path?: string; offset?: number };
+    post({
+      kind: "failed",
+      name: err.name,
+      message: err.message,
+      corruption: err.name === "CorruptionError"
+        ? { segment: at.segment!, path: at.path!, offset: at.offset! }
+        : undefined,
+    });
+  } finally {
+    ring.close();
+  }
+}
