@@ -92,7 +92,7 @@ import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./s
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
-import { WalReadAhead } from "./wal_read_ahead.ts";
+import { PreparedWalWorker, WalReadAhead } from "./wal_read_ahead.ts";
 import { HeadChunkCorruptionError, HeadChunkCursor, listHeadChunkFiles } from "./head_chunks.ts";
 import {
   HEAD_CHUNK_REF,
@@ -107,6 +107,9 @@ const _RANGE_MS = Number(CHUNK_RANGE_MS);
 const _MAX_SPLITS = 4;
 /** The most shards one split makes (a shard number is one byte). */
 const _MAX_SHARDS = 255;
+/** Default of {@link HeadReplayLimits.walRingBytes}. */
+const _WAL_RING_BYTES = 4 * 1024 * 1024;
+
 /** Whether a histogram sample was kept for its hidden class (see `_ShardReplayer.histogram`). */
 let _histogramSampleKept = false;
 
@@ -352,6 +355,22 @@ async function _splitWal(
   stats: HeadReplayStats,
   skipAtSplit: boolean,
 ): Promise<{ shards: ShardFile[]; headChunkData?: string }> {
+  // The WAL's reader starts loading now, while the head chunks are copied.
+  const worker = (o.walRingBytes ?? _WAL_RING_BYTES) > 0 ? new PreparedWalWorker() : undefined;
+  try {
+    return await _splitWalWith(o, dir, stats, skipAtSplit, worker);
+  } finally {
+    worker?.close();
+  }
+}
+
+async function _splitWalWith(
+  o: HeadReplayOptions,
+  dir: string,
+  stats: HeadReplayStats,
+  skipAtSplit: boolean,
+  worker: PreparedWalWorker | undefined,
+): Promise<{ shards: ShardFile[]; headChunkData?: string }> {
   const headChunks = o.headChunksDir === undefined ? null : await _readHeadChunks(
     o,
     o.headChunksDir,
@@ -372,7 +391,8 @@ async function _splitWal(
     bufferSize: o.shardBufferSize,
   });
   try {
-    await new _WalSplitter(o, part, stats, skipAtSplit ? headChunks?.ends : undefined).run();
+    const ends = skipAtSplit ? headChunks?.ends : undefined;
+    await new _WalSplitter(o, part, stats, ends, worker).run();
     if (headChunks) {
       await readShardFile(headChunks.path, new _HeadChunkRouter(part, headChunks.ends), {
         bufferSize: o.shardReadSize,
@@ -781,14 +801,18 @@ class _WalSplitter {
   #flushBytes: number;
   /** The end of each ref's head chunks: its WAL samples up to there are skipped. */
   #headChunkEnds: RefTimes | undefined;
+  /** The worker started for the WAL's reader (the WBL's starts its own). */
+  #worker: PreparedWalWorker | undefined;
 
   constructor(
     o: HeadReplayOptions,
     part: HeadPartitioner,
     stats: HeadReplayStats,
     headChunkEnds: RefTimes | undefined,
+    worker: PreparedWalWorker | undefined,
   ) {
     this.#o = o;
+    this.#worker = worker;
     this.#headChunkEnds = headChunkEnds;
     this.#batch = new SampleBatch(o.batchSize);
     this.#flushBytes = o.splitFlushBytes ?? 4 * 1024 * 1024;
@@ -808,9 +832,9 @@ class _WalSplitter {
     // Each record is done with before the next is read (the partitioner copies what it keeps);
     // series records of more than a page come as their pages do, one series at a time.
     const seriesRecords = wbl ? _ignoreSeries : this.#series;
-    const ring = this.#o.walRingBytes ?? 4 * 1024 * 1024;
+    const ring = this.#o.walRingBytes ?? _WAL_RING_BYTES;
     const reader = ring > 0
-      ? new WalReadAhead(segments, { seriesRecords, ringBytes: ring })
+      ? new WalReadAhead(segments, { seriesRecords, ringBytes: ring, worker: this.#worker })
       : new WalReader(segments, { reuseBuffer: true, seriesRecords });
     try {
       await this.#readRecords(reader, wbl);

@@ -38,6 +38,31 @@ export interface WalReadAheadOptions {
    * A record larger than half of it comes in pieces.
    */
   ringBytes?: number;
+  /** A worker started ahead ({@link PreparedWalWorker}): this reader takes it over. */
+  worker?: PreparedWalWorker;
+}
+
+/**
+ * A worker for a {@link WalReadAhead}, started before the reader is: its runtime and modules take
+ * about half a second to load, which then overlaps other work (the head replay copies the head
+ * chunks meanwhile). {@link PreparedWalWorker.close} ends it if no reader took it over.
+ */
+export class PreparedWalWorker {
+  #worker: Worker | null = new Worker(new URL("./wal_read_worker.ts", import.meta.url).href, {
+    type: "module",
+  });
+
+  /** The worker, for one reader; null once taken. */
+  take(): Worker | null {
+    const w = this.#worker;
+    this.#worker = null;
+    return w;
+  }
+
+  /** Ends the worker unless a reader took it over (which ends it itself). */
+  close(): void {
+    this.take()?.terminate();
+  }
 }
 
 /** The job a {@link WalReadAhead} sends its worker. */
@@ -91,9 +116,7 @@ export class WalReadAhead implements AsyncIterable<WalRecord> {
     const messages: FromWalReadWorker[] = [];
     let arrived: (() => void) | null = null;
     let broken: Error | null = null;
-    const worker = new Worker(new URL("./wal_read_worker.ts", import.meta.url).href, {
-      type: "module",
-    });
+    const worker = o.worker?.take() ?? new PreparedWalWorker().take()!;
     worker.onmessage = (event: MessageEvent<FromWalReadWorker>) => {
       messages.push(event.data);
       arrived?.();
