@@ -26,6 +26,21 @@ export interface WalHistogramSample<H = Histogram | FloatHistogram> {
   st?: bigint;
 }
 
+/**
+ * Series with labels of 40 to 340 bytes (a record of a few thousand spans many 32 KiB pages), refs
+ * from `from` on.
+ */
+export function longSeries(n: number, from: number): { ref: number; labels: [string, string][] }[] {
+  return Array.from({ length: n }, (_, i) => ({
+    ref: from + i,
+    labels: [
+      ["__name__", `metric_${(from + i) % 17}`],
+      ["instance", `10.0.${(from + i) >> 8}.${(from + i) & 255}:9100`],
+      ["path", `/${"x".repeat((from + i) % 300)}`],
+    ] as [string, string][],
+  }));
+}
+
 /** A series record (type 1); labels are written in the order given (sort them by name). */
 export function seriesRecord(series: { ref: number; labels: [string, string][] }[]): Uint8Array {
   const e = new Encbuf().byte(1);

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { forEachSeries } from "../mod/tsdb/record.ts";
 import { WalReadAhead } from "../mod/tsdb/wal_read_ahead.ts";
+import { newRing, RingReader, RingWriter } from "../mod/tsdb/_wal_ring.ts";
 import {
   CorruptionError,
   listSegments,
@@ -13,21 +14,9 @@ import {
   WalReader,
   WalSegmentWriter,
 } from "../mod/tsdb/wlog.ts";
-import { samplesV1Record, seriesRecord } from "./_wal_records.ts";
+import { longSeries, samplesV1Record, seriesRecord } from "./_wal_records.ts";
 import { withTempDir } from "./_files.ts";
 import { seededRandom } from "./_random.ts";
-
-/** Series with labels of 40 to 340 bytes; a record of many spans many pages (and is streamed). */
-function series(n: number, from: number): { ref: number; labels: [string, string][] }[] {
-  return Array.from({ length: n }, (_, i) => ({
-    ref: from + i,
-    labels: [
-      ["__name__", `metric_${(from + i) % 17}`],
-      ["instance", `10.0.${(from + i) >> 8}.${(from + i) & 255}:9100`],
-      ["path", `/${"x".repeat((from + i) % 300)}`],
-    ] as [string, string][],
-  }));
-}
 
 /** Samples records of every size: a few bytes to several pages, random values. */
 function samples(n: number, seed: number): Uint8Array {
@@ -43,10 +32,10 @@ function samples(n: number, seed: number): Uint8Array {
 async function writeWal(dir: string, compression: "none" | "snappy"): Promise<SegmentRef[]> {
   for (let s = 0; s < 2; s++) {
     const w = await WalSegmentWriter.create(`${dir}/0000000${s}`, { compression });
-    await w.log(seriesRecord(series(3, 1 + s * 100_000)));
+    await w.log(seriesRecord(longSeries(3, 1 + s * 100_000)));
     for (let r = 0; r < 4; r++) {
       await w.log(samples([1, 30, 900, 12_000][r], 10 * s + r));
-      await w.log(seriesRecord(series(r === 2 ? 2000 : 5, 1000 + s * 100_000 + r * 10_000)));
+      await w.log(seriesRecord(longSeries(r === 2 ? 2000 : 5, 1000 + s * 100_000 + r * 10_000)));
     }
     await w.close(s === 1 ? false : true);
   }
@@ -162,7 +151,7 @@ Deno.test("WAL read ahead: a missing segment fails with the I/O error's class", 
 Deno.test("WAL read ahead: a label set of 100 KB in a streamed series record", async () => {
   await withTempDir("promcase-wal-ahead-", async (dir) => {
     const w = await WalSegmentWriter.create(`${dir}/00000000`);
-    const long = series(500, 1);
+    const long = longSeries(500, 1);
     long[250].labels[2][1] = "y".repeat(100_000);
     await w.log(seriesRecord(long));
     await w.close(false);
@@ -171,4 +160,16 @@ Deno.test("WAL read ahead: a label set of 100 KB in a streamed series record", a
     assert.equal(want.reader.stats.streamedRecords, 1);
     assertSameRead(await read(segments, 256 * 1024), want, "long");
   });
+});
+
+Deno.test("WAL ring: stopped from the reading end (its writer gone), it gives what was written", async () => {
+  const ring = newRing(1024);
+  const writer = new RingWriter(ring);
+  const reader = new RingReader(ring);
+  writer.series(7, "a\u0000b\u0000");
+  assert.equal((await reader.next())?.ref, 7);
+  // Waiting for an item no writer will write; nothing else keeps the event loop alive.
+  const waiting = reader.next();
+  setTimeout(() => reader.stop(), 20);
+  assert.equal(await waiting, null);
 });

@@ -4,27 +4,15 @@
 import assert from "node:assert/strict";
 import { forEachSeries, RecordType } from "../mod/tsdb/record.ts";
 import { CorruptionError, listSegments, WalReader, WalSegmentWriter } from "../mod/tsdb/wlog.ts";
-import { samplesV1Record, seriesRecord } from "./_wal_records.ts";
+import { longSeries, samplesV1Record, seriesRecord } from "./_wal_records.ts";
 import { withTempDir } from "./_files.ts";
-
-/** Series with labels long enough that a record of `n` of them spans many 32 KiB pages. */
-function series(n: number, from: number): { ref: number; labels: [string, string][] }[] {
-  return Array.from({ length: n }, (_, i) => ({
-    ref: from + i,
-    labels: [
-      ["__name__", `metric_${(from + i) % 17}`],
-      ["instance", `10.0.${(from + i) >> 8}.${(from + i) & 255}:9100`],
-      ["path", `/${"x".repeat((from + i) % 300)}`],
-    ] as [string, string][],
-  }));
-}
 
 async function writeWal(dir: string, compression: "none" | "snappy"): Promise<string[]> {
   const w = await WalSegmentWriter.create(`${dir}/00000000`, { compression });
   // A small series record (one fragment: yielded as before), large ones, samples between.
-  await w.log(seriesRecord(series(3, 1)));
+  await w.log(seriesRecord(longSeries(3, 1)));
   for (let r = 0; r < 3; r++) {
-    await w.log(seriesRecord(series(2500, 100 + r * 10_000)));
+    await w.log(seriesRecord(longSeries(2500, 100 + r * 10_000)));
     await w.log(samplesV1Record([{ ref: 100, t: BigInt(r), v: 0x4000000000000000n }]));
   }
   await w.close(false);
@@ -61,9 +49,9 @@ for (const compression of ["none", "snappy"] as const) {
 
 Deno.test("a malformed entry inside a streamed series record is a corruption at the record", async () => {
   await withTempDir("promcase-series-stream-", async (dir) => {
-    const record = seriesRecord(series(2500, 100));
+    const record = seriesRecord(longSeries(2500, 100));
     // Past the middle, a label length that runs past the record's end (the CRCs are right).
-    const good = series(1300, 100);
+    const good = longSeries(1300, 100);
     const at = seriesRecord(good).length;
     const bad = record.slice();
     bad[at + 8] = 0x7f; // the 1301st series' label count, then lengths past the end
@@ -71,7 +59,7 @@ Deno.test("a malformed entry inside a streamed series record is a corruption at 
     bad[at + 10] = 0xff;
     bad[at + 11] = 0x7f;
     const w = await WalSegmentWriter.create(`${dir}/00000000`, { compression: "snappy" });
-    await w.log(seriesRecord(series(3, 1)));
+    await w.log(seriesRecord(longSeries(3, 1)));
     const offset = await w.log(bad);
     await w.close(false);
     const got: number[] = [];
@@ -86,15 +74,15 @@ Deno.test("a malformed entry inside a streamed series record is a corruption at 
     );
     // The small record was yielded, not streamed; the large one's series before the damage were
     // handed over.
-    assert.deepEqual(got, series(1300, 100).map((s) => s.ref));
+    assert.deepEqual(got, longSeries(1300, 100).map((s) => s.ref));
   });
 });
 
 Deno.test("a WAL torn inside a streamed series record ends as a torn tail", async () => {
   await withTempDir("promcase-series-stream-", async (dir) => {
     const w = await WalSegmentWriter.create(`${dir}/00000000`, { compression: "none" });
-    await w.log(seriesRecord(series(3, 1)));
-    const offset = await w.log(seriesRecord(series(2500, 100)));
+    await w.log(seriesRecord(longSeries(3, 1)));
+    const offset = await w.log(seriesRecord(longSeries(2500, 100)));
     await w.close(false);
     await Deno.truncate(`${dir}/00000000`, offset + 100_000);
     const got: number[] = [];

@@ -59,6 +59,8 @@ export function newRing(size: number): RingBuffers {
 
 const _utf8 = new TextEncoder();
 
+function _nothing(): void {}
+
 /** The writing end (in the worker). */
 export class RingWriter {
   #data: Uint8Array;
@@ -235,6 +237,15 @@ export class RingReader {
     return e;
   }
 
+  /**
+   * Ends the ring from this end, for a writer that is gone without ending it (its thread failed):
+   * a {@link RingReader.next} waiting, or to come, gives what was written, then null.
+   */
+  stop(): void {
+    Atomics.store(this.#control, _DONE, 1);
+    Atomics.notify(this.#control, _WRITTEN);
+  }
+
   // Where the next item starts, once there is one; -1 at the writer's end.
   async #nextItem(): Promise<number> {
     for (;;) {
@@ -246,7 +257,16 @@ export class RingReader {
           return -1;
         }
         const wait = Atomics.waitAsync(this.#control, _WRITTEN, written);
-        if (wait.async) await wait.value;
+        if (wait.async) {
+          // A pending wait does not keep Deno's event loop alive (a timer does): without it, a
+          // wait no other task outlives would end the process.
+          const alive = setTimeout(_nothing, 2 ** 30);
+          try {
+            await wait.value;
+          } finally {
+            clearTimeout(alive);
+          }
+        }
         continue;
       }
       if (this.#data[this.#at] !== RingItem.skip) return this.#at;

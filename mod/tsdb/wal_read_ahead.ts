@@ -18,6 +18,7 @@ import { newRing, type RingBuffers, RingItem, RingReader } from "./_wal_ring.ts"
 import { FormatError } from "./encoding.ts";
 import {
   CorruptionError,
+  newWalReaderStats,
   type SegmentRef,
   type TornRecord,
   type WalCompression,
@@ -93,15 +94,7 @@ export class WalReadAhead implements AsyncIterable<WalRecord> {
   /** Set when the last segment ended inside a record (after iteration). */
   torn: TornRecord | undefined;
   /** The reader's counters (after iteration). */
-  readonly stats: WalReaderStats = {
-    segments: 0,
-    records: 0,
-    streamedRecords: 0,
-    fragments: 0,
-    snappyRecords: 0,
-    zstdRecords: 0,
-    skippedRecords: 0,
-  };
+  readonly stats: WalReaderStats = newWalReaderStats();
   #options: WalReadAheadOptions;
 
   /** Reads `segments` in the given order. */
@@ -121,10 +114,13 @@ export class WalReadAhead implements AsyncIterable<WalRecord> {
       messages.push(event.data);
       arrived?.();
     };
+    const reader = new RingReader(ring);
     worker.onerror = (event) => {
-      // Handled here: unhandled, a worker's error would end the whole process.
+      // Handled here: unhandled, a worker's error would end the whole process. The ring is ended
+      // from here, or the reading would wait for the worker forever.
       event.preventDefault();
       broken = new Error(`the WAL reading worker failed: ${event.message}`);
+      reader.stop();
       arrived?.();
     };
     const message = async (): Promise<FromWalReadWorker> => {
@@ -144,7 +140,6 @@ export class WalReadAhead implements AsyncIterable<WalRecord> {
         ring,
       };
       worker.postMessage(job);
-      const reader = new RingReader(ring);
       for (let e = await reader.next(); e; e = await reader.next()) {
         if (e.kind === RingItem.series) {
           o.seriesRecords!(e.ref, _utf8.decode(e.bytes));

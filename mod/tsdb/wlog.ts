@@ -245,7 +245,8 @@ export interface WalReaderStats {
   skippedRecords: number;
 }
 
-function _zeroStats(): WalReaderStats {
+/** Counters of a reader that has read nothing yet. */
+export function newWalReaderStats(): WalReaderStats {
   return {
     segments: 0,
     records: 0,
@@ -280,7 +281,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
   /** Set when the last segment ended inside a record (after iteration). */
   torn: TornRecord | undefined;
   /** Counters. */
-  readonly stats: WalReaderStats = _zeroStats();
+  readonly stats: WalReaderStats = newWalReaderStats();
   #allowTornTail: boolean;
   #reuse: boolean;
   /** With `reuseBuffer`, where snappy records are decoded (the largest one's size). */
@@ -327,7 +328,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
    */
   async *[Symbol.asyncIterator](): AsyncIterator<WalRecord> {
     this.torn = undefined;
-    Object.assign(this.stats, _zeroStats());
+    Object.assign(this.stats, newWalReaderStats());
     for (let i = 0; i < this.segments.length; i++) {
       const seg = this.segments[i];
       const isLast = i === this.segments.length - 1;
