@@ -25,10 +25,11 @@
  *    are decoded one at a time (a scrape of a million new series is one record, of ~100 MiB,
  *    whose pages are parsed as they come: `WalReader`'s `seriesRecords`), float samples move in
  *    batches of typed arrays (`sample_batch.ts`), histograms are copied as their WAL bytes, and
- *    shard buffers are written at `splitFlushBytes`, also inside a record. Then the head chunks go to
- *    the end of the shard files of their series. (Skipping by the sample's own ref is Prometheus'
- *    rule unless a label set's later series record names a ref whose chunks end earlier; step 2
- *    notices that, and the whole replay runs again, skipping nothing at the split.)
+ *    shard buffers are written at `splitFlushBytes`, also inside a record. Then the head chunks'
+ *    entries (references to their bytes) go to the end of the shard files of their series.
+ *    (Skipping by the sample's own ref is Prometheus' rule unless a label set's later series record
+ *    names a ref whose chunks end earlier; step 2 notices that, and the whole replay runs again,
+ *    skipping nothing at the split.)
  * 2. Each shard is replayed alone: its head chunks first (to the spill below), then its samples
  *    are encoded into the series' open chunk as they come
  *    (an {@link XorAppenderSet}), finished chunks go to a {@link ChunkSpill} (memory up to a
@@ -39,10 +40,11 @@
  *    (`series_runs.ts`).
  *    Shards are replayed one at a time on the main thread, and with `replayWorkers` also on
  *    that many workers (`head_replay_pool.ts`), each holding what one replay holds.
- * 3. {@link HeadReplay.series} merges the runs, with one small read buffer per run.
+ * 3. {@link HeadReplay.series} merges the runs, with one small read buffer per run, and reads each
+ *    series' head chunk bytes from the store.
  * All temporary files live in a directory under `tmpDir` (never the data dir), removed by
- * {@link HeadReplay.close}. Disk: about the WAL's size for the shards and twice the head chunks'
- * (the copy, then the shards), then the chunks' for the runs.
+ * {@link HeadReplay.close}. Disk: about the WAL's size for the shards, the window's head chunks
+ * once (the store), then the chunks built from the WAL for the runs.
  *
  * @module
  */
