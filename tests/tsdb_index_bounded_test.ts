@@ -195,6 +195,17 @@ Deno.test("IndexWriter keeps its temporary files beside the index and removes th
     );
     await assert.rejects(() => sorted.addSeries([{ name: "a", value: "b" }], []), /addSeriesRefs/);
     await sorted.addSeriesRefs([1, 2], [{ mint: 0n, maxt: 1n, ref: 8n }]);
+    // Chunk metas that do not follow each other, within a series or from the one before.
+    for (
+      const [chunks, message] of [
+        [[{ mint: 0n, maxt: 1n, ref: 7n }], /unsorted chunk reference 7 after 8/],
+        [[{ mint: 0n, maxt: 1n, ref: 9n }, { mint: 2n, maxt: 3n, ref: 8n }], /unsorted chunk/],
+        [[{ mint: 0n, maxt: 5n, ref: 9n }, { mint: 5n, maxt: 6n, ref: 10n }], /not above/],
+        [[{ mint: 4n, maxt: 3n, ref: 9n }], /below mint/],
+      ] as const
+    ) {
+      await assert.rejects(() => sorted.addSeriesRefs([1, 2], chunks), message);
+    }
     await sorted.close();
     using s = await IndexReader.open(`${tmp}/sorted`);
     assert.deepEqual(await Array.fromAsync(s.symbols()), ["", "a", "b"]);

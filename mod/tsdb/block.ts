@@ -15,6 +15,7 @@ import { ChunkReader, ChunkWriter, type RawChunk } from "./chunks.ts";
 import {
   type ChunkMeta,
   compareLabels,
+  encodeChunkMetas,
   IndexReader,
   type IndexReaderOptions,
   IndexWriter,
@@ -363,8 +364,8 @@ export class BlockWriter {
     const symbols = this.#symbols;
     e.uvarint(labels.length);
     for (const l of labels) e.uvarint(symbols.number(l.name)).uvarint(symbols.number(l.value));
-    e.uvarint(metas.length);
-    for (const m of metas) e.varint(m.mint).varint(m.maxt).uvarint(m.ref);
+    // As the index stores them: the commit copies them as they are.
+    encodeChunkMetas(e, metas);
     const body = e.get();
     const length = this.#length;
     length.reset();
@@ -434,7 +435,7 @@ export class BlockWriter {
         for await (const run of this.#symbols.runs()) {
           for (let i = 0; i < run.series; i++) {
             const s = await _readPending(pending, run.refs, scratch);
-            await index.addSeriesRefs(s.refs, s.chunks);
+            await index.addSeriesEncoded(s.refs, s.chunkMetas);
           }
         }
         if (!pending.done) throw new FormatError(`${_PENDING}: more series than were added`);
@@ -497,7 +498,7 @@ async function _readPending(
   r: SequentialReader,
   refs: Uint32Array,
   scratch: { refs: Uint32Array },
-): Promise<{ refs: Uint32Array; chunks: ChunkMeta[] }> {
+): Promise<{ refs: Uint32Array; chunkMetas: Uint8Array }> {
   if (r.available < 10) await r.fill(10);
   const len = r.uvarint();
   if (r.available < len) await r.fill(len);
@@ -510,11 +511,8 @@ async function _readPending(
     if (number >= refs.length) throw new FormatError(`${_PENDING}: bad label number ${number}`);
     out[i] = refs[number];
   }
-  const chunks: ChunkMeta[] = [];
-  for (let k = d.uvarint(); k > 0; k--) {
-    chunks.push({ mint: d.varint64(), maxt: d.varint64(), ref: d.uvarint64() });
-  }
-  return { refs: out, chunks };
+  // The rest is the chunk metas as the index stores them (encodeChunkMetas).
+  return { refs: out, chunkMetas: d.take(d.remaining) };
 }
 
 /** Everything {@link formatMetaJson} writes. */

@@ -802,6 +802,30 @@ function _equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 const _decoder = new TextDecoder("utf-8", { fatal: true });
 const _encoder = new TextEncoder();
 
+/**
+ * Appends a series' chunk metas to `into` as an index series entry stores them after its labels
+ * (their count, the first's mint, length and reference, then each next one's distance from the
+ * one before), checking that they follow each other: references not decreasing, each chunk
+ * starting after the one before ends and ending no earlier than it starts.
+ */
+export function encodeChunkMetas(into: Encbuf, chunks: readonly ChunkMeta[]): void {
+  into.uvarint(chunks.length);
+  if (chunks.length === 0) return;
+  const c0 = chunks[0];
+  if (c0.maxt < c0.mint) throw new Error(`chunk maxt ${c0.maxt} below mint ${c0.mint}`);
+  into.varint(c0.mint).uvarint(c0.maxt - c0.mint).uvarint(c0.ref);
+  for (let i = 1; i < chunks.length; i++) {
+    const c = chunks[i];
+    const prev = chunks[i - 1];
+    if (c.ref < prev.ref) throw new Error(`unsorted chunk reference ${c.ref} after ${prev.ref}`);
+    if (c.mint <= prev.maxt) {
+      throw new Error(`chunk mint ${c.mint} not above previous chunk maxt ${prev.maxt}`);
+    }
+    if (c.maxt < c.mint) throw new Error(`chunk maxt ${c.maxt} below mint ${c.mint}`);
+    into.uvarint(c.mint - prev.maxt).uvarint(c.maxt - c.mint).varint(c.ref - prev.ref);
+  }
+}
+
 /** Options of {@link IndexWriter}. */
 export interface IndexWriterOptions extends IndexSymbolOptions {
   /** Directory of the writer's temporary files (default: the index file's directory). */
@@ -858,6 +882,7 @@ export class IndexWriter {
   #postings: PostingsSpill;
   #enc = new Encbuf();
   #body = new Encbuf();
+  #metas = new Encbuf();
   #closed = false;
 
   private constructor(f: BufferedFileWriter, path: string, options: IndexWriterOptions) {
@@ -1028,6 +1053,25 @@ export class IndexWriter {
    */
   async addSeriesRefs(refs: ArrayLike<number>, chunks: readonly ChunkMeta[]): Promise<number> {
     if (this.#closed) throw new Error("IndexWriter is closed");
+    if (chunks.length > 0 && chunks[0].ref < this.#lastChunkRef) {
+      throw new Error(`unsorted chunk reference ${chunks[0].ref} after ${this.#lastChunkRef}`);
+    }
+    const metas = this.#metas;
+    metas.reset();
+    encodeChunkMetas(metas, chunks);
+    const id = await this.addSeriesEncoded(refs, metas.get());
+    if (chunks.length > 0) this.#lastChunkRef = chunks[chunks.length - 1].ref;
+    return id;
+  }
+
+  /**
+   * {@link IndexWriter.addSeriesRefs} with the chunk metas already encoded as the index stores
+   * them ({@link encodeChunkMetas}, checked there), for a writer that wrote the chunks in order
+   * (their references then do not decrease from one series to the next, which this takes as
+   * given): nothing is decoded or encoded again.
+   */
+  async addSeriesEncoded(refs: ArrayLike<number>, chunkMetas: Uint8Array): Promise<number> {
+    if (this.#closed) throw new Error("IndexWriter is closed");
     const n = refs.length;
     if (n % 2 !== 0) throw new Error("IndexWriter: label references come in pairs");
     for (let i = 0; i < n; i++) {
@@ -1049,16 +1093,6 @@ export class IndexWriter {
         }] (symbol references)`,
       );
     }
-    let lastRef = this.#lastChunkRef;
-    for (let i = 0; i < chunks.length; i++) {
-      const c = chunks[i];
-      if (c.ref < lastRef) throw new Error(`unsorted chunk reference ${c.ref} after ${lastRef}`);
-      lastRef = c.ref;
-      if (i > 0 && c.mint <= chunks[i - 1].maxt) {
-        throw new Error(`chunk mint ${c.mint} not above previous chunk maxt ${chunks[i - 1].maxt}`);
-      }
-      if (c.maxt < c.mint) throw new Error(`chunk maxt ${c.maxt} below mint ${c.mint}`);
-    }
 
     const f = this.#f;
     const padding = (_SERIES_ALIGN - (f.position % _SERIES_ALIGN)) % _SERIES_ALIGN;
@@ -1071,19 +1105,7 @@ export class IndexWriter {
     body.reset();
     body.uvarint(n / 2);
     for (let i = 0; i < n; i++) body.uvarint(refs[i]);
-    body.uvarint(chunks.length);
-    if (chunks.length > 0) {
-      const c0 = chunks[0];
-      body.varint(c0.mint).uvarint(c0.maxt - c0.mint).uvarint(c0.ref);
-      let t0 = c0.maxt;
-      let ref0 = c0.ref;
-      for (let i = 1; i < chunks.length; i++) {
-        const c = chunks[i];
-        body.uvarint(c.mint - t0).uvarint(c.maxt - c.mint).varint(c.ref - ref0);
-        t0 = c.maxt;
-        ref0 = c.ref;
-      }
-    }
+    body.bytes(chunkMetas);
     const b = body.get();
     const e = this.#enc;
     e.reset();
@@ -1100,7 +1122,6 @@ export class IndexWriter {
     if (this.#last.length < n) this.#last = new Uint32Array(Math.max(n, 2 * this.#last.length));
     for (let i = 0; i < n; i++) this.#last[i] = refs[i];
     this.#lastLength = n;
-    this.#lastChunkRef = lastRef;
     return id;
   }
 
