@@ -244,6 +244,29 @@ Deno.test("a window whose ends are scrapes: their samples are counted, as withou
   });
 });
 
+Deno.test("a window that starts at a head chunk's last sample and ends at one's first keeps both", async () => {
+  await withTempDir("promcase-head-chunks-", async (dir) => {
+    await build(dir);
+    const chunks = (await readFiles(dir)).flat().sort((a, b) => (a.maxt < b.maxt ? -1 : 1));
+    // A chunk that touches the window by one sample at each end: it holds a sample in the window.
+    const first = chunks[Math.floor(chunks.length / 4)];
+    const last = chunks.find((c) => c.mint > first.maxt + 60_000n)!;
+    const window = { from: first.maxt, to: last.mint };
+    const cut = (lines: string[]) =>
+      lines.filter((l) => {
+        const t = BigInt(l.split(" ")[1]);
+        return t >= window.from && t <= window.to;
+      });
+    const alone = await replay(dir, false, null, window);
+    const mapped = await replay(dir, true, null, window);
+    assert.ok(mapped.ranges.some(([mint, maxt]) => mint < window.from && maxt === window.from));
+    assert.ok(mapped.ranges.some(([mint, maxt]) => mint === window.to && maxt > window.to));
+    assert.deepEqual(cut(mapped.lines), alone.lines);
+    assert.equal(mapped.stats.floatSamples, alone.stats.floatSamples);
+    assert.equal(mapped.stats.histogramSamples, alone.stats.histogramSamples);
+  });
+});
+
 Deno.test("out-of-order samples and deletions in series with head chunks: their bytes are decoded", async () => {
   await withTempDir("promcase-head-chunks-", async (dir) => {
     await build(dir);

@@ -98,6 +98,7 @@ import { PreparedWalWorker, WalReadAhead } from "./wal_read_ahead.ts";
 import { HeadChunkCorruptionError, HeadChunkCursor, listHeadChunkFiles } from "./head_chunks.ts";
 import {
   HEAD_CHUNK_REF,
+  headChunkRefLength,
   headChunkRefSamples,
   HeadChunkStore,
   HeadChunkStoreReader,
@@ -463,7 +464,8 @@ async function _readHeadChunks(
             continue;
           }
           ends.set(ref, maxt);
-          // The shard replay keeps the chunks that reach into the window (_ShardReplayer).
+          // Those that reach into the window have their bytes stored, and the shard replay keeps
+          // them (_ShardReplayer.headChunk); the others are only the end of their ref's chunks.
           const inWindow = maxt >= from && mint <= to;
           const samples = inWindow ? _samplesIn(c.encoding, c.data, mint, maxt, from, to) : 0;
           const refBytes = await store.add(inWindow ? c.data : null, samples);
@@ -579,11 +581,6 @@ type _ShardReplayOptions =
     "memoryBudget" | "shardReadSize" | "batchSize" | "openChunks" | "signal"
   >
   & {
-    /**
-     * The head chunks kept are those that reach into this range (inclusive; default all): the
-     * window, as the split cut the WAL's samples to it. Ms timestamps.
-     */
-    headChunkRange?: { from: number; to: number };
     /** The {@link HeadChunkStore} the head chunk entries refer to. */
     headChunkData?: string;
   };
@@ -677,7 +674,6 @@ async function _replayShards(
     shardReadSize: o.shardReadSize,
     batchSize: o.batchSize,
     openChunks: o.openChunks,
-    headChunkRange: { from: Number(o.from), to: Number(o.to) },
     headChunkData,
   };
   // The next shard to replay, split first while it holds too many series.
@@ -739,8 +735,7 @@ async function _replayShard(
   // For the few series decoded here (out-of-order samples, deletions), opened for the first.
   let store: HeadChunkStoreReader | null = null;
   try {
-    const range = o.headChunkRange ?? { from: -Infinity, to: Infinity };
-    const replayer = new _ShardReplayer(spill, stats, openChunks, range.from, range.to);
+    const replayer = new _ShardReplayer(spill, stats, openChunks);
     const read = {
       bufferSize: o.shardReadSize,
       batchSize: o.batchSize,
@@ -1057,31 +1052,18 @@ class _ShardReplayer implements HeadEntrySink {
   #headChunkHistograms = new Float64Array(64);
   /** The spill list of series id 0: the series' lists follow those of the head chunks. */
   #listBase = -1;
-  /** Head chunks that do not reach into `[#from, #to]` are not kept. */
-  #from: number;
-  #to: number;
 
-  /**
-   * `openChunks` must be empty; {@link _ShardReplayer.finishOpenChunks} leaves it so. Of the head
-   * chunks, those that reach into `[from, to]` are kept.
-   */
-  constructor(
-    spill: ChunkSpill,
-    stats: HeadReplayStats,
-    openChunks: XorAppenderSet,
-    from: number,
-    to: number,
-  ) {
+  /** `openChunks` must be empty; {@link _ShardReplayer.finishOpenChunks} leaves it so. */
+  constructor(spill: ChunkSpill, stats: HeadReplayStats, openChunks: XorAppenderSet) {
     this.#spill = spill;
     this.#stats = stats;
     this.#xor = openChunks;
-    this.#from = from;
-    this.#to = to;
   }
 
   /**
-   * A head chunk of `ref` (in file order; the WAL split took only usable ones): its end is the
-   * ref's, and it is kept when it reaches into the range.
+   * A head chunk of `ref` (in file order; the WAL split took only usable ones), as a reference
+   * into the head chunk store: its end is the ref's, and it is kept when it reaches into the
+   * window (then its reference has bytes: see {@link _readHeadChunks}).
    */
   headChunk(ref: number, mint: number, maxt: number, encoding: number, data: Uint8Array): void {
     if (this.#listBase >= 0) throw new Error("head shard: a head chunk after other entries");
@@ -1095,11 +1077,11 @@ class _ShardReplayer implements HeadEntrySink {
         this.#headChunkHistograms = _grown(this.#headChunkHistograms);
       }
     }
-    this.#headChunkEnd[list] = maxt;
-    if (maxt < this.#from || mint > this.#to) return;
     if (!isHeadChunkRef(encoding)) {
       throw new Error("head shard: a head chunk's bytes, not a reference");
     }
+    this.#headChunkEnd[list] = maxt;
+    if (headChunkRefLength(data) === 0) return;
     // Whole, as Prometheus serves it (the block writer cuts chunks to the window): the reference
     // goes on, with the count of its samples in the window.
     this.#spill.add(list, encoding, data, mint, maxt);

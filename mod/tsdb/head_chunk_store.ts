@@ -30,6 +30,11 @@ export function isHeadChunkRef(encoding: number): boolean {
   return (encoding & HEAD_CHUNK_REF) !== 0;
 }
 
+/** The bytes a reference refers to: none for a chunk outside the window (see `add`). */
+export function headChunkRefLength(data: Uint8Array): number {
+  return new DataView(data.buffer, data.byteOffset, data.length).getUint32(8, true);
+}
+
 /** The samples in the window that a reference counts. */
 export function headChunkRefSamples(data: Uint8Array): number {
   return new DataView(data.buffer, data.byteOffset, data.length).getUint32(12, true);
@@ -53,8 +58,9 @@ export class HeadChunkStore {
   }
 
   /**
-   * Stores a chunk's `data` (null for one outside the window: its bytes are never read) and
-   * returns the reference's data, valid until the next call.
+   * Stores a chunk's `data` and returns the reference's data, valid until the next call. `data`
+   * is null for a chunk outside the window, whose bytes are never read: its reference has none,
+   * which tells the replay to leave it out (every chunk in the window has bytes).
    */
   async add(data: Uint8Array | null, samples: number): Promise<Uint8Array> {
     const at = this.#writer.position;
@@ -97,7 +103,7 @@ export class HeadChunkStoreReader {
    */
   resolve(chunks: TimedChunk[]): TimedChunk[] {
     let bytes = 0;
-    for (const c of chunks) if (isHeadChunkRef(c.encoding)) bytes += _refLength(c.data);
+    for (const c of chunks) if (isHeadChunkRef(c.encoding)) bytes += headChunkRefLength(c.data);
     if (bytes === 0) return chunks;
     if (bytes > this.#buf.length) this.#buf = new Uint8Array(Math.max(bytes, 2 * this.#buf.length));
     let used = 0;
@@ -106,7 +112,7 @@ export class HeadChunkStoreReader {
       if (!isHeadChunkRef(c.encoding)) continue;
       const view = new DataView(c.data.buffer, c.data.byteOffset, c.data.length);
       const at = view.getFloat64(0, true);
-      const length = view.getUint32(8, true);
+      const length = headChunkRefLength(c.data);
       const data = this.#buf.subarray(used, used + length);
       if (readAtSync(this.#file, at, data) !== length) {
         throw new FormatError(`head chunk store: ends before byte ${at + length}`);
@@ -121,8 +127,4 @@ export class HeadChunkStoreReader {
   close(): void {
     this.#file.close();
   }
-}
-
-function _refLength(data: Uint8Array): number {
-  return new DataView(data.buffer, data.byteOffset, data.length).getUint32(8, true);
 }
