@@ -57,6 +57,41 @@ export function newRing(size: number): RingBuffers {
   return { data: new SharedArrayBuffer(size), control: new SharedArrayBuffer(16) };
 }
 
+/**
+ * One end's place in the ring: the bytes it has passed since the start (an int32 that wraps,
+ * shared through its control word) and where it is in the ring.
+ */
+class _Position {
+  /** Bytes passed since the start, as in the control word. */
+  total = 0;
+  /** Where in the ring. */
+  at = 0;
+  #control: Int32Array;
+  #word: number;
+  #size: number;
+
+  constructor(control: Int32Array, word: number, size: number) {
+    this.#control = control;
+    this.#word = word;
+    this.#size = size;
+  }
+
+  /** Moves on by `n` bytes and tells the other end (waking it if it waits). */
+  advance(n: number): void {
+    this.total = (this.total + n) | 0;
+    this.at += n;
+    if (this.at === this.#size) this.at = 0;
+    Atomics.store(this.#control, this.#word, this.total);
+    Atomics.notify(this.#control, this.#word);
+  }
+}
+
+/** Marks the ring ended and wakes a reader waiting for more. */
+function _end(control: Int32Array): void {
+  Atomics.store(control, _DONE, 1);
+  Atomics.notify(control, _WRITTEN);
+}
+
 const _utf8 = new TextEncoder();
 
 function _nothing(): void {}
@@ -67,8 +102,7 @@ export class RingWriter {
   #view: DataView;
   #control: Int32Array;
   #size: number;
-  #written = 0;
-  #at = 0;
+  #written: _Position;
   #key = new Uint8Array(1024);
 
   /** The writing end of the ring in `buffers`. */
@@ -77,6 +111,7 @@ export class RingWriter {
     this.#view = new DataView(buffers.data);
     this.#control = new Int32Array(buffers.control);
     this.#size = this.#data.length;
+    this.#written = new _Position(this.#control, _WRITTEN, this.#size);
   }
 
   /** Appends a record, in pieces of at most half the ring. */
@@ -91,14 +126,14 @@ export class RingWriter {
     this.#view.setUint32(at + 14, bytes.length, true);
     this.#view.setUint32(at + 18, n, true);
     this.#data.set(bytes.subarray(0, n), at + _RECORD_HEADER_BYTES);
-    this.#commit(_RECORD_HEADER_BYTES + n);
+    this.#written.advance(_RECORD_HEADER_BYTES + n);
     for (let done = n; done < bytes.length; done += n) {
       n = Math.min(bytes.length - done, half - _PIECE_HEADER_BYTES);
       at = this.#reserve(_PIECE_HEADER_BYTES + n);
       this.#data[at] = RingItem.piece;
       this.#view.setUint32(at + 1, n, true);
       this.#data.set(bytes.subarray(done, done + n), at + _PIECE_HEADER_BYTES);
-      this.#commit(_PIECE_HEADER_BYTES + n);
+      this.#written.advance(_PIECE_HEADER_BYTES + n);
     }
   }
 
@@ -115,42 +150,34 @@ export class RingWriter {
     this.#view.setFloat64(at + 1, ref, true);
     this.#view.setUint32(at + 9, n, true);
     this.#data.set(this.#key.subarray(0, n), at + _SERIES_HEADER_BYTES);
-    this.#commit(_SERIES_HEADER_BYTES + n);
+    this.#written.advance(_SERIES_HEADER_BYTES + n);
   }
 
   /** Marks the end: the reader ends once it has read everything before. */
   close(): void {
-    Atomics.store(this.#control, _DONE, 1);
-    Atomics.notify(this.#control, _WRITTEN);
+    _end(this.#control);
   }
 
   // Where an item of `n` bytes goes, once there is room: after a skip marker when it does not
   // fit before the end.
   #reserve(n: number): number {
-    if (this.#at + n > this.#size) {
-      this.#wait(this.#size - this.#at);
-      this.#data[this.#at] = RingItem.skip;
-      this.#commit(this.#size - this.#at);
+    const w = this.#written;
+    if (w.at + n > this.#size) {
+      this.#wait(this.#size - w.at);
+      this.#data[w.at] = RingItem.skip;
+      w.advance(this.#size - w.at);
     }
     this.#wait(n);
-    return this.#at;
+    return w.at;
   }
 
   // Blocks until `n` bytes are free.
   #wait(n: number): void {
     for (;;) {
       const read = Atomics.load(this.#control, _READ);
-      if (this.#size - ((this.#written - read) | 0) >= n) return;
+      if (this.#size - ((this.#written.total - read) | 0) >= n) return;
       Atomics.wait(this.#control, _READ, read);
     }
-  }
-
-  #commit(n: number): void {
-    this.#written = (this.#written + n) | 0;
-    this.#at += n;
-    if (this.#at === this.#size) this.#at = 0;
-    Atomics.store(this.#control, _WRITTEN, this.#written);
-    Atomics.notify(this.#control, _WRITTEN);
   }
 }
 
@@ -175,8 +202,7 @@ export class RingReader {
   #view: DataView;
   #control: Int32Array;
   #size: number;
-  #read = 0;
-  #at = 0;
+  #read: _Position;
   /** The taken item's bytes, copied out of the shared ring (what decodes text needs). */
   #copy = new Uint8Array(64 * 1024);
   #entry: RingEntry = {
@@ -195,6 +221,7 @@ export class RingReader {
     this.#view = new DataView(buffers.data);
     this.#control = new Int32Array(buffers.control);
     this.#size = this.#data.length;
+    this.#read = new _Position(this.#control, _READ, this.#size);
   }
 
   /**
@@ -211,7 +238,7 @@ export class RingReader {
       e.length = this.#view.getUint32(at + 9, true);
       this.#room(e.length);
       e.bytes = this.#copyOut(at + _SERIES_HEADER_BYTES, e.length, 0);
-      this.#free(_SERIES_HEADER_BYTES + e.length);
+      this.#read.advance(_SERIES_HEADER_BYTES + e.length);
       return e;
     }
     if (e.kind !== RingItem.record) throw new Error(`WAL ring: item ${e.kind} out of place`);
@@ -223,7 +250,7 @@ export class RingReader {
     // Room for the whole record: its pieces follow.
     this.#room(e.length);
     this.#copyOut(at + _RECORD_HEADER_BYTES, n, 0);
-    this.#free(_RECORD_HEADER_BYTES + n);
+    this.#read.advance(_RECORD_HEADER_BYTES + n);
     // The rest of a record cut into pieces: each piece is an item of its own.
     for (let done = n; done < e.length; done += n) {
       const p = await this.#nextItem();
@@ -231,7 +258,7 @@ export class RingReader {
       if (this.#data[p] !== RingItem.piece) throw new Error("WAL ring: a record's piece missing");
       n = this.#view.getUint32(p + 1, true);
       this.#copyOut(p + _PIECE_HEADER_BYTES, n, done);
-      this.#free(_PIECE_HEADER_BYTES + n);
+      this.#read.advance(_PIECE_HEADER_BYTES + n);
     }
     e.bytes = this.#copy.subarray(0, e.length);
     return e;
@@ -242,18 +269,17 @@ export class RingReader {
    * a {@link RingReader.next} waiting, or to come, gives what was written, then null.
    */
   stop(): void {
-    Atomics.store(this.#control, _DONE, 1);
-    Atomics.notify(this.#control, _WRITTEN);
+    _end(this.#control);
   }
 
   // Where the next item starts, once there is one; -1 at the writer's end.
   async #nextItem(): Promise<number> {
     for (;;) {
       const written = Atomics.load(this.#control, _WRITTEN);
-      if (written === this.#read) {
+      if (written === this.#read.total) {
         if (Atomics.load(this.#control, _DONE) === 1) {
           // Written before the end was marked: look again, then end.
-          if (Atomics.load(this.#control, _WRITTEN) !== this.#read) continue;
+          if (Atomics.load(this.#control, _WRITTEN) !== this.#read.total) continue;
           return -1;
         }
         const wait = Atomics.waitAsync(this.#control, _WRITTEN, written);
@@ -269,8 +295,9 @@ export class RingReader {
         }
         continue;
       }
-      if (this.#data[this.#at] !== RingItem.skip) return this.#at;
-      this.#free(this.#size - this.#at);
+      const at = this.#read.at;
+      if (this.#data[at] !== RingItem.skip) return at;
+      this.#read.advance(this.#size - at);
     }
   }
 
@@ -284,13 +311,5 @@ export class RingReader {
     const out = this.#copy.subarray(into, into + n);
     out.set(this.#data.subarray(at, at + n));
     return out;
-  }
-
-  #free(n: number): void {
-    this.#read = (this.#read + n) | 0;
-    this.#at += n;
-    if (this.#at === this.#size) this.#at = 0;
-    Atomics.store(this.#control, _READ, this.#read);
-    Atomics.notify(this.#control, _READ);
   }
 }

@@ -94,7 +94,7 @@ import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./s
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
-import { PreparedWalWorker, WalReadAhead } from "./wal_read_ahead.ts";
+import { PreparedWalWorker, WAL_RING_BYTES, WalReadAhead } from "./wal_read_ahead.ts";
 import { HeadChunkCorruptionError, HeadChunkCursor, listHeadChunkFiles } from "./head_chunks.ts";
 import {
   HEAD_CHUNK_REF,
@@ -110,8 +110,6 @@ const _RANGE_MS = Number(CHUNK_RANGE_MS);
 const _MAX_SPLITS = 4;
 /** The most shards one split makes (a shard number is one byte). */
 const _MAX_SHARDS = 255;
-/** Default of {@link HeadReplayLimits.walRingBytes}. */
-const _WAL_RING_BYTES = 4 * 1024 * 1024;
 
 /** Whether a histogram sample was kept for its hidden class (see `_ShardReplayer.histogram`). */
 let _histogramSampleKept = false;
@@ -359,7 +357,7 @@ async function _splitWal(
   skipAtSplit: boolean,
 ): Promise<{ shards: ShardFile[]; headChunkData?: string }> {
   // The WAL's reader starts loading now, while the head chunks are copied.
-  const worker = (o.walRingBytes ?? _WAL_RING_BYTES) > 0 ? new PreparedWalWorker() : undefined;
+  const worker = (o.walRingBytes ?? WAL_RING_BYTES) > 0 ? new PreparedWalWorker() : undefined;
   try {
     return await _splitWalWith(o, dir, stats, skipAtSplit, worker);
   } finally {
@@ -829,7 +827,7 @@ class _WalSplitter {
     // Each record is done with before the next is read (the partitioner copies what it keeps);
     // series records of more than a page come as their pages do, one series at a time.
     const seriesRecords = wbl ? _ignoreSeries : this.#series;
-    const ring = this.#o.walRingBytes ?? _WAL_RING_BYTES;
+    const ring = this.#o.walRingBytes ?? WAL_RING_BYTES;
     const reader = ring > 0
       ? new WalReadAhead(segments, { seriesRecords, ringBytes: ring, worker: this.#worker })
       : new WalReader(segments, { reuseBuffer: true, seriesRecords });

@@ -10,11 +10,12 @@
  */
 
 import type { ShardReplayJob, ShardReplayResult } from "./head.ts";
+import { rebuildWorkerError, type WorkerError } from "./_worker_error.ts";
 
 /** A message from the worker: a job's result or its failure. */
 export type FromReplayWorker =
   | { kind: "done"; result: ShardReplayResult }
-  | { kind: "failed"; name: string; message: string };
+  | ({ kind: "failed" } & WorkerError);
 
 /** Replays shards in a worker, one job at a time. */
 export class HeadReplayWorker {
@@ -34,7 +35,7 @@ export class HeadReplayWorker {
       this.#waiting = null;
       const message = event.data;
       if (message.kind === "done") waiting?.resolve(message.result);
-      else waiting?.reject(_rebuildError(message.name, message.message));
+      else waiting?.reject(rebuildWorkerError(message));
     };
     this.#worker.onerror = (event) => {
       // Handled here: unhandled, a worker's error would end the whole process.
@@ -72,14 +73,4 @@ export class HeadReplayWorker {
     this.#waiting = null;
     waiting?.reject(e);
   }
-}
-
-// An error as the worker threw it: Deno's I/O errors keep their class (a full disk is told
-// apart by it), any other becomes an Error with the same name and message.
-function _rebuildError(name: string, message: string): Error {
-  const errors = Deno.errors as unknown as Record<string, new (m: string) => Error>;
-  const known = Object.hasOwn(errors, name) ? errors[name] : undefined;
-  const e = known ? new known(message) : new Error(message);
-  if (!known) e.name = name;
-  return e;
 }

@@ -12,6 +12,7 @@
 import { XorAppenderSet } from "./chunkenc/xor_set.ts";
 import { replayShardJob, type ShardReplayJob } from "./head.ts";
 import type { FromReplayWorker } from "./head_replay_pool.ts";
+import { workerError } from "./_worker_error.ts";
 
 let openChunks: XorAppenderSet | null = null;
 
@@ -22,8 +23,7 @@ self.onmessage = async (event: MessageEvent<ShardReplayJob>) => {
     openChunks ??= new XorAppenderSet(job.limits.openChunks);
     reply = { kind: "done", result: await replayShardJob(job, openChunks) };
   } catch (e) {
-    const error = e instanceof Error ? e : new Error(String(e));
-    reply = { kind: "failed", name: error.name, message: error.message };
+    reply = { kind: "failed", ...workerError(e) };
   }
   self.postMessage(reply);
 };

@@ -16,6 +16,7 @@
 
 import { newRing, type RingBuffers, RingItem, RingReader } from "./_wal_ring.ts";
 import { FormatError } from "./encoding.ts";
+import { rebuildWorkerError, type WorkerError } from "./_worker_error.ts";
 import {
   CorruptionError,
   newWalReaderStats,
@@ -25,6 +26,9 @@ import {
   type WalReaderStats,
   type WalRecord,
 } from "./wlog.ts";
+
+/** Default of {@link WalReadAheadOptions.ringBytes}. */
+export const WAL_RING_BYTES = 4 * 1024 * 1024;
 
 /** Options of {@link WalReadAhead}. */
 export interface WalReadAheadOptions {
@@ -78,12 +82,10 @@ export interface WalReadJob {
 /** A message from the worker. */
 export type FromWalReadWorker =
   | { kind: "end"; stats: WalReaderStats; torn: TornRecord | undefined }
-  | {
-    kind: "failed";
-    name: string;
-    message: string;
-    corruption?: { segment: number; path: string; offset: number };
-  };
+  | (
+    & { kind: "failed"; corruption?: { segment: number; path: string; offset: number } }
+    & WorkerError
+  );
 
 const _COMPRESSION: WalCompression[] = ["none", "snappy", "zstd"];
 
@@ -105,7 +107,7 @@ export class WalReadAhead implements AsyncIterable<WalRecord> {
 
   async *[Symbol.asyncIterator](): AsyncIterator<WalRecord> {
     const o = this.#options;
-    const ring = newRing(o.ringBytes ?? 4 * 1024 * 1024);
+    const ring = newRing(o.ringBytes ?? WAL_RING_BYTES);
     const messages: FromWalReadWorker[] = [];
     let arrived: (() => void) | null = null;
     let broken: Error | null = null;
@@ -177,9 +179,5 @@ function _rebuild(m: Extract<FromWalReadWorker, { kind: "failed" }>): Error {
     return e;
   }
   if (m.name === "FormatError") return new FormatError(m.message);
-  const errors = Deno.errors as unknown as Record<string, new (m: string) => Error>;
-  const known = Object.hasOwn(errors, m.name) ? errors[m.name] : undefined;
-  const e = known ? new known(m.message) : new Error(m.message);
-  if (!known) e.name = m.name;
-  return e;
+  return rebuildWorkerError(m);
 }

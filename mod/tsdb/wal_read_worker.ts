@@ -13,8 +13,9 @@
 /// <reference lib="deno.worker" />
 
 import { RingWriter } from "./_wal_ring.ts";
-import { type SegmentRef, type WalCompression, WalReader } from "./wlog.ts";
+import { CorruptionError, type SegmentRef, type WalCompression, WalReader } from "./wlog.ts";
 import type { FromWalReadWorker, WalReadJob } from "./wal_read_ahead.ts";
+import { workerError } from "./_worker_error.ts";
 
 const _COMPRESSION: Record<WalCompression, number> = { none: 0, snappy: 1, zstd: 2 };
 
@@ -38,14 +39,11 @@ async function _run(job: WalReadJob): Promise<void> {
     }
     post({ kind: "end", stats: { ...reader.stats }, torn: reader.torn });
   } catch (e) {
-    const err = e instanceof Error ? e : new Error(String(e));
-    const at = err as Error & { segment?: number; path?: string; offset?: number };
     post({
       kind: "failed",
-      name: err.name,
-      message: err.message,
-      corruption: err.name === "CorruptionError"
-        ? { segment: at.segment!, path: at.path!, offset: at.offset! }
+      ...workerError(e),
+      corruption: e instanceof CorruptionError
+        ? { segment: e.segment, path: e.path, offset: e.offset }
         : undefined,
     });
   } finally {
