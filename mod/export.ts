@@ -35,7 +35,12 @@ import {
 } from "./datadir.ts";
 import type { ContextCapture } from "./context.ts";
 import type { LeadIn } from "./leadin.ts";
-import { BlockReader, type ChunkSegment, type WrittenBlock } from "./tsdb/block.ts";
+import {
+  BlockReader,
+  type BlockWriterOptions,
+  type ChunkSegment,
+  type WrittenBlock,
+} from "./tsdb/block.ts";
 import {
   blockSource,
   minPrometheusVersion,
@@ -815,12 +820,7 @@ async function _rewriteArchive(
           to: window.to,
           keep: pseudonymized.keep,
           keepEncodings: options.keepEncodings,
-          block: {
-            segmentSize: options.chunkSegmentBytes ?? REWRITE_SEGMENT_BYTES,
-            onChunkSegment: archive.onChunkSegment,
-            // Archived as it is written, then removed: the archive is what is synced.
-            temporary: true,
-          },
+          block: archive.blockOptions(options.chunkSegmentBytes),
           signal,
           onSeries: (n) => {
             if (n % 1000 === 0) options.onStatus?.(`writing the block: ${n} series`);
@@ -1027,6 +1027,17 @@ export class BlockArchive {
     if (this.#queued.length > SEGMENTS_QUEUED) await this.#queued.shift();
     this.#throwIfFailed();
   };
+
+  /**
+   * The block writer's options for the block this archives: chunk segments of `segmentSize`
+   * handed over as each is complete ({@link BlockArchive.onChunkSegment}), and the block
+   * temporary (archived as it is written, then removed: the archive is what is synced).
+   */
+  blockOptions(
+    segmentSize = REWRITE_SEGMENT_BYTES,
+  ): Pick<BlockWriterOptions, "segmentSize" | "onChunkSegment" | "temporary"> {
+    return { segmentSize, onChunkSegment: this.onChunkSegment, temporary: true };
+  }
 
   #throwIfFailed(): void {
     if (this.#failure) throw this.#failure.error;

@@ -18,7 +18,6 @@ import {
   type ExportOptions,
   manifestHeader,
   preparePseudonyms,
-  REWRITE_SEGMENT_BYTES,
 } from "./export.ts";
 import { splitPath } from "./fileio.ts";
 import { withTempDirUntilDone } from "./interrupt.ts";
@@ -124,11 +123,7 @@ export async function exportRemote(options: RemoteExportOptions): Promise<Remote
             from,
             to: window.to,
             keep: pseudonymized.keep,
-            block: {
-              segmentSize: REWRITE_SEGMENT_BYTES,
-              onChunkSegment: archive.onChunkSegment,
-              temporary: true,
-            },
+            block: archive.blockOptions(),
             signal,
           });
         } catch (err) {

@@ -115,15 +115,15 @@ export class BufferedFileWriter {
 
   // Blocking writes: an async write's trip through the thread pool left this thread idle (a
   // write goes to the page cache, which takes about as long as the trip).
-  // deno-lint-ignore require-await
-  async #writeAll(bytes: Uint8Array): Promise<void> {
+  #writeAll(bytes: Uint8Array): void {
     let done = 0;
     while (done < bytes.length) done += this.#file.writeSync(bytes.subarray(done));
   }
 
-  /** Writes the buffered bytes to the file. */
+  /** Writes the buffered bytes to the file (at once: the promise is for callers' sake). */
+  // deno-lint-ignore require-await
   async flush(): Promise<void> {
-    await this.#writeAll(this.#buf.subarray(0, this.#buffered));
+    this.#writeAll(this.#buf.subarray(0, this.#buffered));
     this.#buffered = 0;
   }
 
@@ -151,7 +151,7 @@ export class BufferedFileWriter {
     if (this.#buffered + bytes.length > this.#buf.length) {
       await this.flush();
       if (bytes.length > this.#buf.length) {
-        await this.#writeAll(bytes);
+        this.#writeAll(bytes);
         this.#pos += bytes.length;
         return;
       }

@@ -538,7 +538,7 @@ export class WalReader implements AsyncIterable<WalRecord> {
         if (this.#decoded.length < length) {
           this.#decoded = new Uint8Array(Math.max(length, 2 * this.#decoded.length));
         }
-        bytes = _snappyDecodeInto(stored, this.#decoded.subarray(0, length), fail);
+        bytes = _snappyDecodeInto(stored, this.#decoded.subarray(0, length).fill(0), fail);
       } else bytes = _snappyDecode(stored, fail);
     } else if (flags === _ZSTD_FLAG && stored.length > 0) {
       compression = "zstd";
@@ -610,15 +610,14 @@ function _snappyClaim(
 }
 
 /**
- * Decodes a snappy block into `out`, exactly the claimed length long (see {@link _snappyClaim}),
- * as a new zeroed buffer of that length (snappyjs' `uncompress`).
+ * Decodes a snappy block into `out`, zeroed and exactly the claimed length long (see
+ * {@link _snappyClaim}), as snappyjs' `uncompress` decodes into a new buffer of that length.
  */
 function _snappyDecodeInto(
   block: Uint8Array,
   out: Uint8Array,
   fail: (msg: string, cause?: unknown) => CorruptionError,
 ): Uint8Array {
-  out.fill(0);
   if (!snappyDecodeInto(block, out)) throw fail("snappy decoding failed: Invalid Snappy bitstream");
   return out;
 }
@@ -627,6 +626,7 @@ function _snappyDecode(
   block: Uint8Array,
   fail: (msg: string, cause?: unknown) => CorruptionError,
 ): Uint8Array {
+  // A new buffer is zeroed already.
   return _snappyDecodeInto(block, new Uint8Array(_snappyClaim(block, fail)), fail);
 }
 
