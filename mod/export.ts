@@ -384,6 +384,13 @@ const _MAX_ATTEMPTS = 5;
 /** Default of {@link ExportOptions.openFiles}. */
 const _OPEN_FILES = 512;
 
+/**
+ * Compression workers of the raw copy. Its own work (reading, hashing, tarring) leaves the calling
+ * thread mostly free, so two workers compress in the background while it copies: on the 200k-series
+ * head (414 MiB) 3.6 s where one worker helped by the calling thread took 4.1 s, for 20 MiB more.
+ */
+const _RAW_COMPRESSION_WORKERS = 2;
+
 /** Exports the window of a data dir into an archive (or only plans it, with `dryRun`). */
 export async function exportArchive(options: ExportOptions): Promise<ExportResult> {
   if (options.pseudonymizer && options.mode === "raw") {
@@ -574,7 +581,9 @@ async function _writeArchive(
       encrypt: options.encrypt,
       // Tar headers and padding on top of the data: at most 1.5 KiB a file.
       estimatedBytes: plan.bytes + 1536 * (plan.files.length + 16),
+      compressor: { workers: _RAW_COMPRESSION_WORKERS },
     });
+    writer.backgroundCompression = true;
     const release = onInterrupt(() => writer.abort());
     try {
       const addParents = _parentAdder(writer);
