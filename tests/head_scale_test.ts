@@ -36,7 +36,7 @@ const TINY: HeadReplayLimits = {
   splitFlushBytes: 1,
   openChunks: { initialBytes: 256, firstRegion: 16 },
   // The WAL's records cut into pieces and wrapping around the ring all the time.
-  walRingBytes: 1024,
+  ringBytes: 1024,
 };
 
 interface Exported {
@@ -175,7 +175,7 @@ Deno.test("the default limits give the same block as the turned-down ones", asyn
     const small = await exportRestore(work, src, from, to, TINY);
     const plain = await exportRestore(work, src, from, to, undefined);
     // The WAL read on the calling thread, not through a worker.
-    const here = await exportRestore(work, src, from, to, { walRingBytes: 0 });
+    const here = await exportRestore(work, src, from, to, { ringBytes: 0 });
     assert.equal(plain.head.shards, 1, "a small head is one shard by default");
     const want = await blockSamples(plain.restoredDir);
     assert.deepEqual(await blockSamples(small.restoredDir), want);

@@ -1,4 +1,4 @@
-// The WAL read on a worker (wal_read_ahead.ts, through the shared ring of _wal_ring.ts) against
+// The WAL read on a worker (wal_read_ahead.ts, through the shared ring of _ring.ts) against
 // the WalReader it runs there: the same records and streamed series in the same order, through
 // rings so small that records are cut into pieces and items wrap at the ring's end; the same
 // counters and torn tail; and the same failure, after the same records, for a damaged WAL and a
@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { forEachSeries } from "../mod/tsdb/record.ts";
 import { WalReadAhead } from "../mod/tsdb/wal_read_ahead.ts";
-import { newRing, RingReader, RingWriter } from "../mod/tsdb/_wal_ring.ts";
+import { newRing, RingReader, RingWriter } from "../mod/tsdb/_ring.ts";
 import {
   CorruptionError,
   listSegments,

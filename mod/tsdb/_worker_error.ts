@@ -5,6 +5,8 @@
  * @module
  */
 
+import { FormatError } from "./encoding.ts";
+
 /** An error as a worker's message carries it. */
 export interface WorkerError {
   /** The error's name (its class's, for the built-in and Deno's errors). */
@@ -21,9 +23,11 @@ export function workerError(e: unknown): WorkerError {
 
 /**
  * The error a worker sent, on this side: Deno's I/O errors keep their class (a full disk, a
- * missing file are told apart by it), any other becomes an Error with the same name and message.
+ * missing file are told apart by it), and so does a {@link FormatError} (damaged data); any other
+ * becomes an Error with the same name and message.
  */
 export function rebuildWorkerError(e: WorkerError): Error {
+  if (e.name === "FormatError") return new FormatError(e.message);
   const errors = Deno.errors as unknown as Record<string, new (m: string) => Error>;
   const known = Object.hasOwn(errors, e.name) ? errors[e.name] : undefined;
   const error = known ? new known(e.message) : new Error(e.message);

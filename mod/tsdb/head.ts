@@ -20,7 +20,7 @@
  *    read once and split into shard files by a hash of each series' labels (`head_shards.ts`),
  *    its samples up to the end of their ref's head chunks left out: per series only a byte of
  *    the ref-to-shard map stays in memory. A worker reads the pages, checks them and decompresses
- *    the records (`wal_read_ahead.ts`, `walRingBytes`) while this thread splits them. Records
+ *    the records (`wal_read_ahead.ts`, `ringBytes`) while this thread splits them. Records
  *    come one at a time into one buffer (the largest record's size), series and float samples
  *    are decoded one at a time (a scrape of a million new series is one record, of ~100 MiB,
  *    whose pages are parsed as they come: `WalReader`'s `seriesRecords`), float samples move in
@@ -41,7 +41,8 @@
  *    Shards are replayed one at a time on the main thread, and with `replayWorkers` also on
  *    that many workers (`head_replay_pool.ts`), each holding what one replay holds.
  * 3. {@link HeadReplay.series} merges the runs, with one small read buffer per run, and reads each
- *    series' head chunk bytes from the store.
+ *    series' head chunk bytes from the store: on a worker (`run_merge_ahead.ts`, through a ring
+ *    of `ringBytes`) while this thread writes the block.
  * All temporary files live in a directory under `tmpDir` (never the data dir), removed by
  * {@link HeadReplay.close}. Disk: about the WAL's size for the shards, the window's head chunks
  * once (the store), then the chunks built from the WAL for the runs.
@@ -90,11 +91,13 @@ import {
 } from "./record.ts";
 import { readSamplesV1, SampleBatch, samplesV1Count } from "./sample_batch.ts";
 import { HeadReplayWorker } from "./head_replay_pool.ts";
-import { labelsKey, mergeSeriesRuns, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
+import { labelsKey, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
-import { PreparedWalWorker, WAL_RING_BYTES, WalReadAhead } from "./wal_read_ahead.ts";
+import { PreparedReadAheadWorker, READ_AHEAD_RING_BYTES } from "./_read_ahead.ts";
+import { mergeResolvedRuns } from "./run_merge_ahead.ts";
+import { WalReadAhead } from "./wal_read_ahead.ts";
 import { HeadChunkCorruptionError, HeadChunkCursor, listHeadChunkFiles } from "./head_chunks.ts";
 import {
   HEAD_CHUNK_REF,
@@ -147,10 +150,11 @@ export interface HeadReplayLimits {
    */
   replayWorkers?: number;
   /**
-   * Bytes of the ring through which a worker hands over the WAL's records as it reads and decodes
-   * them (default 4 MiB, see `wal_read_ahead.ts`); 0 reads the WAL on the calling thread.
+   * Bytes of each ring through which a worker hands over what it reads ahead: the WAL's records
+   * as it reads and decodes them (default 4 MiB, `wal_read_ahead.ts`), and the merged runs'
+   * series (default 1 MiB, `run_merge_ahead.ts`). 0 does both on the calling thread.
    */
-  walRingBytes?: number;
+  ringBytes?: number;
   /** Float samples moved at once from one step of the replay to the next (default 4096). */
   batchSize?: number;
   /** Open chunks' memory of a shard replay: first buffer and region sizes (tests turn it down). */
@@ -270,70 +274,75 @@ export class HeadReplay {
   #dir: string;
   #runs: string[];
   #utf8Order: boolean;
-  #runBufferSize: number | undefined;
+  #options: HeadReplayOptions;
   #headChunkData: string | undefined;
+  #worker: PreparedReadAheadWorker | undefined;
 
   private constructor(
     dir: string,
     runs: string[],
     utf8Order: boolean,
     stats: HeadReplayStats,
-    runBufferSize: number | undefined,
+    options: HeadReplayOptions,
     headChunkData: string | undefined,
+    worker: PreparedReadAheadWorker | undefined,
   ) {
     this.#dir = dir;
     this.#runs = runs;
     this.#utf8Order = utf8Order;
     this.stats = stats;
-    this.#runBufferSize = runBufferSize;
+    this.#options = options;
     this.#headChunkData = headChunkData;
+    this.#worker = worker;
   }
 
   /** Reads the WAL (and WBL) and builds the series. */
   static async replay(options: HeadReplayOptions): Promise<HeadReplay> {
     for (let skipAtSplit = true;; skipAtSplit = false) {
       const dir = await Deno.makeTempDir({ dir: options.tmpDir, prefix: "head-replay-" });
+      let worker: PreparedReadAheadWorker | undefined;
       try {
         const stats = _newStats();
         const { shards, headChunkData } = await _splitWal(options, dir, stats, skipAtSplit);
+        // The merge's worker loads while the shards are replayed.
+        worker = options.ringBytes !== 0 ? new PreparedReadAheadWorker() : undefined;
         const { runs, utf8Order } = await _replayShards(shards, options, stats, dir, headChunkData);
         if (!(skipAtSplit && stats.headChunkConflicts > 0)) {
-          return new HeadReplay(dir, runs, utf8Order, stats, options.runBufferSize, headChunkData);
+          return new HeadReplay(dir, runs, utf8Order, stats, options, headChunkData, worker);
         }
       } catch (e) {
+        worker?.close();
         await Deno.remove(dir, { recursive: true }).catch(() => {});
         throw e;
       }
       // The split skipped WAL samples by their own ref's head chunks where Prometheus could have
       // gone by another ref's: again, leaving all of them to the shards' replay.
+      worker?.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   }
 
   /**
    * The series with samples in the window, in label order, with their chunks: the shards' runs
-   * merged. A series' chunk data is valid until the next one is asked for. One pass; the
-   * temporary files are removed at its end.
+   * merged, on a worker unless `ringBytes` is 0 (`run_merge_ahead.ts`). A series' chunk data is
+   * valid until the next one is asked for. One pass; the temporary files are removed at its end.
    */
   async *series(): AsyncGenerator<SeriesChunks> {
     const runs = this.#runs;
     this.#runs = [];
-    // The head chunks' bytes, which the runs refer to (see head_chunk_store.ts).
-    const store = this.#headChunkData === undefined
-      ? null
-      : HeadChunkStoreReader.open(this.#headChunkData);
+    const worker = this.#worker;
+    this.#worker = undefined;
     try {
-      for await (
-        const s of mergeSeriesRuns(runs, {
-          utf8Order: this.#utf8Order,
-          bufferSize: this.#runBufferSize,
-        })
-      ) {
-        if (store) store.resolve(s.chunks);
-        yield s;
-      }
+      yield* mergeResolvedRuns(runs, {
+        utf8Order: this.#utf8Order,
+        bufferSize: this.#options.runBufferSize,
+        // The head chunks' bytes, which the runs refer to (see head_chunk_store.ts).
+        headChunkData: this.#headChunkData,
+        ringBytes: this.#options.ringBytes,
+        worker,
+      });
     } finally {
-      store?.close();
+      worker?.close();
       await this.close();
     }
   }
@@ -341,6 +350,8 @@ export class HeadReplay {
   /** Removes the temporary files. */
   async close(): Promise<void> {
     this.#runs = [];
+    this.#worker?.close();
+    this.#worker = undefined;
     await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
   }
 }
@@ -357,7 +368,9 @@ async function _splitWal(
   skipAtSplit: boolean,
 ): Promise<{ shards: ShardFile[]; headChunkData?: string }> {
   // The WAL's reader starts loading now, while the head chunks are copied.
-  const worker = (o.walRingBytes ?? WAL_RING_BYTES) > 0 ? new PreparedWalWorker() : undefined;
+  const worker = (o.ringBytes ?? READ_AHEAD_RING_BYTES) > 0
+    ? new PreparedReadAheadWorker()
+    : undefined;
   try {
     return await _splitWalWith(o, dir, stats, skipAtSplit, worker);
   } finally {
@@ -370,7 +383,7 @@ async function _splitWalWith(
   dir: string,
   stats: HeadReplayStats,
   skipAtSplit: boolean,
-  worker: PreparedWalWorker | undefined,
+  worker: PreparedReadAheadWorker | undefined,
 ): Promise<{ shards: ShardFile[]; headChunkData?: string }> {
   const headChunks = o.headChunksDir === undefined ? null : await _readHeadChunks(
     o,
@@ -797,14 +810,14 @@ class _WalSplitter {
   /** The end of each ref's head chunks: its WAL samples up to there are skipped. */
   #headChunkEnds: RefTimes | undefined;
   /** The worker started for the WAL's reader (the WBL's starts its own). */
-  #worker: PreparedWalWorker | undefined;
+  #worker: PreparedReadAheadWorker | undefined;
 
   constructor(
     o: HeadReplayOptions,
     part: HeadPartitioner,
     stats: HeadReplayStats,
     headChunkEnds: RefTimes | undefined,
-    worker: PreparedWalWorker | undefined,
+    worker: PreparedReadAheadWorker | undefined,
   ) {
     this.#o = o;
     this.#worker = worker;
@@ -827,7 +840,7 @@ class _WalSplitter {
     // Each record is done with before the next is read (the partitioner copies what it keeps);
     // series records of more than a page come as their pages do, one series at a time.
     const seriesRecords = wbl ? _ignoreSeries : this.#series;
-    const ring = this.#o.walRingBytes ?? WAL_RING_BYTES;
+    const ring = this.#o.ringBytes ?? READ_AHEAD_RING_BYTES;
     const reader = ring > 0
       ? new WalReadAhead(segments, { seriesRecords, ringBytes: ring, worker: this.#worker })
       : new WalReader(segments, { reuseBuffer: true, seriesRecords });

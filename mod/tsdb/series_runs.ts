@@ -128,27 +128,47 @@ export async function* mergeSeriesRuns(
   paths: readonly string[],
   options: MergeRunsOptions = {},
 ): AsyncGenerator<SeriesChunks> {
+  for (const s of mergeRunKeys(paths, options)) {
+    yield { labels: parseLabelsKey(s.key), chunks: s.chunks };
+  }
+}
+
+/** A series as a run holds it: its labels key and its chunks. */
+export interface RunSeries {
+  key: string;
+  chunks: TimedChunk[];
+}
+
+/**
+ * {@link mergeSeriesRuns} with each series' labels left as their key (for a thread that passes the
+ * series on encoded, `run_merge_ahead.ts`); synchronous, since the runs were just written (page
+ * cache). A series' chunk data is valid until the next series is asked for.
+ */
+export function* mergeRunKeys(
+  paths: readonly string[],
+  options: MergeRunsOptions = {},
+): Generator<RunSeries> {
   const before = options.utf8Order
     ? (a: string, b: string) => compareUtf8(a, b) < 0
     : (a: string, b: string) => a < b;
-  const less = (a: _RunReader, b: _RunReader) => before(a.key, b.key);
+  const less = (a: _RunReader, b: _RunReader) => before(a.series.key, b.series.key);
   const readers: _RunReader[] = [];
   try {
     // A binary min-heap of the runs by their current key.
     const heap: _RunReader[] = [];
     for (const path of paths) {
-      const r = await _RunReader.open(path, options.bufferSize ?? 32 * 1024);
+      const r = _RunReader.open(path, options.bufferSize ?? 32 * 1024);
       readers.push(r);
       if (r.next()) _push(heap, r, less);
     }
     let previous: string | undefined;
     while (heap.length > 0) {
       const top = heap[0];
-      if (previous !== undefined && !before(previous, top.key)) {
+      if (previous !== undefined && !before(previous, top.series.key)) {
         throw new FormatError(`${top.path}: series out of order or in two runs`);
       }
-      previous = top.key;
-      yield { labels: parseLabelsKey(top.key), chunks: top.chunks };
+      previous = top.series.key;
+      yield top.series;
       if (top.next()) _siftDown(heap, 0, less);
       else {
         const last = heap.pop()!;
@@ -161,6 +181,21 @@ export async function* mergeSeriesRuns(
   } finally {
     for (const r of readers) r.close();
   }
+}
+
+/** A series {@link encodeRunSeries} encoded; its chunks' data are views into `body`. */
+export function decodeRunSeries(body: Uint8Array): RunSeries {
+  const d = new Decbuf(body);
+  const key = d.uvarintString();
+  const chunks: TimedChunk[] = [];
+  for (let n = d.uvarint(); n > 0; n--) {
+    const encoding = d.byte();
+    const mint = d.varint64();
+    const maxt = mint + d.uvarint64();
+    const data = d.take(d.uvarint());
+    chunks.push({ encoding, data, mint, maxt });
+  }
+  return { key, chunks };
 }
 
 function _push(
@@ -199,8 +234,7 @@ function _siftDown(
 /** Reads a run's series one at a time. */
 class _RunReader {
   readonly path: string;
-  key = "";
-  chunks: TimedChunk[] = [];
+  series: RunSeries = { key: "", chunks: [] };
   #file: Deno.FsFile;
   #size: number;
   #buf: Uint8Array;
@@ -215,11 +249,11 @@ class _RunReader {
     this.#buf = new Uint8Array(size);
   }
 
-  static async open(path: string, size: number): Promise<_RunReader> {
-    return new _RunReader(path, await Deno.open(path, { read: true }), size);
+  static open(path: string, size: number): _RunReader {
+    return new _RunReader(path, Deno.openSync(path, { read: true }), size);
   }
 
-  /** Reads the next series into `key` and `chunks`; false at the end. */
+  /** Reads the next series into `series`; false at the end. */
   next(): boolean {
     for (;;) {
       const avail = this.#end - this.#start;
@@ -233,7 +267,7 @@ class _RunReader {
         } catch { /* the length itself is cut off */ }
       }
       if (len >= 0 && at + len <= avail) {
-        this.#decode(this.#buf.subarray(this.#start + at, this.#start + at + len));
+        this.series = decodeRunSeries(this.#buf.subarray(this.#start + at, this.#start + at + len));
         this.#start += at + len;
         return true;
       }
@@ -264,20 +298,6 @@ class _RunReader {
     const n = this.#file.readSync(this.#buf.subarray(this.#end));
     if (n === null) this.#eof = true;
     else this.#end += n;
-  }
-
-  #decode(body: Uint8Array): void {
-    const d = new Decbuf(body);
-    this.key = d.uvarintString();
-    const chunks: TimedChunk[] = [];
-    for (let n = d.uvarint(); n > 0; n--) {
-      const encoding = d.byte();
-      const mint = d.varint64();
-      const maxt = mint + d.uvarint64();
-      const data = d.take(d.uvarint());
-      chunks.push({ encoding, data, mint, maxt });
-    }
-    this.chunks = chunks;
   }
 
   close(): void {

@@ -1,8 +1,8 @@
 /**
- * A {@link WalReader} that runs on a worker (`wal_read_worker.ts`) while its records are replayed
+ * A {@link WalReader} that runs on a worker (`read_ahead_worker.ts`) while its records are replayed
  * here: reading the pages, checking the CRCs and decompressing take about half of a WAL split,
  * which then runs on the second core alongside the other half. The records come through a ring of
- * shared memory (`_wal_ring.ts`), in order, each in this reader's own buffer, valid until the next
+ * shared memory (`_ring.ts`), in order, each in this reader's own buffer, valid until the next
  * one is asked for (as with `reuseBuffer`); the series of a streamed series record come the same
  * way, to `seriesRecords`. A damaged WAL fails as the reader fails, after the records before the
  * damage, with the same {@link CorruptionError} (a `FormatError` or an I/O error keeps its class
@@ -14,9 +14,14 @@
  * @module
  */
 
-import { newRing, type RingBuffers, RingItem, RingReader } from "./_wal_ring.ts";
-import { FormatError } from "./encoding.ts";
-import { rebuildWorkerError, type WorkerError } from "./_worker_error.ts";
+import { newRing, type RingBuffers, RingItem } from "./_ring.ts";
+import {
+  type PreparedReadAheadWorker,
+  READ_AHEAD_RING_BYTES,
+  readAhead,
+  type ReadAheadFailure,
+} from "./_read_ahead.ts";
+import { rebuildWorkerError } from "./_worker_error.ts";
 import {
   CorruptionError,
   newWalReaderStats,
@@ -26,9 +31,6 @@ import {
   type WalReaderStats,
   type WalRecord,
 } from "./wlog.ts";
-
-/** Default of {@link WalReadAheadOptions.ringBytes}. */
-export const WAL_RING_BYTES = 4 * 1024 * 1024;
 
 /** Options of {@link WalReadAhead}. */
 export interface WalReadAheadOptions {
@@ -43,35 +45,13 @@ export interface WalReadAheadOptions {
    * A record larger than half of it comes in pieces.
    */
   ringBytes?: number;
-  /** A worker started ahead ({@link PreparedWalWorker}): this reader takes it over. */
-  worker?: PreparedWalWorker;
-}
-
-/**
- * A worker for a {@link WalReadAhead}, started before the reader is: its runtime and modules take
- * about half a second to load, which then overlaps other work (the head replay copies the head
- * chunks meanwhile). {@link PreparedWalWorker.close} ends it if no reader took it over.
- */
-export class PreparedWalWorker {
-  #worker: Worker | null = new Worker(new URL("./wal_read_worker.ts", import.meta.url).href, {
-    type: "module",
-  });
-
-  /** The worker, for one reader; null once taken. */
-  take(): Worker | null {
-    const w = this.#worker;
-    this.#worker = null;
-    return w;
-  }
-
-  /** Ends the worker unless a reader took it over (which ends it itself). */
-  close(): void {
-    this.take()?.terminate();
-  }
+  /** A worker started ahead: this reader takes it over. */
+  worker?: PreparedReadAheadWorker;
 }
 
 /** The job a {@link WalReadAhead} sends its worker. */
 export interface WalReadJob {
+  kind: "wal";
   segments: SegmentRef[];
   allowTornTail: boolean;
   readBytes?: number;
@@ -82,10 +62,7 @@ export interface WalReadJob {
 /** A message from the worker. */
 export type FromWalReadWorker =
   | { kind: "end"; stats: WalReaderStats; torn: TornRecord | undefined }
-  | (
-    & { kind: "failed"; corruption?: { segment: number; path: string; offset: number } }
-    & WorkerError
-  );
+  | (ReadAheadFailure & { corruption?: { segment: number; path: string; offset: number } });
 
 const _COMPRESSION: WalCompression[] = ["none", "snappy", "zstd"];
 
@@ -107,70 +84,40 @@ export class WalReadAhead implements AsyncIterable<WalRecord> {
 
   async *[Symbol.asyncIterator](): AsyncIterator<WalRecord> {
     const o = this.#options;
-    const ring = newRing(o.ringBytes ?? WAL_RING_BYTES);
-    const messages: FromWalReadWorker[] = [];
-    let arrived: (() => void) | null = null;
-    let broken: Error | null = null;
-    const worker = o.worker?.take() ?? new PreparedWalWorker().take()!;
-    worker.onmessage = (event: MessageEvent<FromWalReadWorker>) => {
-      messages.push(event.data);
-      arrived?.();
+    const job: WalReadJob = {
+      kind: "wal",
+      segments: [...this.segments],
+      allowTornTail: o.allowTornTail ?? true,
+      readBytes: o.readBytes,
+      streamSeries: o.seriesRecords !== undefined,
+      ring: newRing(o.ringBytes ?? READ_AHEAD_RING_BYTES),
     };
-    const reader = new RingReader(ring);
-    worker.onerror = (event) => {
-      // Handled here: unhandled, a worker's error would end the whole process. The ring is ended
-      // from here, or the reading would wait for the worker forever.
-      event.preventDefault();
-      broken = new Error(`the WAL reading worker failed: ${event.message}`);
-      reader.stop();
-      arrived?.();
+    const end = (m: FromWalReadWorker) => {
+      if (m.kind === "failed") throw _rebuild(m);
+      Object.assign(this.stats, m.stats);
+      this.torn = m.torn;
     };
-    const message = async (): Promise<FromWalReadWorker> => {
-      while (messages.length === 0) {
-        if (broken) throw broken;
-        await new Promise<void>((resolve) => arrived = resolve);
-        arrived = null;
+    for await (const e of readAhead(job, o.worker, "WAL reading", end)) {
+      if (e.kind === RingItem.series) {
+        o.seriesRecords!(e.ref, _utf8.decode(e.bytes));
+        continue;
       }
-      return messages.shift()!;
-    };
-    try {
-      const job: WalReadJob = {
-        segments: [...this.segments],
-        allowTornTail: o.allowTornTail ?? true,
-        readBytes: o.readBytes,
-        streamSeries: o.seriesRecords !== undefined,
-        ring,
+      const seg = this.segments[e.segment];
+      yield {
+        segment: seg.index,
+        path: seg.path,
+        offset: e.offset,
+        compression: _COMPRESSION[e.compression],
+        bytes: e.bytes,
       };
-      worker.postMessage(job);
-      for (let e = await reader.next(); e; e = await reader.next()) {
-        if (e.kind === RingItem.series) {
-          o.seriesRecords!(e.ref, _utf8.decode(e.bytes));
-          continue;
-        }
-        const seg = this.segments[e.segment];
-        yield {
-          segment: seg.index,
-          path: seg.path,
-          offset: e.offset,
-          compression: _COMPRESSION[e.compression],
-          bytes: e.bytes,
-        };
-      }
-      // After the ring's last item (a record it cuts is dropped): the end, or the failure.
-      const end = await message();
-      if (end.kind === "failed") throw _rebuild(end);
-      Object.assign(this.stats, end.stats);
-      this.torn = end.torn;
-    } finally {
-      worker.terminate();
     }
   }
 }
 
 const _utf8 = new TextDecoder();
 
-// The worker's failure as it was thrown there: a CorruptionError keeps its place in the WAL, an
-// I/O error its class (a missing segment is told apart by it).
+// The worker's failure as it was thrown there: a CorruptionError keeps its place in the WAL, a
+// FormatError or an I/O error its class (a missing segment is told apart by it).
 function _rebuild(m: Extract<FromWalReadWorker, { kind: "failed" }>): Error {
   if (m.corruption) {
     const c = m.corruption;
@@ -178,6 +125,5 @@ function _rebuild(m: Extract<FromWalReadWorker, { kind: "failed" }>): Error {
     e.message = m.message;
     return e;
   }
-  if (m.name === "FormatError") return new FormatError(m.message);
   return rebuildWorkerError(m);
 }

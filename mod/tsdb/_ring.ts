@@ -1,17 +1,19 @@
 /**
- * A ring of shared memory that carries a WAL's records, in order, from the thread that reads and
- * decodes them (`wal_read_worker.ts`) to the one that replays them (`wal_read_ahead.ts`): one
- * writer, one reader, no message per record. The writer blocks (`Atomics.wait`, allowed in a
- * worker) while the ring is full, so it never runs more than the ring's size ahead; the reader
- * awaits (`Atomics.waitAsync`) while it is empty.
+ * A ring of shared memory that carries items, in order, from a worker that reads ahead
+ * (`read_ahead_worker.ts`) to the thread that uses them: a WAL's records and streamed series
+ * (`wal_read_ahead.ts`), or the merged series of sorted runs (`run_merge_ahead.ts`). One writer,
+ * one reader, no message per item. The writer blocks (`Atomics.wait`, allowed in a worker) while
+ * the ring is full, so it never runs more than the ring's size ahead; the reader awaits
+ * (`Atomics.waitAsync`) while it is empty.
  *
  * Items never wrap: one that does not fit before the ring's end is written at its start, after a
  * skip marker. Items are at most half the ring: a larger record is cut into pieces, which the
  * reading end puts together again (so a record of any size goes through a ring of any size).
  *
  * Items: a record (its segment's position in the list read, its offset, its compression, its
- * length, and its first piece), the next piece of a record, or a series of a series record
- * streamed as its pages came (ref and labels key).
+ * length, and its first piece; a merged series is a record of its encoded bytes, the three
+ * others zero), the next piece of a record, or a series of a series record streamed as its pages
+ * came (ref and labels key).
  *
  * Memory: the ring (`size` bytes, shared) and the control words; the reading end, the largest
  * record.
@@ -143,7 +145,7 @@ export class RingWriter {
     if (3 * key.length > this.#key.length) this.#key = new Uint8Array(3 * key.length);
     const n = _utf8.encodeInto(key, this.#key).written;
     if (_SERIES_HEADER_BYTES + n > this.#size >> 1) {
-      throw new RangeError(`a series of ${n} bytes of labels does not fit the WAL ring`);
+      throw new RangeError(`a series of ${n} bytes of labels does not fit the read-ahead ring`);
     }
     const at = this.#reserve(_SERIES_HEADER_BYTES + n);
     this.#data[at] = RingItem.series;
@@ -241,7 +243,7 @@ export class RingReader {
       this.#read.advance(_SERIES_HEADER_BYTES + e.length);
       return e;
     }
-    if (e.kind !== RingItem.record) throw new Error(`WAL ring: item ${e.kind} out of place`);
+    if (e.kind !== RingItem.record) throw new Error(`read-ahead ring: item ${e.kind} out of place`);
     e.compression = this.#data[at + 1];
     e.segment = this.#view.getUint32(at + 2, true);
     e.offset = this.#view.getFloat64(at + 6, true);
@@ -255,7 +257,9 @@ export class RingReader {
     for (let done = n; done < e.length; done += n) {
       const p = await this.#nextItem();
       if (p < 0) return null;
-      if (this.#data[p] !== RingItem.piece) throw new Error("WAL ring: a record's piece missing");
+      if (this.#data[p] !== RingItem.piece) {
+        throw new Error("read-ahead ring: a record's piece missing");
+      }
       n = this.#view.getUint32(p + 1, true);
       this.#copyOut(p + _PIECE_HEADER_BYTES, n, done);
       this.#read.advance(_PIECE_HEADER_BYTES + n);
