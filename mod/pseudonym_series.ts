@@ -3,7 +3,7 @@
  * series, and a block's index needs them sorted: the relabelled series are gathered in memory up to
  * a byte budget, sorted and spilled as sorted runs (`tsdb/series_runs.ts`), and the runs merged by
  * a heap. Memory while spilling: an arena of the budget's size holding the series encoded as runs
- * hold them, and their keys, up to the budget again; while merging, about 32 KiB per run. A second
+ * hold them, and their keys, up to the budget again; while merging, about 8 KiB per run. A second
  * pass (`relabelAfter`) holds its own arena, once the first pass gave back its own.
  *
  * Two series that end up with the same labels (after `--drop-label`, or the same pseudonym) are

@@ -41,8 +41,8 @@
  *    Shards are replayed one at a time on the main thread, and with `replayWorkers` also on
  *    that many workers (`head_replay_pool.ts`), each holding what one replay holds.
  * 3. {@link HeadReplay.series} merges the runs, with one small read buffer per run, and reads each
- *    series' head chunk bytes from the store: on a worker (`run_merge_ahead.ts`, through a ring
- *    of `ringBytes`) while this thread writes the block.
+ *    series' head chunk bytes from the store: where there are any, on a worker
+ *    (`run_merge_ahead.ts`, through a ring of `ringBytes`) while this thread writes the block.
  * All temporary files live in a directory under `tmpDir` (never the data dir), removed by
  * {@link HeadReplay.close}. Disk: about the WAL's size for the shards, the window's head chunks
  * once (the store), then the chunks built from the WAL for the runs.
@@ -141,7 +141,7 @@ export interface HeadReplayLimits {
   splitFlushBytes?: number;
   /** Bytes each shard file is read with (default 256 KiB). */
   shardReadSize?: number;
-  /** Initial read buffer of each sorted run while they are merged (default 32 KiB). */
+  /** Initial read buffer of each sorted run while they are merged (default 8 KiB). */
   runBufferSize?: number;
   /**
    * Workers that replay shards beside the main thread (default 0). Each costs its own runtime
@@ -152,7 +152,8 @@ export interface HeadReplayLimits {
   /**
    * Bytes of each ring through which a worker hands over what it reads ahead: the WAL's records
    * as it reads and decodes them (default 4 MiB, `wal_read_ahead.ts`), and the merged runs'
-   * series (default 1 MiB, `run_merge_ahead.ts`). 0 does both on the calling thread.
+   * series where they refer to head chunks (default 1 MiB, `run_merge_ahead.ts`). 0 does both on
+   * the calling thread.
    */
   ringBytes?: number;
   /** Float samples moved at once from one step of the replay to the next (default 4096). */
@@ -304,8 +305,16 @@ export class HeadReplay {
       try {
         const stats = _newStats();
         const { shards, headChunkData } = await _splitWal(options, dir, stats, skipAtSplit);
-        // The merge's worker loads while the shards are replayed.
-        worker = options.ringBytes !== 0 ? new PreparedReadAheadWorker() : undefined;
+        // The merge's worker pays for the head chunks' positioned reads (one a chunk, in label
+        // order: 5.9 s of the 616k generator head's rewrite). Runs without references are read in
+        // order, which costs this thread little, and the worker's 10-20 MiB would only add to the
+        // peak (a WAL-only 1M head with a 5M-series block: 199-211 MiB with it). It loads while
+        // the shards are replayed.
+        const readsHeadChunks = headChunkData !== undefined &&
+          (await Deno.stat(headChunkData)).size > 0;
+        worker = options.ringBytes !== 0 && readsHeadChunks
+          ? new PreparedReadAheadWorker()
+          : undefined;
         const { runs, utf8Order } = await _replayShards(shards, options, stats, dir, headChunkData);
         if (!(skipAtSplit && stats.headChunkConflicts > 0)) {
           return new HeadReplay(dir, runs, utf8Order, stats, options, headChunkData, worker);
@@ -324,7 +333,8 @@ export class HeadReplay {
 
   /**
    * The series with samples in the window, in label order, with their chunks: the shards' runs
-   * merged, on a worker unless `ringBytes` is 0 (`run_merge_ahead.ts`). A series' chunk data is
+   * merged, on a worker where they refer to head chunks, unless `ringBytes` is 0
+   * (`run_merge_ahead.ts`). A series' chunk data is
    * valid until the next one is asked for. One pass; the temporary files are removed at its end.
    */
   async *series(): AsyncGenerator<SeriesChunks> {
@@ -338,7 +348,8 @@ export class HeadReplay {
         bufferSize: this.#options.runBufferSize,
         // The head chunks' bytes, which the runs refer to (see head_chunk_store.ts).
         headChunkData: this.#headChunkData,
-        ringBytes: this.#options.ringBytes,
+        // Without a worker (see replay), on this thread.
+        ringBytes: worker ? this.#options.ringBytes : 0,
         worker,
       });
     } finally {

@@ -4,8 +4,9 @@
  * arbitrary part of the label space) and merges them into the label order a block needs.
  *
  * A run holds each series as its labels key ({@link labelsKey}) and its chunks. Memory: one read
- * buffer per run while merging (`bufferSize`, default 32 KiB, grown for a larger series and
- * shrunk back after it), so the merge of R runs holds about R x 32 KiB whatever their size.
+ * buffer per run while merging (`bufferSize`, default 8 KiB, grown for a larger series and
+ * shrunk back after it), so the merge of R runs holds about R x 8 KiB whatever their size (a
+ * million head series make about 300 runs; a series is some hundred bytes, a read a few dozen).
  *
  * @module
  */
@@ -116,7 +117,7 @@ export class SeriesRunWriter {
 export interface MergeRunsOptions {
   /** Order keys by UTF-8 bytes ({@link needsUtf8Order} held for some key); else by `<`. */
   utf8Order?: boolean;
-  /** Initial read buffer of each run (default 32 KiB). */
+  /** Initial read buffer of each run (default 8 KiB). */
   bufferSize?: number;
 }
 
@@ -157,7 +158,7 @@ export function* mergeRunKeys(
     // A binary min-heap of the runs by their current key.
     const heap: _RunReader[] = [];
     for (const path of paths) {
-      const r = _RunReader.open(path, options.bufferSize ?? 32 * 1024);
+      const r = _RunReader.open(path, options.bufferSize ?? 8 * 1024);
       readers.push(r);
       if (r.next()) _push(heap, r, less);
     }
