@@ -333,9 +333,9 @@ export class HeadReplay {
 
   /**
    * The series with samples in the window, in label order, with their chunks: the shards' runs
-   * merged, on a worker where they refer to head chunks, unless `ringBytes` is 0
-   * (`run_merge_ahead.ts`). A series' chunk data is
-   * valid until the next one is asked for. One pass; the temporary files are removed at its end.
+   * merged (on a worker where they refer to head chunks, unless `ringBytes` is 0:
+   * `run_merge_ahead.ts`). A series' chunk data is valid until the next one is asked for. One
+   * pass; the temporary files are removed at its end.
    */
   async *series(): AsyncGenerator<SeriesChunks> {
     const runs = this.#runs;

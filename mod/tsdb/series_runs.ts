@@ -6,7 +6,8 @@
  * A run holds each series as its labels key ({@link labelsKey}) and its chunks. Memory: one read
  * buffer per run while merging (`bufferSize`, default 8 KiB, grown for a larger series and
  * shrunk back after it), so the merge of R runs holds about R x 8 KiB whatever their size (a
- * million head series make about 300 runs; a series is some hundred bytes, a read a few dozen).
+ * million head series make about 300 runs; a series is some hundred bytes, so a read takes a few
+ * dozen).
  *
  * @module
  */
