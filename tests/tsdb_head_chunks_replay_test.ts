@@ -203,16 +203,19 @@ Deno.test("a label set's later ref with fewer head chunks: replayed again, nothi
   });
 });
 
+/** The replay's sample lines (`series time value`) whose time lies in `window`. */
+function inWindow(lines: string[], window: { from: bigint; to: bigint }): string[] {
+  return lines.filter((l) => {
+    const t = BigInt(l.split(" ")[1]);
+    return t >= window.from && t <= window.to;
+  });
+}
+
 Deno.test("a window that cuts head chunks: the counters count the samples in it, as without them", async () => {
   await withTempDir("promcase-head-chunks-", async (dir) => {
     await build(dir);
     // Off any scrape, inside chunks of 20 samples at both ends.
     const window = { from: BigInt(START + 27 * 15_000 + 3), to: BigInt(START + 71 * 15_000 + 2) };
-    const cut = (lines: string[]) =>
-      lines.filter((l) => {
-        const t = BigInt(l.split(" ")[1]);
-        return t >= window.from && t <= window.to;
-      });
     const alone = await replay(dir, false, null, window);
     const mapped = await replay(dir, true, null, window);
     assert.ok(mapped.ranges.some(([mint, maxt]) => mint < window.from && maxt >= window.from));
@@ -225,7 +228,7 @@ Deno.test("a window that cuts head chunks: the counters count the samples in it,
     assert.equal(mapped.stats.histogramSamples, alone.stats.histogramSamples);
     // The samples themselves: those of the WAL alone, once cut to the window (the block writer
     // cuts the head chunks, kept whole here).
-    assert.deepEqual(cut(mapped.lines), alone.lines);
+    assert.deepEqual(inWindow(mapped.lines, window), alone.lines);
   });
 });
 
@@ -252,16 +255,11 @@ Deno.test("a window that starts at a head chunk's last sample and ends at one's 
     const first = chunks[Math.floor(chunks.length / 4)];
     const last = chunks.find((c) => c.mint > first.maxt + 60_000n)!;
     const window = { from: first.maxt, to: last.mint };
-    const cut = (lines: string[]) =>
-      lines.filter((l) => {
-        const t = BigInt(l.split(" ")[1]);
-        return t >= window.from && t <= window.to;
-      });
     const alone = await replay(dir, false, null, window);
     const mapped = await replay(dir, true, null, window);
     assert.ok(mapped.ranges.some(([mint, maxt]) => mint < window.from && maxt === window.from));
     assert.ok(mapped.ranges.some(([mint, maxt]) => mint === window.to && maxt > window.to));
-    assert.deepEqual(cut(mapped.lines), alone.lines);
+    assert.deepEqual(inWindow(mapped.lines, window), alone.lines);
     assert.equal(mapped.stats.floatSamples, alone.stats.floatSamples);
     assert.equal(mapped.stats.histogramSamples, alone.stats.histogramSamples);
   });

@@ -14,9 +14,6 @@
 import { type RingBuffers, type RingEntry, RingReader } from "./_ring.ts";
 import type { WorkerError } from "./_worker_error.ts";
 
-/** Default size of a read-ahead ring: the most a worker reads ahead. */
-export const READ_AHEAD_RING_BYTES = 4 * 1024 * 1024;
-
 /** A job of a read-ahead worker: what it reads, and the ring its items go to. */
 export interface ReadAheadJob {
   kind: string;

@@ -95,9 +95,9 @@ import { labelsKey, needsUtf8Order, SeriesRunWriter } from "./series_runs.ts";
 import type { SeriesChunks, TimedChunk } from "./series.ts";
 import { addInterval, type Interval } from "./tombstones.ts";
 import { CorruptionError, type SegmentRef, WalReader } from "./wlog.ts";
-import { PreparedReadAheadWorker, READ_AHEAD_RING_BYTES } from "./_read_ahead.ts";
+import { PreparedReadAheadWorker } from "./_read_ahead.ts";
 import { mergeResolvedRuns } from "./run_merge_ahead.ts";
-import { WalReadAhead } from "./wal_read_ahead.ts";
+import { WAL_RING_BYTES, WalReadAhead } from "./wal_read_ahead.ts";
 import { HeadChunkCorruptionError, HeadChunkCursor, listHeadChunkFiles } from "./head_chunks.ts";
 import {
   HEAD_CHUNK_REF,
@@ -379,9 +379,7 @@ async function _splitWal(
   skipAtSplit: boolean,
 ): Promise<{ shards: ShardFile[]; headChunkData?: string }> {
   // The WAL's reader starts loading now, while the head chunks are copied.
-  const worker = (o.ringBytes ?? READ_AHEAD_RING_BYTES) > 0
-    ? new PreparedReadAheadWorker()
-    : undefined;
+  const worker = (o.ringBytes ?? WAL_RING_BYTES) > 0 ? new PreparedReadAheadWorker() : undefined;
   try {
     return await _splitWalWith(o, dir, stats, skipAtSplit, worker);
   } finally {
@@ -851,7 +849,7 @@ class _WalSplitter {
     // Each record is done with before the next is read (the partitioner copies what it keeps);
     // series records of more than a page come as their pages do, one series at a time.
     const seriesRecords = wbl ? _ignoreSeries : this.#series;
-    const ring = this.#o.ringBytes ?? READ_AHEAD_RING_BYTES;
+    const ring = this.#o.ringBytes ?? WAL_RING_BYTES;
     const reader = ring > 0
       ? new WalReadAhead(segments, { seriesRecords, ringBytes: ring, worker: this.#worker })
       : new WalReader(segments, { reuseBuffer: true, seriesRecords });

@@ -15,12 +15,7 @@
  */
 
 import { newRing, type RingBuffers, RingItem } from "./_ring.ts";
-import {
-  type PreparedReadAheadWorker,
-  READ_AHEAD_RING_BYTES,
-  readAhead,
-  type ReadAheadFailure,
-} from "./_read_ahead.ts";
+import { type PreparedReadAheadWorker, readAhead, type ReadAheadFailure } from "./_read_ahead.ts";
 import { rebuildWorkerError } from "./_worker_error.ts";
 import {
   CorruptionError,
@@ -31,6 +26,9 @@ import {
   type WalReaderStats,
   type WalRecord,
 } from "./wlog.ts";
+
+/** Default of {@link WalReadAheadOptions.ringBytes}: the most the worker reads ahead. */
+export const WAL_RING_BYTES = 4 * 1024 * 1024;
 
 /** Options of {@link WalReadAhead}. */
 export interface WalReadAheadOptions {
@@ -90,7 +88,7 @@ export class WalReadAhead implements AsyncIterable<WalRecord> {
       allowTornTail: o.allowTornTail ?? true,
       readBytes: o.readBytes,
       streamSeries: o.seriesRecords !== undefined,
-      ring: newRing(o.ringBytes ?? READ_AHEAD_RING_BYTES),
+      ring: newRing(o.ringBytes ?? WAL_RING_BYTES),
     };
     const end = (m: FromWalReadWorker) => {
       if (m.kind === "failed") throw _rebuild(m);
